@@ -1,0 +1,199 @@
+"""The three plugin interfaces: Expert, Mixer, Adapter.
+
+These classes are the contract between the evaluator and every plugin. The evaluator owns the loop;
+plugins never drive it. One chunk of the stream is processed as follows:
+
+    for each chunk [start, end):
+        every expert scores the chunk      -> Expert.score(tokens[:end], start, end)
+                                              (or Expert.distributions(...) when the mixer needs them)
+        the mixer mixes                    -> Mixer.mix(logp, targets, dists)
+        bits and bytes accumulate
+        every expert absorbs the chunk     -> Expert.update(tokens[:end], start, end)
+        every adapter runs                 -> Adapter.after_chunk(tokens[:end], start, end, final)
+
+Position ``t`` of the stream is a *target* for every ``t >= 1``; the prediction for target ``t`` may
+depend on the artifact and on ``tokens[:t]`` only (rule C1). All log-probabilities are natural logs.
+
+The rules every score obeys (see DESIGN.md section 1):
+
+- C1 causal: the distribution for position t depends only on the artifact and tokens < t.
+- C2 normalized: a full distribution over the vocabulary that sums to 1 before the target is seen.
+- C3 score first: state changes only with tokens that are already scored.
+- C4 one pass: one left-to-right pass; every target is scored exactly once.
+
+The evaluator enforces what it can by construction (an expert is only ever given ``tokens[:end]``,
+adapters only scored tokens); ``pgolf_core.audit`` checks the rest on any plugin.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+
+@dataclass
+class BuildContext:
+    """What a plugin factory is told about the run it is built for.
+
+    Factories are called as ``factory(ctx, **options)``.
+    """
+
+    vocab_size: int  # size of the token alphabet; every distribution has this many entries
+    byte_counts: Optional[Any] = None  # pgolf_core.bytes.ByteTable of the tokenizer, when known
+    tokenizer_path: Optional[str] = None  # SentencePiece model of the stream, when known
+    expert_names: Sequence[str] = ()  # for mixers: names of the K experts in input order
+    device: str = "cpu"  # torch device string for experts that use torch
+    seed: int = 0  # seed for anything random in a plugin
+    rank: int = 0  # distributed evaluation: this process's rank
+    world_size: int = 1  # distributed evaluation: number of processes
+    extra: dict = field(default_factory=dict)  # free-form, for plugins that cooperate
+
+
+class Expert(ABC):
+    """A sequential predictor of the next token.
+
+    An expert consumes the token stream left to right, one span at a time, in increasing order and
+    without gaps, starting at target 1 (position 0 is context only).
+
+    ``score(tokens, start, end)`` returns ``log p(tokens[t] | tokens[:t])`` for every ``t`` in
+    ``[start, end)`` as float64. ``tokens`` is the stream up to ``end`` (exclusive); the expert must
+    not use ``tokens[t]`` to form the prediction for ``t``. Within a span, the prediction for ``t``
+    may use state built from targets ``< t`` (an n-gram expert counts token by token: score, then
+    count). After ``score`` (and ``update``) return, the expert's state includes the whole span.
+
+    ``distributions(tokens, start, end)`` does the same as ``score`` but returns the full normalized
+    distribution for each target, shape ``(end - start, vocab_size)``, float64 or float32, rows
+    summing to 1. It is called *instead of* ``score`` for a span, never as well, and advances the
+    state in the same way. ``score`` must equal ``log`` of the distribution's entry for the target.
+
+    ``update(tokens, start, end)`` is called once per span after the mixer has scored it. Experts
+    that absorb targets inside ``score`` leave it as a no-op.
+
+    ``state_fingerprint()`` summarises the mutable state (for the score-first audit); experts with
+    no state return ``None``.
+    """
+
+    #: registered name, set by the registry when the expert is built
+    name: str = ""
+    #: True when the expert is known to break a rule (it is kept to reproduce a published result);
+    #: the evaluator refuses it unless the user allows invalid configurations.
+    known_invalid: bool = False
+    #: human-readable reason for ``known_invalid``
+    invalid_reason: str = ""
+
+    def __init__(self, vocab_size: int):
+        self.vocab_size = int(vocab_size)
+
+    @abstractmethod
+    def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Log-probabilities (float64, shape ``(end - start,)``) of targets ``start..end-1``."""
+
+    def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Full distributions for targets ``start..end-1``, shape ``(end - start, vocab_size)``."""
+        raise NotImplementedError(f"expert {self.name!r} does not provide full distributions")
+
+    def update(self, tokens: np.ndarray, start: int, end: int) -> None:
+        """Absorb the already-scored targets ``start..end-1`` (default: nothing to do)."""
+
+    def reset(self) -> None:
+        """Forget everything learned from the stream (back to the state right after building)."""
+
+    def state_fingerprint(self) -> Optional[bytes]:
+        """A digest of the mutable state, or None for a stateless expert."""
+        return None
+
+    @property
+    def provides_distributions(self) -> bool:
+        return type(self).distributions is not Expert.distributions
+
+    def describe(self) -> dict:
+        """Resolved configuration, recorded in results."""
+        return {}
+
+
+class Mixer(ABC):
+    """Combines the K experts' predictions of each target into one.
+
+    ``mix(logp, targets, dists)`` receives the experts' log-probabilities of a span of targets,
+    ``logp`` of shape ``(K, n)``, the target ids (shape ``(n,)``), and, when ``needs_distributions``
+    is True, the full distributions ``dists`` of shape ``(K, n, V)``. It returns the mixture's
+    log-probability of each target (float64, ``(n,)``). The weights used for target ``i`` may depend
+    only on targets ``< i`` of the span and earlier spans (update after scoring: per token, or once
+    after the span for batch updates). The mixture must be a normalized distribution over the
+    vocabulary: a convex combination of the experts' distributions, or renormalized over the full
+    vocabulary using ``dists``.
+
+    With ``return_distribution=True`` it also returns the full mixture distribution for each target
+    ``(n, V)`` (requires ``dists``); the audit uses this.
+
+    ``weights`` is the current weight vector (shape ``(K,)``, on the simplex for linear mixers).
+    """
+
+    name: str = ""
+    known_invalid: bool = False
+    invalid_reason: str = ""
+    #: True when ``mix`` needs the experts' full distributions
+    needs_distributions: bool = False
+
+    def __init__(self, n_experts: int, vocab_size: int):
+        self.n_experts = int(n_experts)
+        self.vocab_size = int(vocab_size)
+
+    @abstractmethod
+    def mix(
+        self,
+        logp: np.ndarray,
+        targets: np.ndarray,
+        dists: Optional[np.ndarray] = None,
+        return_distribution: bool = False,
+    ):
+        """Mixture log-probabilities of the targets; see the class docstring."""
+
+    @property
+    @abstractmethod
+    def weights(self) -> np.ndarray:
+        """Current weights, shape ``(K,)`` (or a summary vector for mixers with many weight sets)."""
+
+    def reset(self) -> None:
+        """Back to the initial weights."""
+
+    def state_fingerprint(self) -> Optional[bytes]:
+        return np.asarray(self.weights, dtype=np.float64).tobytes()
+
+    def describe(self) -> dict:
+        return {}
+
+
+class Adapter(ABC):
+    """Test-time training: changes an expert's parameters using tokens already scored.
+
+    ``setup(experts)`` is called once with the built experts by name; the adapter picks the one it
+    adapts. ``after_chunk(tokens, start, end, final)`` is called after targets ``start..end-1`` have
+    been scored and every expert has absorbed them; ``tokens`` is the stream up to ``end`` (every
+    one of those tokens is scored). ``final`` is True for the last chunk of the stream: there is
+    nothing left to score, so an adapter must not spend time training on it.
+    """
+
+    name: str = ""
+    known_invalid: bool = False
+    invalid_reason: str = ""
+
+    def setup(self, experts: dict) -> None:
+        """Pick the expert(s) to adapt from ``{name: Expert}``."""
+
+    @abstractmethod
+    def after_chunk(self, tokens: np.ndarray, start: int, end: int, final: bool) -> None:
+        """Adapt on already-scored tokens; see the class docstring."""
+
+    def state_fingerprint(self) -> Optional[bytes]:
+        return None
+
+    def describe(self) -> dict:
+        return {}
+
+    def stats(self) -> dict:
+        """Timings and counters reported in results (e.g. seconds per chunk)."""
+        return {}

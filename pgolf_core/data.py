@@ -1,0 +1,181 @@
+"""Token streams: parameter-golf shards, .npy arrays, and documents -> shards.
+
+Shard format (parameter-golf): a header of 256 little-endian int32 (magic 20240520, version 1,
+token count) followed by that many little-endian uint16 token ids. A split is the concatenation
+of its shards in sorted order; each document is written as BOS (id 1) followed by its tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .errors import DataError
+
+SHARD_MAGIC = 20240520
+SHARD_VERSION = 1
+HEADER_INTS = 256
+HEADER_BYTES = HEADER_INTS * 4
+BOS_ID = 1
+SHARD_TOKENS = 100_000_000  # tokens per shard in the official export
+
+
+def read_shard(path, vocab_size: Optional[int] = None) -> np.ndarray:
+    """Read one shard, validating header, length and (when given) the token range."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"shard {path}: no such file")
+    size = path.stat().st_size
+    if size < HEADER_BYTES:
+        raise DataError(f"shard {path}: {size} bytes is shorter than the {HEADER_BYTES}-byte header")
+    header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
+    if int(header[0]) != SHARD_MAGIC:
+        raise DataError(f"shard {path}: bad magic {int(header[0])} (expected {SHARD_MAGIC})")
+    if int(header[1]) != SHARD_VERSION:
+        raise DataError(f"shard {path}: unsupported version {int(header[1])} (expected {SHARD_VERSION})")
+    n = int(header[2])
+    expected = HEADER_BYTES + 2 * n
+    if n < 0 or size != expected:
+        raise DataError(
+            f"shard {path}: header says {n} tokens ({expected} bytes) but the file has {size} bytes "
+            f"({'truncated' if size < expected else 'trailing data'})"
+        )
+    tokens = np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
+    check_vocab(tokens, vocab_size, path)
+    return tokens
+
+
+def write_shard(path, tokens: np.ndarray) -> None:
+    tokens = np.asarray(tokens)
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2**16):
+        raise DataError(f"shard {path}: token ids must fit in uint16")
+    header = np.zeros(HEADER_INTS, dtype="<i4")
+    header[0], header[1], header[2] = SHARD_MAGIC, SHARD_VERSION, tokens.size
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(tokens.astype("<u2").tobytes())
+
+
+def check_vocab(tokens: np.ndarray, vocab_size: Optional[int], source) -> None:
+    if vocab_size is None or tokens.size == 0:
+        return
+    top = int(tokens.max())
+    if top >= vocab_size:
+        where = int(np.argmax(tokens >= vocab_size))
+        raise DataError(
+            f"{source}: token id {top} at position {where} is out of range for a vocabulary of "
+            f"{vocab_size} (does the tokenizer match the data?)"
+        )
+
+
+def read_npy(path, vocab_size: Optional[int] = None) -> np.ndarray:
+    path = Path(path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"token file {path}: no such file") from None
+    except Exception as exc:
+        raise DataError(f"token file {path}: not a readable .npy array ({exc})") from exc
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"token file {path}: expected a 1-D integer array, got {arr.dtype} of shape {arr.shape}")
+    if arr.size and int(arr.min()) < 0:
+        raise DataError(f"token file {path}: negative token id {int(arr.min())}")
+    check_vocab(arr, vocab_size, path)
+    return arr.astype(np.uint16) if int(arr.max(initial=0)) < 2**16 else arr.astype(np.int64)
+
+
+def shard_paths(path, split: str = "val") -> list:
+    """The shards a path names: a file, a directory (``fineweb_<split>_*.bin``) or a glob."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        found = sorted(p.glob(f"fineweb_{split}_*.bin")) or sorted(p.glob("*.bin"))
+        if not found:
+            raise DataError(f"data directory {p}: no fineweb_{split}_*.bin shards")
+        return found
+    found = sorted(Path(x) for x in __import__("glob").glob(str(path)))
+    if not found:
+        raise DataError(f"data {path}: no such file, directory or matching shards")
+    return found
+
+
+def load_tokens(path, vocab_size: Optional[int] = None, split: str = "val") -> np.ndarray:
+    """Load a token stream from a .npy file, a shard, a shard directory or a glob of shards."""
+    p = Path(path)
+    if p.suffix == ".npy":
+        return read_npy(p, vocab_size)
+    parts = [read_shard(s, vocab_size) for s in shard_paths(path, split)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def official_trim(tokens: np.ndarray, seq_len: int = 2048) -> np.ndarray:
+    """The official scripts' cut: keep ``((N - 1) // seq_len) * seq_len + 1`` tokens."""
+    n = ((len(tokens) - 1) // seq_len) * seq_len + 1
+    if n < 2:
+        raise DataError(f"stream of {len(tokens)} tokens is shorter than one window of {seq_len}")
+    return tokens[:n]
+
+
+def read_jsonl_texts(path, exclude_sources: Sequence[str] = (), limit: Optional[int] = None) -> Iterator[str]:
+    """Yield the ``text`` field of each line of a JSONL file, skipping excluded ``source`` values."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"documents {path}: no such file")
+    n = 0
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+                text = doc["text"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(f"documents {path}:{lineno}: expected a JSON object with a 'text' field ({exc})") from exc
+            if doc.get("source") in exclude_sources:
+                continue
+            yield text
+            n += 1
+            if limit is not None and n >= limit:
+                return
+
+
+def encode_documents(texts: Iterable[str], sp, bos_id: int = BOS_ID) -> np.ndarray:
+    """Tokenize documents into one stream, BOS before each, as the official export does."""
+    texts = list(texts)
+    pieces = sp.Encode(texts, out_type=int) if texts else []
+    out = np.empty(sum(len(p) + 1 for p in pieces), dtype=np.uint16)
+    i = 0
+    for ids in pieces:
+        out[i] = bos_id
+        out[i + 1 : i + 1 + len(ids)] = ids
+        i += len(ids) + 1
+    return out
+
+
+def prepare_shards(docs_path, tokenizer_path, out_dir, val_docs: int = 0, shard_tokens: int = SHARD_TOKENS,
+                   exclude_sources: Sequence[str] = ()) -> dict:
+    """Write ``fineweb_val_*.bin`` (the first ``val_docs`` documents) and ``fineweb_train_*.bin``."""
+    from .bytes import load_sentencepiece
+
+    sp = load_sentencepiece(tokenizer_path)
+    texts = list(read_jsonl_texts(docs_path, exclude_sources))
+    if val_docs > len(texts):
+        raise DataError(f"documents {docs_path}: asked for {val_docs} validation docs but the file has {len(texts)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    for split, part in (("val", texts[:val_docs]), ("train", texts[val_docs:])):
+        if not part:
+            continue
+        stream = encode_documents(part, sp)
+        files = []
+        for k, s in enumerate(range(0, len(stream), shard_tokens)):
+            f = out / f"fineweb_{split}_{k:06d}.bin"
+            write_shard(f, stream[s : s + shard_tokens])
+            files.append(str(f))
+        summary[split] = {"docs": len(part), "tokens": int(len(stream)), "shards": files}
+    return summary

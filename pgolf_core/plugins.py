@@ -1,0 +1,139 @@
+"""Plugin discovery: the ``pgolf`` entry-point group, ``--plugin MODULE`` and ``PGOLF_PLUGINS``.
+
+Builtins are found through the same entry-point group as third-party plugins. Setting
+``PGOLF_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points (only explicitly named modules load), which
+is how a run is restricted to a known set of plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import partial
+from importlib.metadata import entry_points
+from typing import Iterable, Optional
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .registry import Registry
+
+ENTRY_POINT_GROUP = "pgolf"
+ENV_PLUGINS = "PGOLF_PLUGINS"
+ENV_DISABLE_AUTOLOAD = "PGOLF_DISABLE_PLUGIN_AUTOLOAD"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str  # "entry point", "--plugin", "PGOLF_PLUGINS" or "object"
+    module: str
+    version: str = ""
+    error: str = ""  # non-empty when the plugin failed to load
+
+
+@dataclass
+class Plugins:
+    """A loaded plugin set: the pluggy manager plus the three registries."""
+
+    pm: pluggy.PluginManager
+    experts: Registry = field(default_factory=lambda: Registry("expert"))
+    mixers: Registry = field(default_factory=lambda: Registry("mixer"))
+    adapters: Registry = field(default_factory=lambda: Registry("adapter"))
+    info: list = field(default_factory=list)
+
+    def registry(self, kind: str) -> Registry:
+        return {"expert": self.experts, "mixer": self.mixers, "adapter": self.adapters}[kind]
+
+    def add(self, plugin: object, name: str, source: str = "object", version: str = "") -> None:
+        """Register a plugin object or module after loading (tests use this)."""
+        self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+        self.info.append(PluginInfo(name, source, getattr(plugin, "__name__", type(plugin).__name__), version))
+        self._collect(only=plugin, plugin_name=name)
+
+    def remove(self, name: str) -> None:
+        """Unregister a plugin and drop what it registered."""
+        self.pm.unregister(name=name)
+        for reg in (self.experts, self.mixers, self.adapters):
+            for key in [k for k, e in reg.entries.items() if e.plugin == name]:
+                entry = reg.entries.pop(key)
+                for alias in entry.aliases:
+                    reg.aliases.pop(alias, None)
+        self.info = [i for i in self.info if i.name != name]
+
+    def _collect(self, only: Optional[object] = None, plugin_name: Optional[str] = None) -> None:
+        """Call the registration hooks of every plugin (or of ``only``) with a ``register`` callback."""
+        hooks = (
+            ("pgolf_register_experts", self.experts),
+            ("pgolf_register_mixers", self.mixers),
+            ("pgolf_register_adapters", self.adapters),
+        )
+        for hook_name, registry in hooks:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if only is not None and impl.plugin is not only:
+                    continue
+                pname = impl.plugin_name
+                register = partial(registry.register, plugin=pname)
+                try:
+                    impl.function(register=register)
+                except PluginError:
+                    raise
+                except Exception as exc:  # a plugin's bug must not look like the engine's
+                    raise PluginError(f"plugin {pname!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _import_module(name: str, source: str) -> object:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise PluginError(f"plugin module {name!r} (from {source}) failed to import: {type(exc).__name__}: {exc}") from exc
+
+
+def load_plugins(modules: Iterable[str] = (), env: Optional[dict] = None, autoload: Optional[bool] = None) -> Plugins:
+    """Load entry-point plugins plus ``modules`` and ``$PGOLF_PLUGINS``; return the registries.
+
+    An entry-point plugin that fails to import is recorded (``Plugins.info`` and the registries'
+    ``failed_plugins``) and reported by name; an explicitly requested module that fails is an error.
+    """
+    env = os.environ if env is None else env
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    plugins = Plugins(pm)
+    if autoload is None:
+        autoload = env.get(ENV_DISABLE_AUTOLOAD, "") in ("", "0")
+    failed = {}
+    if autoload:
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if pm.has_plugin(ep.name):
+                continue
+            version = ep.dist.version if ep.dist is not None else ""
+            try:
+                module = ep.load()
+            except Exception as exc:
+                msg = f"{type(exc).__name__}: {exc}"
+                failed[ep.name] = msg
+                plugins.info.append(PluginInfo(ep.name, "entry point", ep.value, version, error=msg))
+                print(f"pgolf-core: warning: plugin {ep.name!r} ({ep.value}) failed to load: {msg}", file=sys.stderr)
+                continue
+            pm.register(module, name=ep.name)
+            plugins.info.append(PluginInfo(ep.name, "entry point", ep.value, version))
+    requested = [(m, "--plugin") for m in modules]
+    requested += [(m.strip(), ENV_PLUGINS) for m in env.get(ENV_PLUGINS, "").split(",") if m.strip()]
+    for name, source in requested:
+        if pm.has_plugin(name):
+            continue
+        module = _import_module(name, source)
+        pm.register(module, name=name)
+        plugins.info.append(PluginInfo(name, source, name))
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin defines an unknown pgolf hook: {exc}") from exc
+    for reg in (plugins.experts, plugins.mixers, plugins.adapters):
+        reg.failed_plugins = failed
+    plugins._collect()
+    return plugins
