@@ -1,0 +1,1 @@
+"""Registration hooks (filled in by the plugin)."""
