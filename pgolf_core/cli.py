@@ -1,0 +1,242 @@
+"""The ``pgolf-core`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success; 1 a failure (bad file, broken plugin, invalid configuration, a failed
+audit); 2 a usage error (unknown option or name, bad value).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional, Sequence
+
+import click
+
+from .errors import PgolfError, UsageError
+
+plugin_option = click.option(
+    "--plugin", "-p", "plugin_modules", multiple=True, metavar="MODULE",
+    help="Load a plugin module by import name (repeatable); also PGOLF_PLUGINS=mod1,mod2.",
+)
+
+
+class _Error(click.ClickException):
+    """A PgolfError shown as one line, with its exit code."""
+
+    def __init__(self, exc: PgolfError):
+        super().__init__(str(exc))
+        self.exit_code = exc.exit_code
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PgolfError as exc:
+            raise _Error(exc) from exc
+
+
+_PLUGINS = {}
+
+
+def get_plugins(modules: Sequence[str] = ()):
+    """Load (once per process and module list) the plugin set."""
+    from .plugins import load_plugins
+
+    key = tuple(modules)
+    if key not in _PLUGINS:
+        _PLUGINS[key] = load_plugins(modules)
+    return _PLUGINS[key]
+
+
+def parse_assignments(items: Sequence[str], scoped: bool, what: str) -> dict:
+    """``k=v`` (or ``NAME.k=v`` when scoped) -> dict (values stay strings; factories convert)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected {'NAME.key=value' if scoped else 'key=value'}, got {item!r}", param_hint=what)
+        if scoped:
+            name, dot, opt = key.rpartition(".")
+            if not dot or not name or not opt:
+                raise click.BadParameter(f"expected NAME.key=value, got {item!r}", param_hint=what)
+            out.setdefault(name, {})[opt] = value
+        else:
+            out[key] = value
+    return out
+
+
+def split_names(value: Optional[str]) -> list:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pgolf-core")
+def cli():
+    """pgolf-core: score tiny language models by compression (bits per byte), legally."""
+
+
+@cli.command("eval")
+@click.option("--experts", "-e", default="neural,bigram,trigram", show_default=True, help="Comma-separated expert names.")
+@click.option("--mixer", "-m", default=None, help="Mixer name (default: hedge when there are several experts).")
+@click.option("--adapters", "-a", default="", help="Comma-separated test-time-training adapters.")
+@click.option("--data", "-d", type=click.Path(), help="Tokens: .npy, a shard, a shard directory or a glob. Default: the built-in demo.")
+@click.option("--tokenizer", "-t", type=click.Path(), help="SentencePiece model of the data (needed with --data).")
+@click.option("--expert-opt", multiple=True, metavar="NAME.K=V", help="Expert option, e.g. ngram.order=5 (repeatable).")
+@click.option("--mixer-opt", multiple=True, metavar="K=V", help="Mixer option, e.g. eta=0.1 (repeatable).")
+@click.option("--adapter-opt", multiple=True, metavar="NAME.K=V", help="Adapter option (repeatable).")
+@click.option("--limit", type=int, help="Score only the first N tokens of the stream (N-1 targets).")
+@click.option("--chunk-size", type=int, default=None, help="Targets per evaluator chunk.")
+@click.option("--trim-seq-len", type=int, help="Apply the official cut ((N-1)//L)*L+1 for parity with published logs.")
+@click.option("--allow-invalid", is_flag=True, help="Run components known to break C1-C4; the BPB is reported as INVALID.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON results document to stdout.")
+@click.option("--output", "-o", type=click.Path(), help="Also write the JSON results to this file.")
+@click.option("--save-logprobs", type=click.Path(), help="Write per-target log-probabilities and bytes to an .npz.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@plugin_option
+def eval_cmd(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
+             trim_seq_len, allow_invalid, device, seed, as_json, output, save_logprobs, progress, plugin_modules):
+    """Score a token stream with experts, a mixer and adapters; print BPB."""
+    from .evaluate import DEFAULT_CHUNK, evaluate
+    from .report import format_table
+
+    names = split_names(experts)
+    if not names:
+        raise click.BadParameter("give at least one expert", param_hint="--experts")
+    res = evaluate(
+        names, mixer=mixer or None, adapters=split_names(adapters), tokens=data, tokenizer=tokenizer,
+        expert_options=parse_assignments(expert_opt, True, "--expert-opt"),
+        mixer_options=parse_assignments(mixer_opt, False, "--mixer-opt"),
+        adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"),
+        chunk_size=chunk_size or DEFAULT_CHUNK, limit=limit, trim_seq_len=trim_seq_len,
+        allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
+        keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(),
+    )
+    if output:
+        with open(output, "w") as f:
+            f.write(res.to_json())
+    if save_logprobs:
+        res.save_npz(save_logprobs)
+    click.echo(res.to_json() if as_json else format_table(res))
+
+
+def _show_default(value):
+    import inspect
+
+    if value is inspect.Parameter.empty:
+        return "required"
+    return value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
+
+
+def _list_command(kind: str):
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @plugin_option
+    def command(as_json, plugin_modules):
+        reg = get_plugins(plugin_modules).registry(kind)
+        rows = []
+        for name in reg.names():
+            e = reg.entries[name]
+            opts = {k: _show_default(v) for k, v in e.options().items()}
+            rows.append({"name": name, "plugin": e.plugin, "aliases": list(e.aliases), "description": e.description, "options": opts})
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
+            click.echo(f"{r['name']:<16} [{r['plugin']}] {r['description']}{alias}")
+            if r["options"]:
+                click.echo(" " * 17 + "options: " + ", ".join(f"{k}={v}" for k, v in r["options"].items()))
+
+    command.__doc__ = f"List the registered {kind}s."
+    return command
+
+
+for _kind in ("expert", "mixer", "adapter"):
+    cli.command(f"{_kind}s")(_list_command(_kind))
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@plugin_option
+def plugins_cmd(as_json, plugin_modules):
+    """List the loaded plugins and what each registered."""
+    plugins = get_plugins(plugin_modules)
+    rows = []
+    for info in plugins.info:
+        provides = {k: [n for n, e in plugins.registry(k).entries.items() if e.plugin == info.name] for k in ("expert", "mixer", "adapter")}
+        rows.append({"name": info.name, "source": info.source, "module": info.module, "version": info.version,
+                     "error": info.error or None, "provides": provides})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        what = "; ".join(f"{k}s: {', '.join(v)}" for k, v in r["provides"].items() if v) or "-"
+        status = f"FAILED: {r['error']}" if r["error"] else what
+        click.echo(f"{r['name']:<14} {r['source']:<12} {r['module']:<28} {status}")
+
+
+@cli.group("data", cls=_Group)
+def data_group():
+    """Prepare and inspect token data."""
+
+
+@data_group.command("prepare")
+@click.option("--docs", required=True, type=click.Path(), help="JSONL file with one {'text': ...} document per line.")
+@click.option("--tokenizer", required=True, type=click.Path(), help="SentencePiece model.")
+@click.option("--out", required=True, type=click.Path(), help="Output directory for fineweb_{val,train}_*.bin.")
+@click.option("--val-docs", type=int, default=0, show_default=True, help="The first N documents form the validation split.")
+@click.option("--exclude-source", multiple=True, help="Skip documents whose 'source' field has this value.")
+@click.option("--shard-tokens", type=int, default=100_000_000, show_default=True)
+def data_prepare(docs, tokenizer, out, val_docs, exclude_source, shard_tokens):
+    """Tokenize documents into parameter-golf shards (BOS before each document, val docs first)."""
+    from .data import prepare_shards
+
+    if val_docs < 0 or shard_tokens < 1:
+        raise click.BadParameter("--val-docs must be >= 0 and --shard-tokens >= 1")
+    summary = prepare_shards(docs, tokenizer, out, val_docs=val_docs, shard_tokens=shard_tokens, exclude_sources=exclude_source)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@data_group.command("info")
+@click.argument("path", type=click.Path())
+@click.option("--tokenizer", type=click.Path(), help="Also count bytes with this SentencePiece model.")
+def data_info(path, tokenizer):
+    """Tokens, documents (BOS count) and, with a tokenizer, bytes of a token stream."""
+    from .bytes import byte_table_from_sentencepiece
+    from .data import BOS_ID, load_tokens
+
+    table = byte_table_from_sentencepiece(tokenizer) if tokenizer else None
+    tokens = load_tokens(path, vocab_size=table.vocab_size if table else None)
+    info = {"path": path, "tokens": int(len(tokens)), "targets": max(0, len(tokens) - 1),
+            "documents": int((tokens == BOS_ID).sum()), "max_id": int(tokens.max(initial=0))}
+    if table is not None and len(tokens) > 1:
+        info["bytes"] = int(table.target_bytes(tokens).sum())
+    click.echo(json.dumps(info, indent=2))
+
+
+def _add_plugin_commands(argv: Sequence[str]) -> None:
+    """Let plugins add subcommands (``pgolf_register_commands``), honouring --plugin in argv."""
+    modules, it = [], iter(argv)
+    for arg in it:
+        if arg in ("--plugin", "-p"):
+            modules.append(next(it, ""))
+        elif arg.startswith("--plugin="):
+            modules.append(arg.split("=", 1)[1])
+    plugins = get_plugins([m for m in modules if m])
+    plugins.pm.hook.pgolf_register_commands(cli=cli)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _add_plugin_commands(argv)
+    except PgolfError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    cli.main(args=argv, prog_name="pgolf-core")
+
+
+if __name__ == "__main__":
+    main()

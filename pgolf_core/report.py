@@ -1,0 +1,135 @@
+"""Results: one versioned schema, JSON, a human-readable table, per-token arrays in an .npz."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+RESULTS_SCHEMA = "pgolf-core/results"
+RESULTS_VERSION = 1
+
+
+@dataclass
+class Results:
+    """What one evaluation measured. ``to_dict()`` is the JSON schema (``schema``/``version``)."""
+
+    bpb: float  # bits per byte of the mixture: sum(-ln p) / ln 2 / sum(bytes)
+    loss: float  # nats per target of the mixture
+    targets: int  # number of scored targets (stream length - 1)
+    bytes: int  # UTF-8 bytes the targets stand for
+    expert_bpb: dict  # expert label -> BPB of that expert alone on the same pass
+    expert_loss: dict  # expert label -> nats per target
+    weights: Optional[dict]  # final mixer weights by expert label (None without a mixer)
+    trajectory: dict  # {"positions": [end of each chunk], "weights": [[w_k] per chunk]}
+    validity: dict  # {"valid": bool, "violations": [...], "checks": [...], "audit": ...}
+    config: dict  # the resolved configuration
+    versions: dict  # python, numpy, pgolf-core and plugin versions
+    timings: dict  # seconds: total, build, loop, per component; targets_per_second
+    adapters: dict = field(default_factory=dict)  # adapter name -> its stats()
+    logprobs: Optional[dict] = None  # per-target arrays when asked (see save_npz)
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.validity.get("valid"))
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": RESULTS_SCHEMA,
+            "version": RESULTS_VERSION,
+            "valid": self.valid,
+            "metrics": {
+                "bpb": self.bpb, "loss": self.loss, "targets": self.targets, "bytes": self.bytes,
+                "experts": {k: {"bpb": self.expert_bpb[k], "loss": self.expert_loss[k]} for k in self.expert_bpb},
+            },
+            "mixer": {"weights": self.weights, "trajectory": self.trajectory},
+            "validity": self.validity,
+            "adapters": self.adapters,
+            "config": self.config,
+            "versions": self.versions,
+            "timings": self.timings,
+        }
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(_jsonable(self.to_dict()), indent=indent)
+
+    def save_npz(self, path) -> None:
+        """Per-target log-probabilities (mixture and experts, natural log) and bytes."""
+        if self.logprobs is None:
+            raise ValueError("this run did not keep per-target log-probabilities (keep_logprobs=True)")
+        lp = self.logprobs
+        np.savez_compressed(path, mixture=lp["mixture"], experts=lp["experts"], bytes=lp["bytes"],
+                            expert_names=np.array(lp["expert_names"]))
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def collect_versions(plugins=None) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for pkg in ("pgolf-core", "pluggy", "numba", "torch"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    if plugins is not None:
+        out["plugins"] = {i.name: (i.version or i.module) for i in plugins.info if not i.error}
+    return out
+
+
+def format_table(res: Results) -> str:
+    """The human-readable summary printed by ``pgolf-core eval``."""
+    verdict = "" if res.valid else "  INVALID"
+    lines = [
+        f"BPB        {res.bpb:.6f}{verdict}" if res.valid else f"BPB        INVALID ({res.bpb:.6f} is not a compression rate)",
+        f"loss       {res.loss:.6f} nats/token",
+        f"targets    {res.targets:,}",
+        f"bytes      {res.bytes:,}",
+    ]
+    lines.append("experts    " + "  ".join(f"{k}={v:.4f}" for k, v in res.expert_bpb.items()) + "  (BPB alone)")
+    if res.weights:
+        lines.append("weights    " + "  ".join(f"{k}={v:.4f}" for k, v in res.weights.items()))
+    t = res.timings
+    lines.append(f"time       {t['total_seconds']:.2f} s total, {t['targets_per_second']:,.0f} targets/s in the loop")
+    if not res.valid:
+        for v in res.validity["violations"]:
+            lines.append(f"violation  {v}")
+    return "\n".join(lines)
+
+
+@contextmanager
+def progress_bar(total: int, enabled: bool = True, label: str = "scoring"):
+    """A rich progress bar on stderr; yields ``advance(n)``."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(file=sys.stderr)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as prog:
+        task = prog.add_task(label, total=total)
+        yield lambda n: prog.advance(task, n)
