@@ -1,0 +1,78 @@
+"""The CLI: tiny end-to-end runs with click's CliRunner, JSON output, exit codes."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pgolf_core.cli import cli, main
+from pgolf_core.data import write_shard
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_eval_json_on_the_demo(run):
+    res = run("eval", "--experts", "uniform", "--json", "--no-progress")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["schema"] == "pgolf-core/results" and doc["version"] == 1 and doc["valid"] is True
+    m = doc["metrics"]
+    assert m["targets"] > 0 and m["bpb"] == pytest.approx(10 * m["targets"] / m["bytes"])
+
+
+def test_eval_table_and_plugin_flag(run, tmp_path, tokenizer_path):
+    data = tmp_path / "fineweb_val_000000.bin"
+    write_shard(data, np.arange(300) % 1024)
+    res = run("eval", "-p", "sample_plugin", "--experts", "counting", "--data", str(data), "--tokenizer",
+              str(tokenizer_path), "--expert-opt", "counting.alpha=0.5", "--limit", "100")
+    assert res.exit_code == 0, res.output
+    assert "targets    99" in res.output and "BPB" in res.output
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["eval", "--experts", "unifrm"], 2, "Did you mean 'uniform'"),
+    (["eval", "--experts", "uniform", "--data", "missing.npy", "--tokenizer", "x.model"], 1, "no such file"),
+    (["eval", "--experts", "uniform", "--expert-opt", "uniform"], 2, "expected NAME.key=value"),
+    (["eval", "--experts", "uniform", "--expert-opt", "uniform.k=1"], 2, "has no option 'k'"),
+    (["eval", "-p", "no_such_module_here"], 1, "failed to import"),
+])
+def test_errors_are_one_line_with_exit_codes(run, args, code, message):
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == code, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_bad_shard_via_cli(tmp_path, tokenizer_path):
+    data = tmp_path / "fineweb_val_000000.bin"
+    data.write_bytes(b"\x00" * 2000)
+    res = CliRunner().invoke(cli, ["eval", "--experts", "uniform", "--data", str(data), "--tokenizer", str(tokenizer_path)])
+    assert res.exit_code == 1 and "bad magic 0" in res.output
+
+
+def test_vocab_mismatch_via_cli(tmp_path, tokenizer_path):
+    data = tmp_path / "toks.npy"
+    np.save(data, np.array([1, 2, 3, 4096], dtype=np.int32))
+    res = CliRunner().invoke(cli, ["eval", "--experts", "uniform", "--data", str(data), "--tokenizer", str(tokenizer_path)])
+    assert res.exit_code == 1 and "out of range for a vocabulary of 1024" in res.output
+
+
+def test_listings(run):
+    res = run("experts", "--json")
+    assert {"uniform"} <= {r["name"] for r in json.loads(res.output)}
+    res = run("plugins", "--json")
+    assert any(r["name"] == "core" and "uniform" in r["provides"]["expert"] for r in json.loads(res.output))
+
+
+def test_main_exits_with_usage_code(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--experts", "nope"])
+    assert exc.value.code == 2
