@@ -114,6 +114,10 @@ def eval_cmd(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, a
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
         keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(),
     )
+    from .distributed import dist_info_from_env
+
+    if not dist_info_from_env().is_main:  # under torchrun every rank has the same results; one prints
+        return
     if output:
         with open(output, "w") as f:
             f.write(res.to_json())

@@ -200,7 +200,10 @@ def evaluate(
     t_start = time.perf_counter()
     if chunk_size < 1:
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
+    from .distributed import init_distributed
+
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
+    dist = init_distributed(device)
     stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit, trim_seq_len)
     expert_specs = _as_components(experts, expert_options)
     if not expert_specs:
@@ -209,6 +212,7 @@ def evaluate(
     labels = [c.label for c in expert_specs]
     ctx = BuildContext(vocab_size=table.vocab_size, byte_counts=table, tokenizer_path=tok_path,
                        expert_names=tuple(labels), device=device, seed=seed,
+                       rank=dist.rank, world_size=dist.world_size,
                        extra={"plugins": plugins, "dataset": dataset})
     validity = _Validity()
     t_build = time.perf_counter()
@@ -236,7 +240,7 @@ def evaluate(
     build_seconds = time.perf_counter() - t_build
 
     loop = _Loop(stream, table, built, labels, mix, ads, chunk_size, validity, keep_logprobs)
-    loop.run(progress)
+    loop.run(progress and dist.is_main)
 
     return loop.results(
         config={
@@ -245,6 +249,7 @@ def evaluate(
             "adapters": [{"name": c.name, "options": c.options, "resolved": a.describe()} for c, a in zip(adapter_specs, ads)],
             "data": dataset, "tokenizer": tok_path, "chunk_size": chunk_size, "limit": limit,
             "trim_seq_len": trim_seq_len, "device": device, "seed": seed, "allow_invalid": allow_invalid,
+            "world_size": dist.world_size,
         },
         versions=collect_versions(plugins),
         timings={"total_seconds": time.perf_counter() - t_start, "build_seconds": build_seconds},
