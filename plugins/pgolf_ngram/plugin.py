@@ -1,1 +1,59 @@
-"""Registration hooks (filled in by the plugin)."""
+"""Registration of the builtin n-gram experts: unigram, bigram, trigram and ngram (any order 1-16).
+
+This module must import quickly: numba and the kernels are imported inside the factories.
+"""
+
+from __future__ import annotations
+
+from pgolf_core import hookimpl
+from pgolf_core.errors import UsageError
+
+MAX_ORDER = 16  # also enforced by pgolf_ngram.expert.NgramExpert
+
+
+def parse_order(value, expert: str = "ngram") -> int:
+    """Validate the ``order`` option (an int, or a string from the command line)."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, bool):
+        text = None  # True/False are not orders
+    try:
+        order = int(text) if isinstance(text, (int, str)) else None
+    except ValueError:
+        order = None
+    if order is None or not 1 <= order <= MAX_ORDER:
+        raise UsageError(
+            f"expert {expert!r}: option order must be an integer from 1 to {MAX_ORDER} "
+            f"(1 = unigram, 3 = trigram), got {value!r}"
+        )
+    return order
+
+
+def _build(ctx, order: int):
+    from .expert import NgramExpert
+
+    return NgramExpert(ctx.vocab_size, order)
+
+
+def make_unigram(ctx):
+    return _build(ctx, 1)
+
+
+def make_bigram(ctx):
+    return _build(ctx, 2)
+
+
+def make_trigram(ctx):
+    return _build(ctx, 3)
+
+
+def make_ngram(ctx, order=5):
+    return _build(ctx, parse_order(order))
+
+
+@hookimpl
+def pgolf_register_experts(register):
+    wb = "online interpolated Witten-Bell"
+    register("unigram", make_unigram, description=f"{wb} unigram (token frequencies)")
+    register("bigram", make_bigram, description=f"{wb} bigram")
+    register("trigram", make_trigram, description=f"{wb} trigram")
+    register("ngram", make_ngram, description=f"{wb} n-gram of any order (option order=1..16, default 5)")

@@ -1,0 +1,105 @@
+"""The n-gram expert: interpolated Witten-Bell counts of scored tokens, updated token by token.
+
+Estimator (Witten & Bell 1991, interpolated form as in Chen & Goodman 1998). For a target w with
+context h of order k (the k-1 previous tokens) and its suffix h' of order k-1:
+
+    p_k(w | h) = (c(h, w) + N1+(h) * p_{k-1}(w | h')) / (c(h) + N1+(h)),     p_0(w) = 1 / V,
+
+where c(h, w) counts w after h, c(h) = sum_w c(h, w) and N1+(h) is the number of distinct w seen
+after h; a context never seen passes p_{k-1} through. Starting from empty counts, each level is a
+convex combination of exact counts and the lower level, so every distribution sums to 1 over the
+vocabulary (to rounding) and gives every token positive mass. Witten-Bell needs no discount
+parameters, which suits a one-pass online counter that cannot tune on held-out data.
+
+Stream start and documents. Target t uses up to ``order - 1`` previous tokens, but never reaches
+before position 0 and never past the most recent BOS (id 1): BOS itself stays in the context (the
+first tokens of a document are predicted from ``(BOS,)``, ``(BOS, a)``, ...), the previous document
+does not. Documents of the validation set are unrelated web pages in arbitrary order, so their
+tail says nothing about the next one, while "start of document" is a strong context of its own.
+A target with a shorter context simply uses fewer orders. BOS is itself an ordinary target (the
+end of a document is predictable from its last tokens).
+
+Counts come only from scored targets: each target is scored from the counts of targets before it,
+then counted at every order it used (score first, C3). Contexts are stored exactly (a trie keyed by
+``suffix id * V + token``, see ``kernels``), so no two contexts share counts.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from pgolf_core.api import Expert
+from pgolf_core.data import BOS_ID
+from pgolf_core.errors import DataError, UsageError
+
+from .tables import CountTables
+
+MAX_ORDER = 16
+
+
+class NgramExpert(Expert):
+    """Online interpolated Witten-Bell n-gram model of order ``order`` (1 = unigram)."""
+
+    def __init__(self, vocab_size: int, order: int, bos_id: int = BOS_ID):
+        super().__init__(vocab_size)
+        if not 1 <= int(order) <= MAX_ORDER:
+            raise UsageError(f"n-gram order must be from 1 to {MAX_ORDER}, got {order}")
+        self.order = int(order)
+        self.bos_id = int(bos_id)
+        self.reset()
+
+    def reset(self) -> None:
+        self.tables = CountTables(self.vocab_size, self.order)
+        self._next_target = 1  # spans must arrive in order, without gaps (C4)
+
+    def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        return self._run(tokens, start, end, want_dist=False)[0]
+
+    def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        return self._run(tokens, start, end, want_dist=True)[1]
+
+    def _run(self, tokens, start: int, end: int, want_dist: bool):
+        start, end = int(start), int(end)
+        if start != self._next_target:
+            raise UsageError(
+                f"expert {self.name or 'ngram'!r}: spans must be contiguous from target 1; expected a span "
+                f"starting at {self._next_target}, got [{start}, {end})"
+            )
+        if end < start or end > len(tokens):
+            raise UsageError(f"expert {self.name or 'ngram'!r}: bad span [{start}, {end}) for {len(tokens)} tokens")
+        # Only the span and the order-1 tokens before it are needed: copy that window, not the stream.
+        lo = max(0, start - (self.order - 1))
+        window = np.ascontiguousarray(tokens[lo:end], dtype=np.int64)
+        self._check_ids(window, lo)
+        n = end - start
+        logp = np.empty(n, dtype=np.float64)
+        dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=np.float64)
+        if n:
+            self.tables.run(window, start - lo, end - lo, self.bos_id, logp, dists)
+        self._next_target = end
+        return logp, dists
+
+    def _check_ids(self, window: np.ndarray, offset: int) -> None:
+        if window.size and (window.min() < 0 or window.max() >= self.vocab_size):
+            bad = int(np.argmax((window < 0) | (window >= self.vocab_size)))
+            raise DataError(
+                f"expert {self.name or 'ngram'!r}: token id {int(window[bad])} at position {offset + bad} is out of "
+                f"range for a vocabulary of {self.vocab_size}"
+            )
+
+    def state_fingerprint(self) -> Optional[bytes]:
+        return self.tables.fingerprint()
+
+    def describe(self) -> dict:
+        t = self.tables
+        return {
+            "order": self.order,
+            "estimator": "interpolated Witten-Bell",
+            "documents": f"contexts stop at BOS (id {self.bos_id})",
+            "contexts": t.n_contexts,
+            "hashed_pairs": t.n_hashed_pairs,
+            "dense_rows": int(t.dense.shape[0]),
+            "memory_bytes": t.memory_bytes(),
+        }
