@@ -229,7 +229,12 @@ def _add_plugin_commands(argv: Sequence[str]) -> None:
         elif arg.startswith("--plugin="):
             modules.append(arg.split("=", 1)[1])
     plugins = get_plugins([m for m in modules if m])
-    plugins.pm.hook.pgolf_register_commands(cli=cli)
+    for impl in plugins.pm.hook.pgolf_register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # a broken plugin loses its commands, not the whole CLI
+            click.echo(f"pgolf-core: warning: plugin {impl.plugin_name!r} failed to add its commands: "
+                       f"{type(exc).__name__}: {exc}", err=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -1,0 +1,1 @@
+"""pgolf-recency: a recency-cache expert, the example plugin of the pgolf-core tutorial."""

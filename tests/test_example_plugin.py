@@ -1,0 +1,57 @@
+"""The example third-party plugin (examples/pgolf-recency): discovered, correct, usable in an eval."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pgolf_core import evaluate
+from pgolf_core.api import BuildContext
+from pgolf_core.plugins import load_plugins
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pgolf-recency"
+
+
+@pytest.fixture(scope="module")
+def recency_plugins():
+    """Via its entry point when installed (as CI does), else registered as a plain module."""
+    if importlib.util.find_spec("pgolf_recency") is not None:
+        plugins = load_plugins()
+        assert plugins.experts.get("recency").plugin == "recency"  # found through the entry point
+        return plugins
+    sys.path.insert(0, str(EXAMPLE))
+    return load_plugins(modules=["pgolf_recency.plugin"])
+
+
+def naive_recency(tokens, decay, alpha, vocab):
+    counts = np.zeros(vocab)
+    out = []
+    for y in tokens[1:]:
+        out.append(np.log((counts[y] + alpha / vocab) / (counts.sum() + alpha)))
+        counts *= decay
+        counts[y] += 1
+    return np.array(out)
+
+
+def test_matches_a_naive_reference_and_is_normalized(recency_plugins):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 50, 400)
+    expert = recency_plugins.experts.create("cache", BuildContext(vocab_size=64), decay="0.9", alpha="2")
+    got = np.concatenate([expert.score(tokens[:e], s, e) for s, e in ((1, 150), (150, 400))])
+    assert np.allclose(got, naive_recency(tokens, 0.9, 2.0, 64), atol=1e-12)
+    expert.reset()
+    dists = expert.distributions(tokens, 1, 400)
+    assert np.allclose(dists.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_bad_option_values_are_clear(recency_plugins):
+    with pytest.raises(ValueError, match="decay must be in"):
+        recency_plugins.experts.create("recency", BuildContext(vocab_size=8), decay=1.5)
+
+
+def test_eval_with_the_example_plugin(recency_plugins):
+    res = evaluate(["recency"], plugins=recency_plugins)  # the built-in demo stream
+    uniform = evaluate(["uniform"], plugins=recency_plugins)
+    assert res.valid and res.bpb < uniform.bpb
