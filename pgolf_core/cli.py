@@ -94,10 +94,12 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON results document to stdout.")
 @click.option("--output", "-o", type=click.Path(), help="Also write the JSON results to this file.")
 @click.option("--save-logprobs", type=click.Path(), help="Write per-target log-probabilities and bytes to an .npz.")
+@click.option("--plot", "plot_path", type=click.Path(), help="Plot weights and running BPB to this PNG (needs matplotlib).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
 def eval_cmd(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, device, seed, as_json, output, save_logprobs, progress, plugin_modules):
+             trim_seq_len, allow_invalid, device, seed, as_json, output, save_logprobs, plot_path, progress,
+             plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
     from .evaluate import DEFAULT_CHUNK, evaluate
     from .report import format_table
@@ -123,6 +125,10 @@ def eval_cmd(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, a
             f.write(res.to_json())
     if save_logprobs:
         res.save_npz(save_logprobs)
+    if plot_path:
+        from .plot import plot_results
+
+        plot_results(json.loads(res.to_json()), plot_path)
     click.echo(res.to_json() if as_json else format_table(res))
 
 
@@ -179,6 +185,19 @@ def plugins_cmd(as_json, plugin_modules):
         what = "; ".join(f"{k}s: {', '.join(v)}" for k, v in r["provides"].items() if v) or "-"
         status = f"FAILED: {r['error']}" if r["error"] else what
         click.echo(f"{r['name']:<14} {r['source']:<12} {r['module']:<28} {status}")
+
+
+@cli.command("plot")
+@click.argument("results", type=click.Path())
+@click.option("--out", "-o", type=click.Path(), help="PNG to write (default: RESULTS with .png).")
+def plot_cmd(results, out):
+    """Plot a results JSON: running BPB per expert and mixture, and the mixer weights."""
+    from pathlib import Path
+
+    from .plot import load_results, plot_results
+
+    path = plot_results(load_results(results), out or Path(results).with_suffix(".png"))
+    click.echo(str(path))
 
 
 @cli.group("data", cls=_Group)

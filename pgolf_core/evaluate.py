@@ -22,6 +22,7 @@ from .report import Results, collect_versions
 
 DEFAULT_CHUNK = 8192  # targets per chunk: small enough for per-chunk weight trajectories
 FULL_BLOCK_BYTES = 64 << 20  # cap on one expert's (n, V) float64 block when full distributions are needed
+TRAJECTORY_POINTS = 1000  # how many points of the weight / running-BPB curves a result keeps
 LOGP_TOLERANCE = 1e-9  # a log-probability above this is a probability above 1: never legal
 
 
@@ -271,6 +272,8 @@ class _Loop:
         self.trajectory_pos: list = []
         self.trajectory_w: list = []
         self.saved = {"mixture": [], "experts": [], "bytes": []}
+        self.last_recorded = 0
+        self.cum: list = []  # [bytes, mixture nll, expert nll...] at each trajectory position
 
     def _spans(self):
         n = len(self.stream)
@@ -324,8 +327,16 @@ class _Loop:
             a.after_chunk(view, start, end, final)
             key = f"adapter:{a.name}"
             self.timers[key] = self.timers.get(key, 0.0) + time.perf_counter() - t1
+        self._record(end, final)
+
+    def _record(self, end, final) -> None:
+        """Sample the weights and running sums along the stream (at most ~TRAJECTORY_POINTS points)."""
+        if not final and end - self.last_recorded < len(self.stream) / TRAJECTORY_POINTS:
+            return
+        self.last_recorded = end
+        self.trajectory_pos.append(end)
+        self.cum.append([self.n_bytes, self.nll, *self.expert_nll.tolist()])
         if self.mixer is not None:
-            self.trajectory_pos.append(end)
             self.trajectory_w.append(np.array(self.mixer.weights, dtype=np.float64))
 
     def results(self, config, versions, timings) -> Results:
@@ -352,7 +363,9 @@ class _Loop:
             expert_bpb={l: bits_per_byte(v, self.n_bytes) for l, v in zip(self.labels, self.expert_nll)},
             expert_loss={l: float(v) / self.n_targets for l, v in zip(self.labels, self.expert_nll)},
             weights=weights,
-            trajectory={"positions": self.trajectory_pos, "weights": [w.tolist() for w in self.trajectory_w]},
+            trajectory={"positions": self.trajectory_pos, "weights": [w.tolist() for w in self.trajectory_w],
+                        "cumulative": {"bytes": [c[0] for c in self.cum], "mixture_nll": [c[1] for c in self.cum],
+                                       "expert_nll": [c[2:] for c in self.cum]}},
             validity=self.validity.verdict(),
             config=config,
             versions=versions,

@@ -28,7 +28,7 @@ class Results:
     expert_bpb: dict  # expert label -> BPB of that expert alone on the same pass
     expert_loss: dict  # expert label -> nats per target
     weights: Optional[dict]  # final mixer weights by expert label (None without a mixer)
-    trajectory: dict  # {"positions": [end of each chunk], "weights": [[w_k] per chunk]}
+    trajectory: dict  # {"positions": [...], "weights": [[w_k]...], "cumulative": {bytes, mixture_nll, expert_nll}}
     validity: dict  # {"valid": bool, "violations": [...], "checks": [...], "audit": ...}
     config: dict  # the resolved configuration
     versions: dict  # python, numpy, pgolf-core and plugin versions
