@@ -84,7 +84,7 @@ def test_int5_values_and_fp16_scales_in_the_file(tmp_path):
 
 
 def test_int8_rows_clip_at_the_quantile():
-    t = torch.randn(4, 100_000, generator=torch.Generator().manual_seed(1))
+    t = torch.randn(2, 700_000, generator=torch.Generator().manual_seed(1))
     t[0, 0] = 1000.0  # an outlier beyond the 0.9999984 quantile is clipped, not given the range
     q, s = art.quantize_int8_rows(t)
     clip = np.quantile(t.abs().numpy(), art.INT8_CLIP_QUANTILE, axis=1)
