@@ -1,0 +1,133 @@
+"""Hedge: a linear mixture whose weights follow the inputs' cumulative log loss.
+
+    w_k  proportional to  prior_k * exp(bias * [k == 0]) * exp(-eta * L_k),
+
+with L_k the log loss of input k on the targets scored so far. With eta = 1, per-token updates and
+no share this is exactly the Bayesian mixture: the total loss is -ln sum_k prior_k prod_t p_k,t.
+Every weight vector is on the simplex and only ever depends on targets already scored, so the
+mixture sum_k w_k p_k is a normalized distribution for every target (C2) built from the past (C1, C3).
+
+Modes:
+- ``update="token"``: weights move after every target (cumulative sums, or the numba kernel of
+  ``hedge_kernels`` when fixed share is on, since sharing makes the recursion non-linear).
+- ``update="batch"``: weights move once per ``mix`` call, after the whole span is scored, on the
+  span's summed (``batch_loss="sum"``) or mean (``"mean"``, the seed record's choice) loss.
+- ``share=alpha``: fixed share (Herbster & Warmuth 1998): after each update w <- (1-alpha) w + alpha/K,
+  so an input that was bad for a while can come back quickly.
+- ``solo_first=N``: the first N targets of the stream are scored by the first input alone and do
+  not move the weights (the seed scores its first 10,000 targets with the network only, while the
+  n-gram counts warm up). A fixed rule of the position, so it is causal.
+
+Everything is kept in log space; the stored log-weights are renormalized after every call.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from pgolf_core.api import Mixer
+from pgolf_core.errors import UsageError
+
+from .logspace import logsumexp, mixture_distribution, mixture_logp, normalize_log
+
+
+def check_inputs(mixer: Mixer, logp, targets, dists, return_distribution: bool):
+    """Validate the shapes of a ``mix`` call; return (logp float64 (K, n), dists or None)."""
+    logp = np.asarray(logp, dtype=np.float64)
+    name = mixer.name or type(mixer).__name__
+    if logp.ndim != 2 or logp.shape[0] != mixer.n_experts:
+        raise UsageError(f"mixer {name!r}: logp must have shape (K={mixer.n_experts}, n), got {logp.shape}")
+    n = logp.shape[1]
+    if np.shape(targets) != (n,):
+        raise UsageError(f"mixer {name!r}: targets must have shape ({n},), got {np.shape(targets)}")
+    if dists is None:
+        if return_distribution or mixer.needs_distributions:
+            why = "return_distribution=True" if return_distribution else "this mixer"
+            raise UsageError(f"mixer {name!r}: {why} needs the inputs' full distributions (dists), got None")
+        return logp, None
+    dists = np.asarray(dists)
+    if dists.shape != (mixer.n_experts, n, mixer.vocab_size):
+        raise UsageError(f"mixer {name!r}: dists must have shape {(mixer.n_experts, n, mixer.vocab_size)}, got {dists.shape}")
+    return logp, dists
+
+
+class HedgeMixer(Mixer):
+    """Exponentially weighted average of the inputs under log loss; see the module docstring."""
+
+    def __init__(self, n_experts: int, vocab_size: int, *, eta: float = 1.0, prior: Optional[np.ndarray] = None,
+                 update: str = "token", share: float = 0.0, bias: float = 0.0, batch_loss: str = "sum",
+                 solo_first: int = 0, input_names=()):
+        super().__init__(n_experts, vocab_size)
+        k = self.n_experts
+        prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
+        self.prior = prior / prior.sum()
+        self.eta, self.update, self.share = float(eta), update, float(share)
+        self.bias, self.batch_loss, self.solo_first = float(bias), batch_loss, int(solo_first)
+        self.input_names = tuple(input_names)
+        lw0 = np.log(self.prior)
+        lw0[0] += self.bias
+        self._lw0 = normalize_log(lw0)
+        self.reset()
+
+    def reset(self) -> None:
+        self._lw = self._lw0.copy()  # normalized log-weights for the next target
+        self._seen = 0  # targets mixed so far (for solo_first)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Current weights on the simplex (during the solo_first phase: the initial ones)."""
+        return np.exp(self._lw)
+
+    def mix(self, logp, targets, dists=None, return_distribution=False):
+        logp, dists = check_inputs(self, logp, targets, dists, return_distribution)
+        n = logp.shape[1]
+        solo = int(np.clip(self.solo_first - self._seen, 0, n))
+        self._seen += n
+        used = self._step(logp[:, solo:])  # (n - solo, K) log-weights that scored each target
+        out = np.concatenate([logp[0, :solo], mixture_logp(used, logp[:, solo:])])
+        if not return_distribution:
+            return out
+        dist = np.concatenate([np.asarray(dists[0, :solo], dtype=np.float64),
+                               mixture_distribution(used, dists[:, solo:])])
+        return out, dist
+
+    def _step(self, lp: np.ndarray) -> np.ndarray:
+        """Weights used for each target of ``lp`` (K, m); moves ``self._lw`` past them."""
+        m = lp.shape[1]
+        if m == 0:
+            return np.empty((0, self.n_experts))
+        if self.update == "batch":
+            used = np.broadcast_to(self._lw, (m, self.n_experts)).copy()
+            with np.errstate(invalid="ignore"):
+                loss = -(lp.sum(axis=1) if self.batch_loss == "sum" else lp.mean(axis=1))
+            v = self._lw - self.eta * loss
+            if np.isfinite(v.max()):
+                self._lw = self._shared(normalize_log(v))
+            return used
+        if self.share > 0.0 or not np.all(np.isfinite(lp)):
+            from .hedge_kernels import hedge_share_kernel
+
+            used = np.empty((m, self.n_experts))
+            lw = self._lw.copy()
+            hedge_share_kernel(lw, np.ascontiguousarray(lp), self.eta, self.share, used)
+            self._lw = normalize_log(lw)
+            return used
+        # Plain per-token Hedge: log-weights are prior + eta * (cumulative log-prob before i).
+        csum = np.cumsum(lp, axis=1)  # (K, m), inclusive
+        before = np.concatenate([np.zeros((self.n_experts, 1)), csum[:, :-1]], axis=1)
+        raw = self._lw[:, None] + self.eta * before
+        used = (raw - logsumexp(raw, axis=0)).T
+        self._lw = normalize_log(self._lw + self.eta * csum[:, -1])
+        return used
+
+    def _shared(self, lw: np.ndarray) -> np.ndarray:
+        if self.share <= 0.0:
+            return lw
+        return np.logaddexp(np.log1p(-self.share) + lw, np.log(self.share / self.n_experts))
+
+    def describe(self) -> dict:
+        return {"eta": self.eta, "prior": self.prior.tolist(), "update": self.update, "share": self.share,
+                "bias": self.bias, "batch_loss": self.batch_loss, "solo_first": self.solo_first,
+                "inputs": list(self.input_names), "weights": self.weights.tolist()}

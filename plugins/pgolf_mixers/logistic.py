@@ -1,0 +1,89 @@
+"""Online geometric (logistic) mixture: a log-linear pool of the inputs, learned by gradient steps.
+
+    p(y) = exp(sum_k w_k log p_k(y) + b_y) / Z,     Z = sum over the whole vocabulary,
+
+so the mixture is normalized exactly (C2) whatever the weights. Unlike Hedge, a log-linear pool
+can be sharper than every input where they agree and can use weights that do not sum to one, which
+is why it wins over linear mixing of n-gram experts (the idea behind PAQ's logistic mixing, here
+over the full token alphabet rather than bits).
+
+After each target is scored, one gradient step on its log loss (``lr``) moves the weights
+(C3: target i is scored with weights learned from targets < i only). Options:
+
+- ``init``: the starting weights. Default ``uniform`` = 1/K each, the normalized geometric mean of
+  the inputs. That is a safe start: by the AM-GM (Hoelder) inequality its normalizer Z <= 1, so its
+  log loss is at most the average of the inputs' log losses from the first target on; weights of 1
+  on every input would start from the product of the inputs, far too sharp for K = 4 n-gram models.
+  Or K comma-separated numbers.
+- ``bias``: also learn a per-token logit bias b (V values, start 0), an online correction of the
+  token frequencies the inputs get wrong together.
+- ``context``: several weight sets, one chosen per target by a bucket of the first input's
+  distribution at that target (``entropy``: its entropy on [0, ln V] in ``buckets`` equal bins;
+  ``confidence``: its largest probability on [0, 1]). The distribution is itself built from the
+  past only, so the choice is causal and never looks at the target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pgolf_core.api import Mixer
+from pgolf_core.errors import UsageError
+
+from .hedge import check_inputs
+
+#: log-probabilities are floored here: exp(-690) ~ 1e-300 is far below any probability a model
+#: assigns on purpose, and the floor keeps 0 * log(0) and negative weights away from -inf.
+LOG_FLOOR = -690.0
+CONTEXT_MODES = {"none": 0, "entropy": 1, "confidence": 2}
+
+
+class LogisticMixer(Mixer):
+    """Log-linear pool with online weights; see the module docstring."""
+
+    needs_distributions = True
+
+    def __init__(self, n_experts: int, vocab_size: int, *, lr: float = 0.02, init=None, bias: bool = False,
+                 context: str = "none", buckets: int = 1, input_names=()):
+        super().__init__(n_experts, vocab_size)
+        self.lr, self.use_bias, self.context = float(lr), bool(bias), context
+        self.buckets = 1 if context == "none" else int(buckets)
+        init = np.full(self.n_experts, 1.0 / self.n_experts) if init is None else np.asarray(init, dtype=np.float64)
+        self.init = init
+        self.input_names = tuple(input_names)
+        self.reset()
+
+    def reset(self) -> None:
+        self._w = np.tile(self.init, (self.buckets, 1))  # (C, K): one weight set per context bucket
+        self._b = np.zeros(self.vocab_size)  # per-token logit bias (stays 0 unless bias is on)
+        self._counts = np.zeros(self.buckets, dtype=np.int64)  # targets scored with each set
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The weights (K,); with context buckets, their average weighted by how many targets each
+        bucket scored (the initial weights before any target)."""
+        if self.buckets == 1 or self._counts.sum() == 0:
+            return self._w.mean(axis=0) if self._counts.sum() == 0 else self._w[0].copy()
+        return (self._counts @ self._w) / self._counts.sum()
+
+    def state_fingerprint(self):
+        return self._w.tobytes() + self._b.tobytes()
+
+    def mix(self, logp, targets, dists=None, return_distribution=False):
+        from .logistic_kernels import logistic_kernel
+
+        logp, dists = check_inputs(self, logp, targets, dists, return_distribution)
+        targets = np.asarray(targets, dtype=np.int64)
+        n = targets.shape[0]
+        if n and (targets.min() < 0 or targets.max() >= self.vocab_size):
+            raise UsageError(f"mixer {self.name or 'logistic'!r}: targets must be token ids in [0, {self.vocab_size})")
+        out = np.empty(n)
+        dist = np.empty((n if return_distribution else 0, self.vocab_size))
+        logistic_kernel(np.ascontiguousarray(dists, dtype=np.float64), targets, self._w, self._b, self.lr,
+                        self.use_bias, CONTEXT_MODES[self.context], LOG_FLOOR, self._counts, out, dist)
+        return (out, dist) if return_distribution else out
+
+    def describe(self) -> dict:
+        return {"lr": self.lr, "init": self.init.tolist(), "bias": self.use_bias, "context": self.context,
+                "buckets": self.buckets, "inputs": list(self.input_names), "weights": self.weights.tolist(),
+                "weight_sets": self._w.tolist(), "bucket_counts": self._counts.tolist()}

@@ -1,0 +1,120 @@
+"""numba kernel of the online geometric (logistic) mixture, and its plain NumPy reference.
+
+Per target i (see ``logistic`` for the model): pick the weight set c from a context of the first
+input's distribution at i, form s_v = sum_k W[c, k] log p_k(v) (+ b_v), normalize exactly over the
+vocabulary, score the target, then take one gradient step on the log loss of that target:
+
+    d(-log p(y)) / dW[c, k] = E_p[log p_k] - log p_k(y),      d(-log p(y)) / db_v = p(v) - [v == y].
+
+Context modes: 0 none (one weight set), 1 entropy of the first input (buckets of equal width on
+[0, ln V]), 2 confidence = the first input's largest probability (buckets of equal width on [0, 1]).
+Log-probabilities are floored at ``floor`` so that a zero probability never meets a zero or negative
+weight as -inf * 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def context_bucket(p0, lq0, mode, n_buckets):
+    """Weight-set index from the first input's distribution ``p0`` (and its logs ``lq0``)."""
+    if mode == 0:
+        return 0
+    v_size = p0.shape[0]
+    if mode == 1:
+        h = 0.0
+        for v in range(v_size):
+            if p0[v] > 0.0:
+                h -= p0[v] * lq0[v]
+        x = h / math.log(v_size)
+    else:
+        x = 0.0
+        for v in range(v_size):
+            if p0[v] > x:
+                x = p0[v]
+    b = int(x * n_buckets)
+    return min(max(b, 0), n_buckets - 1)
+
+
+@njit(cache=True)
+def logistic_kernel(dists, targets, w, b, lr, use_bias, mode, floor, counts, out_logp, out_dist):
+    """Mix and learn over the n targets of ``dists`` (K, n, V); ``w`` (C, K), ``b`` (V,) and
+    ``counts`` (C,) are updated in place; ``out_dist`` has n rows, or 0 rows when not wanted."""
+    k_inputs, n, v_size = dists.shape
+    n_buckets = w.shape[0]
+    lq = np.empty((k_inputs, v_size))
+    s = np.empty(v_size)
+    want = out_dist.shape[0] > 0
+    for i in range(n):
+        for k in range(k_inputs):
+            for v in range(v_size):
+                p = dists[k, i, v]
+                lq[k, v] = max(math.log(p), floor) if p > 0.0 else floor
+        c = context_bucket(dists[0, i], lq[0], mode, n_buckets)
+        counts[c] += 1
+        m = -np.inf
+        for v in range(v_size):
+            x = b[v] if use_bias else 0.0
+            for k in range(k_inputs):
+                x += w[c, k] * lq[k, v]
+            s[v] = x
+            if x > m:
+                m = x
+        y = targets[i]
+        sy = s[y] - m
+        z = 0.0
+        for v in range(v_size):
+            s[v] = math.exp(s[v] - m)
+            z += s[v]
+        out_logp[i] = sy - math.log(z)
+        for v in range(v_size):
+            s[v] /= z  # s is now the mixture distribution
+        if want:
+            for v in range(v_size):
+                out_dist[i, v] = s[v]
+        for k in range(k_inputs):
+            g = -lq[k, y]
+            for v in range(v_size):
+                g += s[v] * lq[k, v]
+            w[c, k] -= lr * g
+        if use_bias:
+            for v in range(v_size):
+                b[v] -= lr * s[v]
+            b[y] += lr
+
+
+def logistic_reference(dists, targets, w, b, lr, use_bias, mode, floor):
+    """Plain NumPy version of ``logistic_kernel``; returns (logp, dist, w, b, counts) and leaves
+    its inputs untouched."""
+    dists = np.asarray(dists, dtype=np.float64)
+    w, b = np.array(w, dtype=np.float64), np.array(b, dtype=np.float64)
+    k_inputs, n, v_size = dists.shape
+    counts = np.zeros(w.shape[0], dtype=np.int64)
+    logp, dist = np.empty(n), np.empty((n, v_size))
+    for i in range(n):
+        with np.errstate(divide="ignore"):
+            lq = np.maximum(np.log(dists[:, i]), floor)
+        p0 = dists[0, i]
+        if mode == 0:
+            c = 0
+        else:
+            x = -np.sum(p0[p0 > 0] * lq[0][p0 > 0]) / np.log(v_size) if mode == 1 else p0.max()
+            c = min(max(int(x * w.shape[0]), 0), w.shape[0] - 1)
+        counts[c] += 1
+        s = w[c] @ lq + (b if use_bias else 0.0)
+        e = np.exp(s - s.max())
+        y = targets[i]
+        logp[i] = s[y] - s.max() - np.log(e.sum())
+        p = e / e.sum()
+        dist[i] = p
+        w[c] -= lr * (lq @ p - lq[:, y])
+        if use_bias:
+            onehot = np.zeros(v_size)
+            onehot[y] = 1.0
+            b -= lr * (p - onehot)
+    return logp, dist, w, b, counts
