@@ -276,7 +276,13 @@ class GPT(nn.Module):
 
     def forward_logits(self, ids: Tensor, rope_len: int | None = None) -> Tensor:
         """Softcapped float32 logits: (B, T) -> (B, T, V)."""
-        x = self.hidden(ids, rope_len)
+        return self.head(self.hidden(ids, rope_len))
+
+    def head(self, x: Tensor) -> Tensor:
+        """Softcapped float32 logits of final hidden states: (..., C) -> (..., V).
+
+        Separate from ``hidden`` so that sliding-window scoring projects only the rows it scores.
+        """
         w = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
         logits = F.linear(x, w.to(x.dtype)).float()
         cap = self.config.logit_softcap

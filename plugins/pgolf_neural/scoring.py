@@ -1,0 +1,147 @@
+"""Sliding-window scoring of a token stream with the GPT.
+
+Windows are placed by absolute stream position, independent of how the stream is cut into spans:
+window k reads the tokens from ``k * stride`` on (at most ``seq_len`` of them) and scores
+
+- window 0: targets ``1 .. seq_len``,
+- window k >= 1: the last ``stride`` targets it can see, ``k*stride + seq_len - stride + 1 ..
+  k*stride + seq_len``.
+
+So every target t >= 1 belongs to exactly one window, is predicted from at least
+``min(t, seq_len - stride + 1)`` and at most ``seq_len`` previous tokens, and never from tokens
+``>= t``. A span ``[start, end)`` is scored by the windows that own its targets; a window whose
+targets are split between two spans is run once for each (the model is causal, so the inputs after a
+span's last target are simply left out and the result is the same). The RoPE base is always that of a
+``seq_len`` window, whatever the actual input length, for the same reason.
+
+``plan_windows`` lists the windows of a span and ``score_windows`` scores any list of them, so a
+distributed evaluator can give each rank a share of the windows and gather the results in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEFAULT_SEQ_LEN = 2048
+DEFAULT_STRIDE = 64
+DEFAULT_BATCH = 32
+
+
+class Window(NamedTuple):
+    begin: int  # stream position of the window's first input token
+    lo: int  # first target this window scores
+    hi: int  # one past the last target it scores
+
+
+def check_geometry(seq_len: int, stride: int, batch: int = 1) -> None:
+    if not (isinstance(seq_len, int) and seq_len >= 1):
+        raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}")
+    if not (isinstance(stride, int) and 1 <= stride <= seq_len):
+        raise ValueError(f"stride must be an integer in [1, seq_len={seq_len}], got {stride!r}")
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+
+
+def window_index(t: int, seq_len: int, stride: int) -> int:
+    """Index of the window that scores target t (t >= 1)."""
+    return 0 if t <= seq_len else -(-(t - seq_len) // stride)
+
+
+def window_targets(k: int, seq_len: int, stride: int) -> tuple[int, int]:
+    """Targets ``[lo, hi)`` that window k scores over the whole stream."""
+    hi = k * stride + seq_len + 1
+    return (1 if k == 0 else hi - stride), hi
+
+
+def plan_windows(start: int, end: int, seq_len: int = DEFAULT_SEQ_LEN,
+                 stride: int = DEFAULT_STRIDE) -> list[Window]:
+    """The windows that score targets ``[start, end)``, in stream order, clipped to the span."""
+    check_geometry(seq_len, stride)
+    if not 1 <= start <= end:
+        raise ValueError(f"span must satisfy 1 <= start <= end, got [{start}, {end})")
+    if start == end:
+        return []
+    windows = []
+    for k in range(window_index(start, seq_len, stride), window_index(end - 1, seq_len, stride) + 1):
+        lo, hi = window_targets(k, seq_len, stride)
+        windows.append(Window(k * stride, max(lo, start), min(hi, end)))
+    return windows
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    """bf16 autocast on CUDA unless float32 is asked for; plain float32 elsewhere."""
+    if device.type == "cuda" and dtype in (None, torch.bfloat16, torch.float16):
+        return torch.autocast("cuda", dtype=dtype or torch.bfloat16)
+    if dtype not in (None, torch.float32):
+        raise ValueError(f"dtype {dtype} is only supported on CUDA; use float32 on {device.type}")
+    return contextlib.nullcontext()
+
+
+def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device, dtype) -> list:
+    """float64 log-softmax rows of each window's targets: a list of (hi - lo, V) tensors."""
+    width = max(w.hi - 1 - w.begin for w in batch)  # inputs up to the last target's predecessor
+    x = np.zeros((len(batch), width), dtype=np.int64)  # right padding cannot affect earlier positions
+    for i, w in enumerate(batch):
+        x[i, : w.hi - 1 - w.begin] = ids[w.begin: w.hi - 1]
+    with _autocast(device, dtype):
+        h = model.hidden(torch.from_numpy(x).to(device), rope_len=seq_len)  # (b, width, C)
+        rows = torch.cat([h[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)])
+        logits = model.head(rows)  # (n, V) float32
+    logp = F.log_softmax(logits.double(), dim=-1)
+    return list(torch.split(logp, [w.hi - w.lo for w in batch]))
+
+
+def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: int = DEFAULT_SEQ_LEN,
+                  batch: int = DEFAULT_BATCH, device=None, dtype: Optional[torch.dtype] = None,
+                  distributions: bool = False):
+    """Score a list of windows (any subset of a plan, in any order).
+
+    Returns the log-probs of their targets (float64, concatenated in list order) and, with
+    ``distributions=True``, also the full float64 distributions ``(n, V)`` whose rows sum to 1.
+    ``tokens`` must hold the stream at least up to ``max(w.hi)`` (exclusive); only tokens before
+    each target are read to predict it.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    ids = np.asarray(tokens)
+    n = sum(w.hi - w.lo for w in windows)
+    logp = np.empty(n, dtype=np.float64)
+    dists = np.empty((n, model.config.vocab_size), dtype=np.float64) if distributions else None
+    was_training = model.training
+    model.eval()  # training-only behaviour (e.g. fake quantization during QAT) stays off
+    try:
+        _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists)
+    finally:
+        model.train(was_training)
+    return (logp, dists) if distributions else logp
+
+
+def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists) -> None:
+    """Write each window's target log-probs (and distributions) into the preallocated outputs."""
+    pos = 0
+    with torch.no_grad():  # not inference_mode: a TTT adapter trains this model between spans
+        for b0 in range(0, len(windows), batch):
+            chunk = windows[b0: b0 + batch]
+            for w, rows in zip(chunk, _run_batch(model, ids, chunk, seq_len, device, dtype)):
+                m = w.hi - w.lo
+                targets = torch.from_numpy(ids[w.lo: w.hi].astype(np.int64)).to(rows.device)
+                logp[pos: pos + m] = rows.gather(1, targets[:, None])[:, 0].cpu().numpy()
+                if dists is not None:
+                    dists[pos: pos + m] = rows.exp().cpu().numpy()
+                pos += m
+
+
+def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int = DEFAULT_SEQ_LEN,
+               stride: int = DEFAULT_STRIDE, batch: int = DEFAULT_BATCH, device=None,
+               dtype: Optional[torch.dtype] = None, distributions: bool = False):
+    """Log-probs (and optionally distributions) of targets ``[start, end)`` of ``tokens``."""
+    check_geometry(seq_len, stride, batch)
+    if len(tokens) < end:
+        raise ValueError(f"tokens has {len(tokens)} entries but the span ends at {end}")
+    windows = plan_windows(start, end, seq_len, stride)
+    return score_windows(model, tokens, windows, seq_len=seq_len, batch=batch, device=device,
+                         dtype=dtype, distributions=distributions)
