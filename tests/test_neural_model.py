@@ -73,7 +73,7 @@ def test_initialisation():
     assert torch.all(m.smear.gate == 0) and m.skip_weights.shape == (1, 32)
     # Blocks start as the identity, so a fresh model predicts (almost) uniformly.
     loss = m.loss(torch.randint(0, 64, (2, 10)), torch.randint(0, 64, (2, 10)))
-    assert float(loss) == pytest.approx(math.log(64), abs=0.01)
+    assert loss.item() == pytest.approx(math.log(64), abs=0.01)
 
 
 # ----------------------------------------------------------------------------- section 4 details
@@ -96,6 +96,7 @@ def test_smear_mixes_with_previous_position_and_zero_at_start():
     assert torch.allclose(y[:, 1:], (1 - g) * x[:, 1:] + g * x[:, :-1])
 
 
+@torch.no_grad()
 def test_logit_softcap_bounds_logits():
     m = small_model()
     with torch.no_grad():
@@ -131,6 +132,7 @@ def test_partial_rope_and_ntk_base():
     assert torch.allclose(y[:, 0], x[:, 0])  # position 0 is not rotated
 
 
+@torch.no_grad()
 def test_rope_len_makes_truncated_windows_agree():
     m = small_model()
     ids = torch.randint(0, 64, (2, 16))
@@ -141,6 +143,7 @@ def test_rope_len_makes_truncated_windows_agree():
     assert not torch.allclose(full[:, :5], m.forward_logits(ids[:, :5]), atol=1e-5)
 
 
+@torch.no_grad()
 def test_model_is_causal_and_uses_the_unet_skips():
     m = small_model()
     ids = torch.randint(0, 64, (1, 12))
