@@ -92,17 +92,18 @@ def param_groups(model, cfg: TrainConfig, device) -> list:
     return opts
 
 
-def lr_scale(cfg: TrainConfig, step: int, elapsed: float, budget: float | None) -> float:
-    """Linear warmup, then 1, then linear warmdown to 0 (by steps, or by wall clock under a cap)."""
+def lr_scale(cfg: TrainConfig, step: int, elapsed: float, budget: float | None) -> tuple[float, float]:
+    """(LR scale, warmdown factor): linear warmup, then 1, then linear warmdown to 0 (by steps, or by
+    wall clock under a cap). Late QAT keys on the warmdown factor alone, never on the warmup."""
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
     if cfg.warmdown_iters <= 0:
-        return warm
-    if budget is None:
-        left = cfg.iterations - step
-        return warm * min(1.0, max(left, 0) / cfg.warmdown_iters)
-    step_time = elapsed / max(step, 1)
-    left = max(budget - elapsed, 0.0)
-    return warm * min(1.0, left / max(cfg.warmdown_iters * step_time, 1e-9))
+        down = 1.0
+    elif budget is None:
+        down = min(1.0, max(cfg.iterations - step, 0) / cfg.warmdown_iters)
+    else:
+        step_time = elapsed / max(step, 1)
+        down = min(1.0, max(budget - elapsed, 0.0) / max(cfg.warmdown_iters * step_time, 1e-9))
+    return warm * down, down
 
 
 def average_gradients(params, world: int) -> None:
@@ -222,8 +223,8 @@ def run_training(data, out_dir, cfg: TrainConfig, model_config: dict, log_name: 
     model.train()
     while step < cfg.iterations:
         elapsed = time.perf_counter() - t0
-        scale = lr_scale(cfg, step, elapsed, budget)
-        if 0 < cfg.late_qat_threshold and scale < cfg.late_qat_threshold and not qat.enabled:
+        scale, down = lr_scale(cfg, step, elapsed, budget)
+        if 0 < cfg.late_qat_threshold and down < cfg.late_qat_threshold and not qat.enabled:
             qat.enable()
             log.event("late_qat", step=step, lr_scale=scale)
             log.say(f"step {step}: late QAT and CROWN-Q (lambda {cfg.crown_q_lambda}) on, LR scale {scale:.3f}")
