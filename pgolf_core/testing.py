@@ -1,0 +1,545 @@
+"""Contract checks (rules C1-C4 and no hypercompression) for plugin authors' own tests.
+
+Each ``check_*`` function drives a component the way the evaluator does (spans in increasing order,
+``tokens[:end]`` only), returns a dict of evidence when the rule holds, and raises ``AssertionError``
+with the evidence when it does not::
+
+    from pgolf_core.testing import audit_expert
+
+    def test_my_expert_is_legal():
+        audit_expert(lambda: MyExpert(1024), tokens)
+
+A *source* is either a zero-argument callable that builds a fresh component or a component instance
+(deep-copied for every run, so the caller's instance is never advanced). ``pgolf-core audit`` runs
+these same functions (``pgolf_core.audit``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from .api import Expert, Mixer
+
+MASS_TOLERANCE = 1e-6  # |sum of a distribution - 1| allowed (float32 rows stay well inside it)
+CONSISTENCY_TOLERANCE = 1e-5  # |score() - log distributions()[target]| allowed, in nats
+CAUSAL_TOLERANCE = 1e-9  # predictions before a change must not move by more than this (nats / mass)
+HYPERCOMPRESSION_SLACK_BITS = 20.0  # a legal coder beats T*log2(V) by 20 bits with probability < 2^-20
+
+Source = Union[Callable[[], object], Expert, Mixer]
+
+
+def fresh(source: Source):
+    """A new component from a factory callable, or a deep copy of an instance."""
+    if isinstance(source, (Expert, Mixer)) or hasattr(source, "after_chunk"):
+        return copy.deepcopy(source)
+    if callable(source):
+        return source()
+    raise TypeError(f"expected a component or a zero-argument factory, got {type(source).__name__}")
+
+
+def audit_spans(n_tokens: int, chunk: int = 512) -> list:
+    """Spans that tile targets 1..n-1: one target, seven targets, then ``chunk``-sized spans.
+
+    The short first spans exercise the cases evaluators rarely hit (a span of one target, a span
+    that does not end on a round number); every span boundary is a place where a leak can hide.
+    """
+    spans, start = [], 1
+    for size in itertools.chain((1, 7), itertools.repeat(max(1, int(chunk)))):
+        if start >= n_tokens:
+            return spans
+        end = min(start + size, n_tokens)
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def as_stream(tokens, vocab_size: int) -> np.ndarray:
+    """A read-only 1-D integer copy of ``tokens`` with ids checked against the vocabulary."""
+    arr = np.asarray(tokens)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or len(arr) < 2:
+        raise ValueError(f"tokens must be a 1-D integer array of at least 2 ids, got {arr.dtype} {arr.shape}")
+    if arr.min() < 0 or arr.max() >= vocab_size:
+        raise ValueError(f"token ids must lie in [0, {vocab_size}), found {arr.min()}..{arr.max()}")
+    out = np.array(arr, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def perturb_from(tokens: np.ndarray, cut: int, vocab_size: int, rng) -> np.ndarray:
+    """A copy of ``tokens`` in which every id at position >= ``cut`` is different (a different future)."""
+    out = np.array(tokens, copy=True)
+    shift = rng.integers(1, vocab_size, size=len(out) - cut)
+    out[cut:] = ((out[cut:].astype(np.int64) + shift) % vocab_size).astype(out.dtype)
+    out.flags.writeable = False
+    return out
+
+
+def _cut_points(spans: Sequence, n_cuts: int, rng) -> list:
+    """Positions where the future is changed: a span boundary, inside a span, near the start."""
+    starts = [s for s, _ in spans]
+    cuts = {starts[min(len(starts) - 1, len(starts) // 2)], 2}
+    long_spans = [(s, e) for s, e in spans if e - s > 2]
+    while len(cuts) < n_cuts and long_spans:
+        s, e = long_spans[int(rng.integers(len(long_spans)))]
+        cuts.add(int(rng.integers(s + 1, e)))
+    last = spans[-1][1]
+    return sorted(c for c in cuts if 1 <= c < last)[:max(1, n_cuts)]
+
+
+def trace_expert(expert: Expert, tokens: np.ndarray, spans: Sequence, *, mode: str = "score",
+                 stop_at: Optional[int] = None, on_rows: Optional[Callable] = None, keep_rows: int = -1):
+    """Drive ``expert`` over ``spans`` (score then update, like the evaluator).
+
+    Returns (log-probabilities indexed by position, NaN where not scored; fingerprint after each span
+    as a list of (end, fingerprint); rows {position: distribution} for positions <= ``keep_rows``).
+    ``mode="dist"`` calls ``distributions`` instead of ``score``; ``on_rows(start, rows)`` sees each
+    span's rows. Spans starting after ``stop_at`` are not run.
+    """
+    logp = np.full(len(tokens), np.nan)
+    fingerprints, kept = [], {}
+    for start, end in spans:
+        if stop_at is not None and start > stop_at:
+            break
+        view, n = tokens[:end], end - start
+        if mode == "dist":
+            rows = np.asarray(expert.distributions(view, start, end))
+            assert rows.shape == (n, expert.vocab_size), \
+                f"distributions({start}, {end}) has shape {rows.shape}, expected {(n, expert.vocab_size)}"
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logp[start:end] = np.log(rows[np.arange(n), np.asarray(tokens[start:end], dtype=np.int64)])
+            if on_rows is not None:
+                on_rows(start, rows)
+            for t in range(start, min(end, keep_rows + 1)):
+                kept[t] = np.array(rows[t - start], dtype=np.float64)
+        else:
+            out = np.asarray(expert.score(view, start, end), dtype=np.float64)
+            assert out.shape == (n,), f"score({start}, {end}) has shape {out.shape}, expected ({n},)"
+            logp[start:end] = out
+        expert.update(view, start, end)
+        fingerprints.append((end, expert.state_fingerprint()))
+    return logp, fingerprints, kept
+
+
+def _first_difference(a: np.ndarray, b: np.ndarray, tol: float):
+    diff = np.abs(np.where(np.isnan(a) & np.isnan(b), 0.0, a - b))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    bad = np.nonzero(diff > tol)[0]
+    return (int(bad[0]), float(diff[bad[0]])) if len(bad) else (None, float(diff.max(initial=0.0)))
+
+
+def _compare_fingerprints(fa: list, fb: list, cut: int, who: str) -> int:
+    """State after every span that ends at or before ``cut`` must not depend on tokens >= cut."""
+    compared = 0
+    for (end, a), (_, b) in zip(fa, fb):
+        if end > cut:
+            break
+        assert a == b, (f"C3: {who}: state after the span ending at {end} differs when only tokens >= {cut} "
+                        f"change: the state absorbed tokens that were not scored yet")
+        compared += a is not None
+    return compared
+
+
+def check_causal(source: Source, tokens, *, spans=None, chunk: int = 512, n_cuts: int = 3, seed: int = 0,
+                 tol: float = CAUSAL_TOLERANCE) -> dict:
+    """C1: changing the tokens at and after a position c changes no prediction before c.
+
+    Log-probabilities of targets < c must be identical. With full distributions the check is
+    stricter: the distribution *for* c (formed before c is seen) must be identical too, which catches
+    an expert that reads its own target.
+    """
+    base = fresh(source)
+    stream = as_stream(tokens, base.vocab_size)
+    spans = spans or audit_spans(len(stream), chunk)
+    rng = np.random.default_rng(seed)
+    cuts = _cut_points(spans, n_cuts, rng)
+    modes = ["score"] + (["dist"] if base.provides_distributions else [])
+    ref = {m: trace_expert(fresh(source), stream, spans, mode=m, keep_rows=max(cuts)) for m in modes}
+    worst, rows = 0.0, 0
+    for c in cuts:
+        other = perturb_from(stream, c, base.vocab_size, rng)
+        for m in modes:
+            lp, _, kept = trace_expert(fresh(source), other, spans, mode=m, stop_at=c, keep_rows=c)
+            at, d = _first_difference(ref[m][0][:c], lp[:c], tol)
+            assert at is None, (f"C1: the log-probability of target {at} changed by {d:.3g} nats when only "
+                                f"tokens >= {c} changed ({m} mode): the expert looks ahead")
+            worst = max(worst, d)
+            for t, row in kept.items():
+                dr = float(np.max(np.abs(row - ref[m][2][t])))
+                assert dr <= tol, (f"C1: the distribution for position {t} changed by {dr:.3g} when only tokens "
+                                   f">= {c} changed: the prediction for {t} depends on token {t} or later")
+                rows += 1
+    return {"cuts": cuts, "modes": modes, "max_difference": worst, "rows_compared": rows}
+
+
+class _MassStats:
+    """Running worst case over distribution rows: mass, minimum entry, NaN count."""
+
+    def __init__(self):
+        self.rows, self.worst_mass, self.worst_at, self.min_entry, self.nans = 0, 1.0, None, np.inf, 0
+
+    def add(self, start: int, rows: np.ndarray) -> None:
+        rows = np.asarray(rows)
+        sums = rows.sum(axis=-1, dtype=np.float64)
+        self.nans += int(np.isnan(rows).any(axis=-1).sum())
+        if rows.size:
+            i = int(np.nanargmax(np.abs(sums - 1.0))) if not np.all(np.isnan(sums)) else 0
+            if self.worst_at is None or not abs(sums[i] - 1.0) <= abs(self.worst_mass - 1.0):
+                self.worst_mass, self.worst_at = float(sums[i]), start + i
+            self.min_entry = min(self.min_entry, float(np.nanmin(rows)) if not np.all(np.isnan(rows)) else np.nan)
+        self.rows += len(rows)
+
+    def assert_ok(self, who: str, tol: float) -> dict:
+        evidence = {"positions": self.rows, "worst_mass": self.worst_mass, "worst_position": self.worst_at,
+                    "min_entry": self.min_entry, "nan_rows": self.nans}
+        assert self.nans == 0, f"C2: {who}: {self.nans} distribution rows contain NaN"
+        assert self.min_entry >= 0, f"C2: {who}: negative probability {self.min_entry:.3g}"
+        assert abs(self.worst_mass - 1.0) <= tol, (
+            f"C2: {who}: the distribution for position {self.worst_at} sums to {self.worst_mass:.6g}, not 1 "
+            f"(tolerance {tol:g}; {self.rows} positions checked)")
+        return evidence
+
+
+def probe_distribution(expert: Expert, tokens: np.ndarray, t: int, candidates) -> np.ndarray:
+    """p(v) for each candidate v of target ``t``, from ``score`` alone: a fresh copy of the state
+    before ``t`` scores the one-target span ``[t, t+1)`` of a stream whose token ``t`` is v.
+
+    ``expert`` must have absorbed exactly the targets < t. If the score of v depends on v beyond
+    "the entry of a distribution fixed before the target is seen", the probes show it.
+    """
+    out = np.empty(len(candidates))
+    for i, v in enumerate(candidates):
+        view = np.array(tokens[:t + 1], copy=True)
+        view[t] = v
+        view.flags.writeable = False
+        out[i] = float(np.asarray(copy.deepcopy(expert).score(view, t, t + 1))[0])
+    return np.exp(out)
+
+
+def _spans_through(spans: Sequence, t: int) -> list:
+    """The spans before ``t``, the span containing ``t`` cut so that it ends at ``t``."""
+    out = []
+    for s, e in spans:
+        if s >= t:
+            break
+        out.append((s, min(e, t)))
+    return out
+
+
+def check_normalized(source: Source, tokens, *, spans=None, chunk: int = 512, tol: float = MASS_TOLERANCE,
+                     probe_positions: int = 3) -> dict:
+    """C2: every distribution sums to 1 (no NaN, no negative entry), and ``score`` agrees with it.
+
+    Every target position of the stream is checked (first positions and span boundaries included).
+    An expert without ``distributions`` is probed instead: at a few positions its distribution is
+    rebuilt from V one-target ``score`` calls on copies of its state (see ``probe_distribution``).
+    """
+    expert = fresh(source)
+    stream = as_stream(tokens, expert.vocab_size)
+    spans = spans or audit_spans(len(stream), chunk)
+    who = f"expert {getattr(expert, 'name', '') or type(expert).__name__!r}"
+    if not expert.provides_distributions:
+        return _check_normalized_by_probes(source, stream, spans, who, tol, probe_positions)
+    stats = _MassStats()
+    lp_dist, _, _ = trace_expert(expert, stream, spans, mode="dist", on_rows=stats.add)
+    evidence = stats.assert_ok(who, tol)
+    lp_score, _, _ = trace_expert(fresh(source), stream, spans, mode="score")
+    at, d = _first_difference(lp_dist[1:], lp_score[1:], CONSISTENCY_TOLERANCE)
+    assert at is None, (f"C2: {who}: score() of target {at + 1} is {lp_score[at + 1]:.6g} but its distribution "
+                        f"gives log p = {lp_dist[at + 1]:.6g}: the score is not the distribution's entry")
+    evidence.update(score_vs_distribution=d, method="distributions() at every position")
+    return evidence
+
+
+def _check_normalized_by_probes(source, stream, spans, who, tol, n_positions) -> dict:
+    vocab = fresh(source).vocab_size
+    positions = sorted({1, spans[min(2, len(spans) - 1)][0], spans[-1][0]})[:max(1, n_positions)]
+    stats = _MassStats()
+    for t in positions:
+        expert = fresh(source)
+        trace_expert(expert, stream, _spans_through(spans, t))
+        stats.add(t, probe_distribution(expert, stream, t, np.arange(vocab))[None, :])
+    evidence = stats.assert_ok(who, tol)
+    evidence["method"] = f"rebuilt from {vocab} score() probes at positions {positions} (no distributions())"
+    return evidence
+
+
+def check_score_first(source: Source, tokens, *, spans=None, chunk: int = 512, seed: int = 0,
+                      n_candidates: int = 16) -> dict:
+    """C3: state changes only with scored tokens, and a target's score does not look at the target.
+
+    1. The state after each span depends only on tokens < end (fingerprints equal when the future
+       after a span boundary is different).
+    2. Scoring is a function of the state: two copies score the same span identically and end in
+       the same state.
+    3. At a span start t, copies of the state score ``n_candidates`` different values of token t;
+       each score must be the entry of the distribution the expert gives before seeing t.
+    """
+    first = fresh(source)
+    stream = as_stream(tokens, first.vocab_size)
+    spans = spans or audit_spans(len(stream), chunk)
+    rng = np.random.default_rng(seed)
+    who = f"expert {getattr(first, 'name', '') or type(first).__name__!r}"
+    k = min(len(spans) - 1, max(1, len(spans) // 2))
+    cut = spans[k][0]
+    _, fa, _ = trace_expert(first, stream, spans, stop_at=cut)
+    _, fb, _ = trace_expert(fresh(source), perturb_from(stream, cut, first.vocab_size, rng), spans, stop_at=cut)
+    compared = _compare_fingerprints(fa, fb, cut, who)
+    state = fresh(source)
+    trace_expert(state, stream, spans[:k])
+    s, e = spans[k]
+    a, b = copy.deepcopy(state), copy.deepcopy(state)
+    la, lb = np.asarray(a.score(stream[:e], s, e)), np.asarray(b.score(stream[:e], s, e))
+    assert np.array_equal(la, lb), f"C3: {who}: two copies of one state scored span [{s}, {e}) differently"
+    assert a.state_fingerprint() == b.state_fingerprint(), f"C3: {who}: two copies ended in different states"
+    candidates = np.unique(np.concatenate([[stream[s]], rng.integers(0, first.vocab_size, n_candidates - 1)]))
+    probed = probe_distribution(state, stream, s, candidates)
+    if state.provides_distributions:
+        row = np.asarray(copy.deepcopy(state).distributions(stream[:s + 1], s, s + 1))[0]
+        with np.errstate(divide="ignore"):
+            diff = np.abs(np.log(probed) - np.log(row[candidates]))
+        worst = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
+        assert worst <= CONSISTENCY_TOLERANCE, (
+            f"C3: {who}: at position {s} the score of a candidate target differs from the distribution "
+            f"given before the target was seen by {worst:.3g} nats: the score looks at the target")
+    else:
+        worst = None
+    return {"fingerprints_compared": compared, "state_cut": cut, "probe_position": int(s),
+            "candidates": int(len(candidates)), "probe_difference": worst}
+
+
+class RecordingExpert(Expert):
+    """Delegates to an expert and logs every call (C4 and adapter checks read the log)."""
+
+    def __init__(self, inner: Expert, label: str, log: list):
+        super().__init__(inner.vocab_size)
+        self._inner, self.label, self._log = inner, label, log
+        self.name = inner.name or label
+        self.known_invalid, self.invalid_reason = inner.known_invalid, inner.invalid_reason
+
+    def __getattr__(self, attr):  # e.g. an adapter reaching for ``.model``
+        if attr.startswith("__") or attr == "_inner":
+            raise AttributeError(attr)
+        return getattr(self._inner, attr)
+
+    def score(self, tokens, start, end):
+        self._log.append(("score", self.label, start, end, len(tokens)))
+        return self._inner.score(tokens, start, end)
+
+    def distributions(self, tokens, start, end):
+        self._log.append(("distributions", self.label, start, end, len(tokens)))
+        return self._inner.distributions(tokens, start, end)
+
+    def update(self, tokens, start, end):
+        self._log.append(("update", self.label, start, end, len(tokens)))
+        self._inner.update(tokens, start, end)
+
+    def reset(self):
+        self._inner.reset()
+
+    def state_fingerprint(self):
+        return self._inner.state_fingerprint()
+
+    @property
+    def provides_distributions(self):
+        return self._inner.provides_distributions
+
+    def describe(self):
+        return self._inner.describe()
+
+
+def recording_adapter(inner, label: str, log: list):
+    """An adapter that logs ``after_chunk`` calls before delegating (the class is built lazily to
+    keep this module's import light)."""
+    from .api import Adapter
+
+    class RecordingAdapter(Adapter):
+        def __init__(self):
+            self.name = inner.name or label
+            self.known_invalid, self.invalid_reason = inner.known_invalid, inner.invalid_reason
+
+        def setup(self, experts):
+            inner.setup(experts)
+
+        def after_chunk(self, tokens, start, end, final):
+            log.append(("after_chunk", label, start, end, len(tokens), bool(final)))
+            inner.after_chunk(tokens, start, end, final)
+
+        def state_fingerprint(self):
+            return inner.state_fingerprint()
+
+        def describe(self):
+            return inner.describe()
+
+        def stats(self):
+            return inner.stats()
+
+    return RecordingAdapter()
+
+
+def check_call_log(log: list, n_tokens: int, expert_labels: Sequence, adapter_labels: Sequence = ()) -> dict:
+    """C4 (and C3 for adapters) from a call log: each expert's scored spans tile targets 1..n-1 once,
+    in order, each followed by its update; adapters only ever see scored tokens."""
+    scored = {lb: 1 for lb in expert_labels}  # next unscored target per expert (targets start at 1)
+    spans = {lb: [] for lb in expert_labels}
+    adapter_calls = 0
+    for entry in log:
+        kind, label = entry[0], entry[1]
+        if kind in ("score", "distributions"):
+            _, _, s, e, n_view = entry
+            assert s == scored[label], (f"C4: expert {label!r} was asked for targets [{s}, {e}) but the next unscored "
+                                        f"target is {scored[label]}: a target is {'skipped' if s > scored[label] else 'scored twice'}")
+            assert n_view == e, f"C1: expert {label!r} received {n_view} tokens to score [{s}, {e}); expected exactly {e}"
+            scored[label] = e
+            spans[label].append((s, e))
+        elif kind == "update":
+            assert spans[label] and spans[label][-1] == (entry[2], entry[3]), \
+                f"C3: expert {label!r} was updated on [{entry[2]}, {entry[3]}) before scoring it"
+        elif kind == "after_chunk":
+            _, _, s, e, n_view, final = entry
+            adapter_calls += 1
+            assert n_view == e, f"C3: adapter {label!r} received {n_view} tokens after chunk [{s}, {e}); only {e} are scored"
+            behind = [lb for lb in expert_labels if scored[lb] < e]
+            assert not behind, f"C3: adapter {label!r} ran on [{s}, {e}) before expert(s) {behind} scored it"
+            assert final == (e == n_tokens), f"C4: adapter {label!r} was told final={final} at end {e} of {n_tokens}"
+    for lb in expert_labels:
+        assert scored[lb] == n_tokens, f"C4: expert {lb!r} scored targets up to {scored[lb]}, the stream has {n_tokens - 1}"
+    return {"targets": n_tokens - 1, "spans": {lb: len(v) for lb, v in spans.items()}, "adapter_calls": adapter_calls}
+
+
+def _demo_tokenizer():
+    from .demo import demo_tokenizer_path
+
+    return demo_tokenizer_path()
+
+
+def check_one_pass(source: Source, tokens, *, tokenizer=None, chunk_size: int = 512) -> dict:
+    """C4: under the real evaluator, every target is asked for exactly once, in order, each span
+    scored before it is absorbed (the expert is wrapped in a recorder)."""
+    from .evaluate import evaluate
+
+    log: list = []
+    expert = fresh(source)
+    stream = as_stream(tokens, expert.vocab_size)
+    evaluate([RecordingExpert(expert, "expert", log)], tokens=stream, tokenizer=tokenizer or _demo_tokenizer(),
+             chunk_size=chunk_size, allow_invalid=True)
+    return check_call_log(log, len(stream), ["expert"])
+
+
+def random_stream(n_tokens: int, vocab_size: int, seed: int = 0) -> np.ndarray:
+    """Uniform random ids: no coder can compress them (the no-hypercompression test stream)."""
+    return np.random.default_rng(seed).integers(0, vocab_size, size=n_tokens).astype(np.uint16 if vocab_size <= 65536 else np.int64)
+
+
+def code_length_bound(n_targets: int, vocab_size: int, slack_bits: float = HYPERCOMPRESSION_SLACK_BITS) -> float:
+    """The fewest bits a legal coder may plausibly spend on n uniform random targets: n*log2(V) - slack.
+
+    For any normalized sequential predictor q, P(-log2 q(x) <= n*log2(V) - s) <= 2^-s under the
+    uniform source (Markov/Barron), so falling below the bound means the "probabilities" are not ones.
+    """
+    return n_targets * np.log2(vocab_size) - slack_bits
+
+
+def check_code_lengths(bits: dict, n_targets: int, vocab_size: int, slack_bits: float = HYPERCOMPRESSION_SLACK_BITS) -> dict:
+    """Assert every code length in ``{who: bits}`` is at least ``code_length_bound``."""
+    bound = code_length_bound(n_targets, vocab_size, slack_bits)
+    evidence = {"targets": n_targets, "bound_bits": bound, "bits": dict(bits),
+                "margin_bits": {k: v - bound for k, v in bits.items()}}
+    cheats = {k: v for k, v in bits.items() if v < bound}
+    assert not cheats, "no hypercompression: " + "; ".join(
+        f"{k} coded {n_targets} uniform random tokens in {v:,.1f} bits, {bound - v:,.1f} bits below "
+        f"the bound {bound:,.1f} = T*log2(V) - {slack_bits:g}" for k, v in cheats.items())
+    return evidence
+
+
+def check_no_hypercompression(source: Source, *, n_tokens: int = 50_000, seed: int = 0, tokenizer=None,
+                              slack_bits: float = HYPERCOMPRESSION_SLACK_BITS) -> dict:
+    """On ``n_tokens`` uniform random tokens the expert spends at least T*log2(V) - slack bits."""
+    from .evaluate import evaluate
+
+    expert = fresh(source)
+    stream = random_stream(n_tokens, expert.vocab_size, seed)
+    res = evaluate([expert], tokens=stream, tokenizer=tokenizer or _demo_tokenizer(), allow_invalid=True)
+    bits = res.loss * res.targets / np.log(2.0)
+    return check_code_lengths({"expert": bits}, res.targets, expert.vocab_size, slack_bits)
+
+
+def audit_expert(source: Source, tokens, *, chunk: int = 512, seed: int = 0, random_tokens: int = 50_000,
+                 tokenizer=None) -> dict:
+    """Run every check on an expert; the first failure raises AssertionError. Returns the evidence."""
+    return {
+        "C1": check_causal(source, tokens, chunk=chunk, seed=seed),
+        "C2": check_normalized(source, tokens, chunk=chunk),
+        "C3": check_score_first(source, tokens, chunk=chunk, seed=seed),
+        "C4": check_one_pass(source, tokens, tokenizer=tokenizer, chunk_size=chunk),
+        "no hypercompression": check_no_hypercompression(source, n_tokens=random_tokens, seed=seed, tokenizer=tokenizer),
+    }
+
+
+def synthetic_expert_outputs(n_experts: int, vocab_size: int, n_targets: int, seed: int = 0):
+    """Random but consistent mixer inputs: distributions (K, n, V), targets (n,), logp (K, n)."""
+    rng = np.random.default_rng(seed)
+    dists = rng.dirichlet(np.full(vocab_size, 0.5), size=(n_experts, n_targets))
+    targets = rng.integers(0, vocab_size, size=n_targets)
+    logp = np.log(dists[:, np.arange(n_targets), targets])
+    return dists, targets, logp
+
+
+def trace_mixer(mixer: Mixer, dists, targets, logp, spans, stop_at: Optional[int] = None):
+    """Drive a mixer over spans of synthetic inputs with ``return_distribution=True``.
+
+    Returns (mixture log-probabilities, mixture rows (n, V), weight fingerprints after each span).
+    Spans are 0-based offsets into the inputs here.
+    """
+    n = len(targets)
+    out, rows, fps = np.full(n, np.nan), np.full((n, dists.shape[-1]), np.nan), []
+    for s, e in spans:
+        if stop_at is not None and s > stop_at:
+            break
+        res = mixer.mix(logp[:, s:e], targets[s:e], dists[:, s:e], return_distribution=True)
+        assert isinstance(res, tuple) and len(res) == 2, "C2: mix(..., return_distribution=True) must return (logp, rows)"
+        lp, r = np.asarray(res[0], dtype=np.float64), np.asarray(res[1], dtype=np.float64)
+        assert lp.shape == (e - s,) and r.shape == (e - s, dists.shape[-1]), \
+            f"mixer returned shapes {lp.shape} and {r.shape} for a span of {e - s} targets"
+        out[s:e], rows[s:e] = lp, r
+        fps.append((e, mixer.state_fingerprint()))
+    return out, rows, fps
+
+
+def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n_targets: int = 600,
+                chunk: int = 128, seed: int = 0, tol: float = MASS_TOLERANCE) -> dict:
+    """C1-C3 for a mixer on synthetic expert outputs.
+
+    C2: mixture rows sum to 1 and the returned log-probability is the row's entry for the target.
+    C1/C3: when the targets (and expert outputs) from offset c on change, nothing before c changes:
+    not the mixture's log-probabilities, not its row *for* c (weights may not look at the target),
+    not its weights after spans ending at or before c.
+    """
+    dists, targets, logp = synthetic_expert_outputs(n_experts, vocab_size, n_targets, seed)
+    spans = [(s - 1, e - 1) for s, e in audit_spans(n_targets + 1, chunk)]
+    who = "the mixer"
+    lp, rows, fps = trace_mixer(fresh(source), dists, targets, logp, spans)
+    stats = _MassStats()
+    stats.add(0, rows)
+    c2 = stats.assert_ok(who, tol)
+    with np.errstate(divide="ignore"):
+        at, d = _first_difference(lp, np.log(rows[np.arange(n_targets), targets]), CONSISTENCY_TOLERANCE)
+    assert at is None, f"C2: {who} returned log p = {lp[at]:.6g} for target {at} but its distribution gives {np.log(rows[at, targets[at]]):.6g}"
+    rng = np.random.default_rng(seed + 1)
+    cuts = _cut_points([(s + 1, e + 1) for s, e in spans], 3, rng)
+    for c in (x - 1 for x in cuts):
+        d2, t2, l2 = synthetic_expert_outputs(n_experts, vocab_size, n_targets, seed + 7 + c)
+        d2[:, :c + 1], t2[:c] = dists[:, :c + 1], targets[:c]  # same inputs before c, same experts' row at c
+        t2[c:] = np.where(t2[c:] == targets[c:], (t2[c:] + 1) % vocab_size, t2[c:])
+        l2 = np.log(d2[:, np.arange(n_targets), t2])
+        lq, rq, fq = trace_mixer(fresh(source), d2, t2, l2, spans, stop_at=c)
+        at, diff = _first_difference(lp[:c], lq[:c], CAUSAL_TOLERANCE)
+        assert at is None, f"C1: {who}'s log-probability at offset {at} changed by {diff:.3g} when only targets >= {c} changed"
+        dr = float(np.max(np.abs(rows[:c + 1] - rq[:c + 1])))
+        assert dr <= CAUSAL_TOLERANCE, (f"C3: {who}'s distribution for offset {c} (or before) changed by {dr:.3g} when "
+                                        f"only targets >= {c} changed: its weights looked at the target")
+        _compare_fingerprints(fps, fq, c, who)
+    return {"C2": c2, "C1_C3": {"cuts": cuts, "spans": len(spans)}}
