@@ -83,7 +83,8 @@ def _c1_text(ev):
 
 
 def _c2_text(ev):
-    return f"{ev['positions']} positions: worst mass {ev['worst_mass']:.9f} at {ev['worst_position']}, min entry {ev['min_entry']:.3g}"
+    m = ev["worst_mass"]
+    return f"{ev['positions']} positions: worst mass {m:.12g} (|1 - mass| = {abs(m - 1):.1e}) at {ev['worst_position']}, min entry {ev['min_entry']:.3g}"
 
 
 def _c3_text(ev):
