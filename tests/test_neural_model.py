@@ -19,6 +19,15 @@ SMALL = dict(vocab_size=64, num_layers=3, model_dim=32, num_heads=4, num_kv_head
              rope_dims=4, rope_train_seq_len=8, train_seq_len=16)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The models here are tiny: one thread avoids OpenMP overhead on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def small_model(seed: int = 0, **changes) -> GPT:
     """A small model whose parameters are all perturbed, so that no path is the identity."""
     torch.manual_seed(seed)
