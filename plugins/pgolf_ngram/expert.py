@@ -20,8 +20,9 @@ A target with a shorter context simply uses fewer orders. BOS is itself an ordin
 end of a document is predictable from its last tokens).
 
 Counts come only from scored targets: each target is scored from the counts of targets before it,
-then counted at every order it used (score first, C3). Contexts are stored exactly (a trie keyed by
-``suffix id * V + token``, see ``kernels``), so no two contexts share counts.
+then counted at every order it used (score first, C3). Strings are stored exactly (a trie keyed by
+``parent id * V + token``, see ``kernels``), so no two contexts ever share counts and nothing is hashed
+into a coarser context, at any order.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ class NgramExpert(Expert):
             "order": self.order,
             "estimator": "interpolated Witten-Bell",
             "documents": f"contexts stop at BOS (id {self.bos_id})",
-            "contexts": t.n_contexts,
-            "hashed_pairs": t.n_hashed_pairs,
-            "dense_rows": int(t.dense.shape[0]),
+            "nodes": t.n_nodes,
+            "hashed_nodes": int(t.meta[0]) - t.first_hashed,
+            "dense_bigrams": bool(t.dense_bigrams),
             "memory_bytes": t.memory_bytes(),
         }

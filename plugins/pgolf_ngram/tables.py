@@ -8,90 +8,74 @@ import numpy as np
 
 from . import kernels
 
-#: Dense successor rows cost V * V int64; above this vocabulary only the unigram row is dense.
-MAX_DENSE_VOCAB = 4096
-_INITIAL_ENTRIES = 1 << 12
-
-
-def _empty_index(size: int) -> np.ndarray:
-    idx = np.empty((size, 2), dtype=np.int64)
-    idx[:, 0] = -1
-    idx[:, 1] = 0
-    return idx
+#: Bigram nodes are implicit (a V x V block of 24-byte rows) up to this vocabulary: 25 MB at V = 1024.
+MAX_DENSE_BIGRAM_VOCAB = 1024
+_INITIAL_HASHED = 1 << 12
+MAX_COUNT = 2**31 - 1  # node fields are int32: ids, counts and totals stay below this
 
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
+def _index_size(n_keys: int) -> int:
+    """Smallest power-of-2 index that holds ``n_keys`` at load <= 0.7 (the kernels' ``has_room``)."""
+    return _next_pow2(max(16, -(-10 * n_keys // 7)))
+
+
 class CountTables:
-    """Counts of every order up to ``order`` (layout described in ``kernels``)."""
+    """Counts of every order up to ``order`` as a trie of nodes (layout described in ``kernels``).
+
+    Every empty value is 0 and arrays come from ``np.zeros``, so untouched capacity costs no memory.
+    """
 
     def __init__(self, vocab_size: int, order: int):
         V = self.vocab_size = int(vocab_size)
         self.order = int(order)
-        n_dense = V + 1 if (order >= 2 and V <= MAX_DENSE_VOCAB) else 1
-        self.dense = np.zeros((n_dense, V), dtype=np.int64)
-        first_hashed = V + 1  # ids 0..V are the empty context and the one-token contexts
-        ctx_cap = _next_pow2(first_hashed + _INITIAL_ENTRIES)
-        self.ctx_info = np.zeros((ctx_cap, 3), dtype=np.int64)
-        self.ctx_info[:, 2] = -1
-        self.ctx_idx = _empty_index(2 * ctx_cap)
-        self.pair_idx = _empty_index(2 * _INITIAL_ENTRIES)
-        self.pair_keys = np.zeros(_INITIAL_ENTRIES, dtype=np.int64)
-        self.pair_next = np.zeros(_INITIAL_ENTRIES, dtype=np.int64)
-        self.meta = np.array([first_hashed, 0], dtype=np.int64)
+        self.dense_bigrams = order >= 2 and V <= MAX_DENSE_BIGRAM_VOCAB
+        self.first_hashed = 1 + V + (V * V if self.dense_bigrams else 0)
+        self.max_new = max(0, order - (2 if self.dense_bigrams else 1))  # hashed nodes one target may add
+        cap = self.first_hashed + (_INITIAL_HASHED if self.max_new else 0)
+        self.node = np.zeros((cap, 6), dtype=np.int32)  # [count, total, distinct, head, next, last]
+        self.idx = np.zeros((_index_size(cap - self.first_hashed + self.max_new), 2), dtype=np.int64)
+        self.meta = np.array([self.first_hashed], dtype=np.int64)
 
     @property
-    def n_contexts(self) -> int:
-        """Contexts with at least one count (all orders, the empty context included)."""
-        return int(np.count_nonzero(self.ctx_info[: self.meta[0], 0]))
-
-    @property
-    def n_hashed_pairs(self) -> int:
-        return int(self.meta[1])
+    def n_nodes(self) -> int:
+        """Strings counted at least once (all orders, the empty string included)."""
+        return int(np.count_nonzero(self.node[: self.meta[0], 0])) + 1
 
     def grow(self) -> None:
         """Double whichever table lacks room for one more target (called when a kernel stops)."""
-        need_c = int(self.meta[0]) + self.order
-        need_p = int(self.meta[1]) + self.order
-        if need_c > self.ctx_info.shape[0]:
-            info = np.zeros((2 * self.ctx_info.shape[0], 3), dtype=np.int64)
-            info[:, 2] = -1
-            info[: self.ctx_info.shape[0]] = self.ctx_info
-            self.ctx_info = info
-        if 2 * need_c > self.ctx_idx.shape[0]:
-            self.ctx_idx = self._rehashed(self.ctx_idx)
-        if need_p > self.pair_keys.shape[0]:
-            self.pair_keys = np.concatenate([self.pair_keys, np.zeros_like(self.pair_keys)])
-            self.pair_next = np.concatenate([self.pair_next, np.zeros_like(self.pair_next)])
-        if 2 * need_p > self.pair_idx.shape[0]:
-            self.pair_idx = self._rehashed(self.pair_idx)
-
-    @staticmethod
-    def _rehashed(idx: np.ndarray) -> np.ndarray:
-        new = _empty_index(2 * idx.shape[0])
-        kernels.rehash(idx, new)
-        return new
+        need = int(self.meta[0]) + self.max_new
+        if need > self.node.shape[0]:
+            cap = min(2 * self.node.shape[0], MAX_COUNT)
+            if need > cap:
+                raise MemoryError(f"n-gram tables are full ({MAX_COUNT} nodes)")
+            node = np.zeros((cap, 6), dtype=np.int32)
+            node[: self.node.shape[0]] = self.node
+            self.node = node
+        size = _index_size(need - self.first_hashed)
+        if size > self.idx.shape[0]:
+            new = np.zeros((size, 2), dtype=np.int64)
+            kernels.rehash(self.idx, new)
+            self.idx = new
 
     def run(self, tokens: np.ndarray, t0: int, t1: int, bos: int, logp: np.ndarray, dists: np.ndarray) -> None:
         """Score-then-count targets ``t0..t1-1`` of ``tokens`` (int64), growing tables as needed."""
         t = t0
         while t < t1:
-            t = kernels.run_span(tokens, t, t1, t0, self.order, self.vocab_size, bos, self.dense, self.ctx_info,
-                                 self.ctx_idx, self.pair_idx, self.pair_keys, self.pair_next, self.meta, logp, dists)
+            t = kernels.run_span(tokens, t, t1, t0, self.order, self.vocab_size, self.dense_bigrams, bos, self.first_hashed, self.idx,
+                                 self.node, self.meta, logp, dists)
             if t < t1:
                 self.grow()
 
     def memory_bytes(self) -> int:
-        arrays = (self.dense, self.ctx_info, self.ctx_idx, self.pair_idx, self.pair_keys, self.pair_next)
-        return int(sum(a.nbytes for a in arrays))
+        return int(self.node.nbytes + self.idx.nbytes + self.meta.nbytes)
 
     def fingerprint(self) -> bytes:
-        """Digest of every count (dense rows, context totals, hashed pair counts and keys)."""
+        """Digest of every count: the node rows in use (ids are assigned deterministically)."""
         h = hashlib.blake2b(digest_size=16)
         h.update(self.meta.tobytes())
-        h.update(self.dense.tobytes())
-        h.update(self.ctx_info[: self.meta[0], :2].tobytes())
-        h.update(self.pair_idx.tobytes())
+        h.update(self.node[: self.meta[0], :3].tobytes())  # counts, totals, distinct
         return h.digest()
