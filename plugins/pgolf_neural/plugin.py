@@ -1,1 +1,97 @@
-"""Registration hooks (filled in by the plugin)."""
+"""Registration of the ``neural`` expert (the seed's GPT, sliding-window scoring).
+
+This module must import quickly: torch and the model are imported inside the factory. Options
+arrive as strings from the command line, so each is converted and checked here with an error that
+names the option.
+"""
+
+from __future__ import annotations
+
+from pgolf_core import hookimpl
+from pgolf_core.errors import UsageError
+
+_DTYPES = {"auto": None, "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+DEFAULT_STRIDE = 64  # the seed's evaluation stride
+DEFAULT_BATCH = 32  # windows per forward pass
+
+
+def _int_option(name: str, value, minimum: int = 1):
+    if value is None:
+        return None
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        number = int(text) if isinstance(text, (int, str)) and not isinstance(text, bool) else None
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise UsageError(f"expert 'neural': option {name} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def _device(value, default: str):
+    import torch
+
+    text = str(value if value is not None else default).strip()
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"expert 'neural': option device must be a torch device such as cpu or cuda:0, "
+                         f"got {value!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"expert 'neural': device {text!r} requested but CUDA is not available")
+    return device
+
+
+def _dtype(value, device):
+    import torch
+
+    key = str(value).strip().lower()
+    if key not in _DTYPES:
+        raise UsageError(f"expert 'neural': option dtype must be one of auto, float32, bfloat16; got {value!r}")
+    if _DTYPES[key] is None:
+        return None
+    if _DTYPES[key] == "bfloat16" and device.type != "cuda":
+        raise UsageError("expert 'neural': dtype=bfloat16 needs a CUDA device (CPU scoring is float32)")
+    return getattr(torch, _DTYPES[key])
+
+
+def _build_model(ctx, checkpoint, preset, init_seed):
+    """(model, description of where it came from)."""
+    from .config import preset as get_preset
+    from .expert import default_checkpoint, load_model, random_model
+
+    if checkpoint is not None and (preset is not None or init_seed is not None):
+        raise UsageError("expert 'neural': give either checkpoint=PATH or preset=NAME with init_seed=N, not both")
+    if preset is not None or init_seed is not None:
+        if preset is None or init_seed is None:
+            raise UsageError("expert 'neural': a random model needs both preset=NAME and init_seed=N")
+        seed = _int_option("init_seed", init_seed, minimum=0)
+        return random_model(get_preset(str(preset).strip()), seed), f"preset {preset} (random, seed {seed})"
+    path = checkpoint if checkpoint is not None else default_checkpoint(ctx.extra or {})
+    return load_model(path), f"checkpoint {path}"
+
+
+def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,
+                device=None, dtype="auto"):
+    """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len)."""
+    from .expert import NeuralExpert, check_vocab
+
+    seq_len, stride = _int_option("seq_len", seq_len), _int_option("stride", stride)
+    batch = _int_option("batch", batch) or DEFAULT_BATCH
+    dev = _device(device, getattr(ctx, "device", "cpu"))
+    torch_dtype = _dtype(dtype, dev)
+    model, source = _build_model(ctx, checkpoint, preset, init_seed)
+    check_vocab(model, ctx.vocab_size, source)
+    seq_len = seq_len or model.config.train_seq_len
+    stride = stride or min(DEFAULT_STRIDE, seq_len)
+    if stride > seq_len:
+        raise UsageError(f"expert 'neural': option stride ({stride}) must not exceed seq_len ({seq_len})")
+    return NeuralExpert(model, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
+                        source=source)
+
+
+@hookimpl
+def pgolf_register_experts(register):
+    register("neural", make_neural,
+             description="the seed's GPT scored with sliding windows (checkpoint=PATH or preset+init_seed; "
+                         "seq_len, stride=64, batch=32, device, dtype=auto|float32|bfloat16)")

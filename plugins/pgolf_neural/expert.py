@@ -1,0 +1,122 @@
+"""The ``neural`` expert: the GPT scored with sliding windows.
+
+The expert holds no state built from the stream; its only mutable state is the network's
+parameters, which a test-time-training adapter may change between spans (through ``.model``). The
+fingerprint therefore digests the parameters, and ``reset`` restores the weights it was built with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from pgolf_core.api import Expert
+from pgolf_core.errors import DataError, UsageError
+
+from .config import GPTConfig
+from .model import GPT
+from .scoring import score_span
+
+
+class NeuralExpert(Expert):
+    def __init__(self, model: GPT, *, seq_len: int, stride: int, batch: int, device: torch.device,
+                 dtype: Optional[torch.dtype], source: str):
+        super().__init__(model.config.vocab_size)
+        self.model = model.to(device)
+        self.seq_len, self.stride, self.batch = seq_len, stride, batch
+        self.device, self.dtype, self.source = device, dtype, source
+        self._initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _check_tokens(self, tokens: np.ndarray, start: int, end: int) -> None:
+        if len(tokens) < end or not 1 <= start <= end:
+            raise UsageError(f"expert {self.name!r}: bad span [{start}, {end}) of {len(tokens)} tokens")
+        seen = tokens[max(0, start - self.seq_len): end]
+        if seen.size and int(seen.max()) >= self.vocab_size:
+            raise DataError(f"expert {self.name!r}: token id {int(seen.max())} in positions "
+                            f"< {end} is outside the model's vocabulary of {self.vocab_size}")
+
+    def _score(self, tokens, start, end, distributions: bool):
+        self._check_tokens(tokens, start, end)
+        return score_span(self.model, tokens, start, end, seq_len=self.seq_len, stride=self.stride,
+                          batch=self.batch, device=self.device, dtype=self.dtype,
+                          distributions=distributions)
+
+    def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        return self._score(tokens, start, end, distributions=False)
+
+    def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        return self._score(tokens, start, end, distributions=True)[1]
+
+    def reset(self) -> None:
+        """Back to the weights the expert was built with (undoing any test-time training)."""
+        self.model.load_state_dict(self._initial, strict=True)
+
+    def state_fingerprint(self) -> bytes:
+        h = hashlib.sha256()
+        for name, p in self.model.state_dict().items():
+            h.update(name.encode())
+            h.update(p.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        return h.digest()
+
+    def describe(self) -> dict:
+        return {"source": self.source, "config": self.model.config.to_dict(),
+                "parameters": self.model.num_params(), "seq_len": self.seq_len, "stride": self.stride,
+                "batch": self.batch, "device": str(self.device),
+                "dtype": "auto" if self.dtype is None else str(self.dtype).replace("torch.", "")}
+
+
+# ----------------------------------------------------------------------------- building the model
+
+def random_model(cfg: GPTConfig, seed: int) -> GPT:
+    """A freshly initialised model; the global torch RNG is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return GPT(cfg)
+
+
+def _state_dict_problems(model: GPT, state_dict: dict) -> list:
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in expected]
+    problems += [f"{k}: shape {tuple(v.shape)} in the file, {tuple(expected[k].shape)} in the model"
+                 for k, v in state_dict.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    return problems
+
+
+def load_model(path) -> GPT:
+    """GPT from an fp32 checkpoint or an int5 artifact, with errors that name the file."""
+    from .artifact import ArtifactError, load_checkpoint
+
+    config_dict, state_dict = load_checkpoint(path)
+    try:
+        cfg = GPTConfig.from_dict(config_dict)
+    except UsageError as exc:
+        raise ArtifactError(f"checkpoint {path}: its model config is not usable: {exc}") from None
+    model = GPT(cfg)
+    problems = _state_dict_problems(model, state_dict)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ArtifactError(f"checkpoint {path}: weights do not match its config ({shown})")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
+                          strict=True)
+    return model
+
+
+def check_vocab(model: GPT, vocab_size: int, source: str) -> None:
+    if model.config.vocab_size != vocab_size:
+        raise UsageError(f"expert 'neural': {source} has vocab_size {model.config.vocab_size} but the "
+                         f"token stream's vocabulary has {vocab_size} tokens")
+
+
+def default_checkpoint(extra: dict) -> Path:
+    """The committed demo checkpoint for the built-in demo stream; otherwise a usage error."""
+    if extra.get("dataset") == "demo":
+        from .artifact import demo_checkpoint_path
+
+        return demo_checkpoint_path()
+    raise UsageError("expert 'neural' needs checkpoint=PATH (an fp32 checkpoint or an int5 artifact), "
+                     "or preset=NAME with init_seed=N for a randomly initialised model")
