@@ -1,0 +1,68 @@
+"""Presets fill evaluate() arguments; the user's explicit choices win."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgolf_core.errors import UsageError
+from pgolf_core.presets import PRESETS, preset_kwargs
+
+
+def test_pr700_is_the_seed_configuration_and_declared_invalid():
+    kw = preset_kwargs("pr700")
+    assert kw["experts"] == ["neural", "unigram", "bigram", "trigram", "pr700-entropy"]
+    assert kw["mixer"] == "hedge"
+    assert kw["mixer_options"] == {"eta": "0.1", "update": "batch", "batch_loss": "mean", "bias": "2.0", "solo_first": "10000"}
+    assert kw["expert_options"]["neural"]["stride"] == "64"
+    assert kw["adapters"] == ["ttt"]
+    assert "C2" in kw["invalid_reason"]
+    legal = preset_kwargs("pr700-legal")
+    assert legal["experts"][-1] == "entropy" and not legal["invalid_reason"]
+
+
+def test_explicit_choices_win_and_neural_options_reach_the_entropy_source():
+    kw = preset_kwargs("pr700-legal", experts=["neural", "entropy"], mixer_options={"eta": "1"},
+                       expert_options={"neural": {"checkpoint": "m.pt", "stride": "32"}})
+    assert kw["experts"] == ["neural", "entropy"] and set(kw["expert_options"]) == {"neural", "entropy"}
+    assert kw["mixer_options"]["eta"] == "1" and kw["mixer_options"]["bias"] == "2.0"
+    assert kw["expert_options"]["entropy"]["neural_checkpoint"] == "m.pt"
+    assert kw["expert_options"]["entropy"]["neural_stride"] == "32"
+    assert preset_kwargs("pr700", mixer="logistic")["mixer_options"] == {}
+
+
+def test_missing_adapter_is_dropped_with_a_note(plugins):
+    if "ttt" in plugins.adapters.entries:
+        assert preset_kwargs("pr700", plugins)["adapters"] == ["ttt"]
+    else:
+        kw = preset_kwargs("pr700", plugins)
+        assert kw["adapters"] == [] and any("'ttt' is not registered" in n for n in kw["notes"])
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(UsageError, match="Did you mean 'pr700'"):
+        preset_kwargs("pr70")
+    assert set(PRESETS) >= {"pr700", "pr700-legal"}
+
+
+def test_pr700_runs_only_when_invalid_results_are_allowed(plugins):
+    """End to end on the demo with uniform sources in place of the network (no torch needed)."""
+    from pgolf_core.errors import InvalidConfigurationError
+    from pgolf_core.evaluate import evaluate
+
+    pytest.importorskip("pgolf_entropy.plugin")
+    import pgolf_entropy.plugin as ep
+
+    if "pr700-entropy" not in plugins.experts.entries:
+        plugins.add(ep, "entropy-test")
+    if not {"unigram", "bigram", "trigram"} <= set(plugins.experts.entries) or "hedge" not in plugins.mixers.entries:
+        pytest.skip("needs the n-gram experts and the hedge mixer")
+    kw = preset_kwargs("pr700", plugins, adapters=[],
+                       experts=["uniform", "unigram", "bigram", "trigram", "pr700-entropy"],
+                       expert_options={"pr700-entropy": {"source": "bigram"}})
+    assert kw["expert_options"]["pr700-entropy"] == {"source": "bigram"}
+    reason = kw.pop("invalid_reason")
+    kw.pop("notes")
+    with pytest.raises(InvalidConfigurationError, match="known invalid"):
+        evaluate(plugins=plugins, limit=3000, **kw)
+    res = evaluate(plugins=plugins, limit=3000, allow_invalid=True, **kw)
+    assert not res.valid and reason
