@@ -108,7 +108,7 @@ def test_logistic_starts_at_the_geometric_mean_and_learns_to_trust_the_better_ex
 @given(seed=seeds, k=st.integers(1, 4), n=st.integers(1, 25), mode=st.integers(0, 2), buckets=st.integers(1, 5),
        bias=st.booleans(), lr=st.floats(0.0, 0.3))
 def test_logistic_kernel_matches_its_reference(seed, k, n, mode, buckets, bias, lr):
-    from pgolf_mixers.logistic import LOG_FLOOR
+    from pgolf_mixers.logistic import PROB_FLOOR
     from pgolf_mixers.logistic_kernels import logistic_kernel, logistic_reference
 
     dists, targets, _ = experts(seed, k, n, 10, concentration=0.2)
@@ -116,10 +116,10 @@ def test_logistic_kernel_matches_its_reference(seed, k, n, mode, buckets, bias, 
     dists[0, 0, targets[0]] = 1.0
     rng = np.random.default_rng(seed)
     w0, b0 = rng.normal(0.3, 0.2, (buckets, k)), rng.normal(0, 0.1, 10)
-    ref = logistic_reference(dists, targets, w0, b0, lr, bias, mode, LOG_FLOOR)
+    ref = logistic_reference(dists, targets, w0, b0, lr, bias, mode, PROB_FLOOR)
     w, b, counts = w0.copy(), b0.copy(), np.zeros(buckets, dtype=np.int64)
     out, dist = np.empty(n), np.empty((n, 10))
-    logistic_kernel(dists, targets, w, b, lr, bias, mode, LOG_FLOOR, counts, out, dist)
+    logistic_kernel(dists, targets, w, b, lr, bias, mode, PROB_FLOOR, counts, out, dist)
     for got, want in zip((out, dist, w, b if bias else b0, counts), ref):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
 

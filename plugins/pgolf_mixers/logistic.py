@@ -32,9 +32,9 @@ from pgolf_core.errors import UsageError
 
 from .hedge import check_inputs
 
-#: log-probabilities are floored here: exp(-690) ~ 1e-300 is far below any probability a model
+#: probabilities are floored here before their log: 1e-300 is far below any probability a model
 #: assigns on purpose, and the floor keeps 0 * log(0) and negative weights away from -inf.
-LOG_FLOOR = -690.0
+PROB_FLOOR = 1e-300
 CONTEXT_MODES = {"none": 0, "entropy": 1, "confidence": 2}
 
 
@@ -80,7 +80,7 @@ class LogisticMixer(Mixer):
         out = np.empty(n)
         dist = np.empty((n if return_distribution else 0, self.vocab_size))
         logistic_kernel(np.ascontiguousarray(dists, dtype=np.float64), targets, self._w, self._b, self.lr,
-                        self.use_bias, CONTEXT_MODES[self.context], LOG_FLOOR, self._counts, out, dist)
+                        self.use_bias, CONTEXT_MODES[self.context], PROB_FLOOR, self._counts, out, dist)
         return (out, dist) if return_distribution else out
 
     def describe(self) -> dict:

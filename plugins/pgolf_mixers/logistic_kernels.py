@@ -8,8 +8,8 @@ vocabulary, score the target, then take one gradient step on the log loss of tha
 
 Context modes: 0 none (one weight set), 1 entropy of the first input (buckets of equal width on
 [0, ln V]), 2 confidence = the first input's largest probability (buckets of equal width on [0, 1]).
-Log-probabilities are floored at ``floor`` so that a zero probability never meets a zero or negative
-weight as -inf * 0.
+Probabilities are floored at ``floor`` (a probability, e.g. 1e-300) before the log, so that a zero
+probability never meets a zero or negative weight as -inf * 0.
 """
 
 from __future__ import annotations
@@ -53,18 +53,18 @@ def logistic_kernel(dists, targets, w, b, lr, use_bias, mode, floor, counts, out
     for i in range(n):
         for k in range(k_inputs):
             for v in range(v_size):
-                p = dists[k, i, v]
-                lq[k, v] = max(math.log(p), floor) if p > 0.0 else floor
+                lq[k, v] = math.log(max(dists[k, i, v], floor))
         c = context_bucket(dists[0, i], lq[0], mode, n_buckets)
         counts[c] += 1
+        for v in range(v_size):
+            s[v] = b[v] if use_bias else 0.0
+        for k in range(k_inputs):
+            wk = w[c, k]
+            for v in range(v_size):
+                s[v] += wk * lq[k, v]
         m = -np.inf
         for v in range(v_size):
-            x = b[v] if use_bias else 0.0
-            for k in range(k_inputs):
-                x += w[c, k] * lq[k, v]
-            s[v] = x
-            if x > m:
-                m = x
+            m = max(m, s[v])
         y = targets[i]
         sy = s[y] - m
         z = 0.0
@@ -97,8 +97,7 @@ def logistic_reference(dists, targets, w, b, lr, use_bias, mode, floor):
     counts = np.zeros(w.shape[0], dtype=np.int64)
     logp, dist = np.empty(n), np.empty((n, v_size))
     for i in range(n):
-        with np.errstate(divide="ignore"):
-            lq = np.maximum(np.log(dists[:, i]), floor)
+        lq = np.log(np.maximum(dists[:, i], floor))
         p0 = dists[0, i]
         if mode == 0:
             c = 0
