@@ -1,0 +1,108 @@
+"""What the two adapters share: finding the expert's model, the chunk clock, timing and stats."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from pgolf_core.api import Adapter
+from pgolf_core.errors import UsageError
+
+from .schedule import chunk_count, chunk_lr
+from .windows import ChunkClock
+
+# Targets of the official FineWeb validation split (62,021,846 tokens): the default horizon of the
+# cosine schedule when the run does not say how long its stream is.
+OFFICIAL_VAL_TARGETS = 62_021_845
+
+
+class ChunkedAdapter(Adapter):
+    """Buffers the evaluator's spans into its own chunks and trains on each completed chunk.
+
+    Subclasses provide ``_params(model)`` (the tensors to train, called once in ``setup``) and may
+    override ``_before_train(tokens, a, b)``.
+    """
+
+    def __init__(self, ctx, *, target, optimizer, epochs, lr, chunk_tokens, seq_len, batch,
+                 polyak, grad_clip, schedule, ramp_max, horizon):
+        if ctx.byte_counts is None:
+            raise UsageError(f"adapter {type(self).__name__}: the byte table (tokenizer) is needed for the byte-weighted loss")
+        self.ctx, self.target, self.kind = ctx, target, optimizer
+        self.epochs, self.lr, self.chunk_tokens = epochs, lr, chunk_tokens
+        self.seq_len, self.batch, self.polyak, self.grad_clip = seq_len, batch, polyak, grad_clip
+        self.schedule, self.ramp_max = schedule, ramp_max
+        horizon = horizon or ctx.extra.get("stream_targets") or OFFICIAL_VAL_TARGETS
+        self.n_chunks = chunk_count(horizon, chunk_tokens)
+        self.clock = ChunkClock(chunk_tokens)
+        self.trainer = None
+        self.seconds: list = []
+        self.history: list = []
+
+    def setup(self, experts: dict) -> None:
+        from .trainer import ChunkTrainer
+
+        if self.target not in experts:
+            raise UsageError(f"adapter {self.name!r}: option target={self.target!r} names no expert of this run "
+                             f"(experts: {', '.join(experts) or 'none'})")
+        expert = experts[self.target]
+        model = getattr(expert, "model", None)
+        if model is None or not hasattr(model, "parameters"):
+            raise UsageError(f"adapter {self.name!r}: expert {self.target!r} has no torch model (.model) to adapt")
+        self.expert, self.model = expert, model
+        seq_len = self.seq_len or int(getattr(expert, "seq_len", 0) or 0)
+        if seq_len < 1:
+            raise UsageError(f"adapter {self.name!r}: expert {self.target!r} does not say its seq_len; pass seq_len=N")
+        self.seq_len = seq_len
+        params = self._params(model)
+        if not params:
+            raise UsageError(f"adapter {self.name!r}: nothing to train in expert {self.target!r}")
+        self.trainer = ChunkTrainer(model, params, optimizer=self.kind, epochs=self.epochs, seq_len=seq_len,
+                                    batch=self.batch, grad_clip=self.grad_clip, polyak=self.polyak,
+                                    byte_table=self.ctx.byte_counts)
+
+    def _params(self, model) -> list:
+        raise NotImplementedError
+
+    def _before_train(self, tokens: np.ndarray, a: int, b: int) -> tuple:
+        """Hook before training chunk ``[a, b)``; returns the span to train on (default: all of it)."""
+        return a, b
+
+    def after_chunk(self, tokens: np.ndarray, start: int, end: int, final: bool) -> None:
+        if self.trainer is None:
+            raise RuntimeError(f"adapter {self.name!r} was not set up with the run's experts")
+        for index, a, b in self.clock.advance(start, end, final):
+            t0 = time.perf_counter()
+            a, b = self._before_train(tokens, a, b)
+            if a >= b or self.epochs == 0:
+                continue
+            lr = chunk_lr(self.lr, index, self.n_chunks, self.schedule, self.ramp_max)
+            info = self.trainer.train(tokens, a, b, lr)
+            self.seconds.append(time.perf_counter() - t0)
+            self.history.append({"chunk": index, "targets": [a, b], "lr": lr, **info})
+
+    def state_fingerprint(self):
+        if self.trainer is None:
+            return None
+        import hashlib
+
+        h = hashlib.sha256()
+        for p in self.trainer.params:
+            h.update(p.detach().cpu().float().numpy().tobytes())
+        return h.digest()
+
+    def stats(self) -> dict:
+        secs = np.asarray(self.seconds, dtype=np.float64)
+        return {
+            "chunks_trained": len(self.seconds),
+            "seconds_per_chunk": float(secs.mean()) if secs.size else 0.0,
+            "seconds_total": float(secs.sum()),
+            "chunk_tokens": self.chunk_tokens,
+            "history": self.history,
+        }
+
+    def describe(self) -> dict:
+        return {"target": self.target, "optimizer": self.kind, "epochs": self.epochs, "lr": self.lr,
+                "chunk_tokens": self.chunk_tokens, "seq_len": self.seq_len, "batch": self.batch,
+                "polyak": self.polyak, "grad_clip": self.grad_clip, "schedule": self.schedule,
+                "ramp_max": self.ramp_max, "horizon_chunks": self.n_chunks}
