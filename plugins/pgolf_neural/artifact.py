@@ -48,7 +48,8 @@ CONTROL_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weig
                     "ve_layer_scales", "ve_shared.scale")
 _BLOCK_MATRIX = re.compile(r"(^|\.)(attn|mlp)\.")  # a module path through an attention or MLP block
 KINDS = ("int5", "int8", "fp16", "fp32")
-DEMO_FILE = Path(__file__).resolve().parent / "demo" / "tiny_demo.int5.ptz"
+# ".pt" so that the package data pattern demo/*.pt ships it; the content is the zstd artifact.
+DEMO_FILE = Path(__file__).resolve().parent / "demo" / "tiny_demo_int5.pt"
 # Meta tags of the seed's files, mapped to our kinds.
 _SEED_TAGS = {"passthrough": "fp16", "passthrough_fp16": "fp16", "passthrough_ctrl": "fp32"}
 
