@@ -46,7 +46,9 @@ def make_trigram(ctx):
     return _build(ctx, 3)
 
 
-def make_ngram(ctx, order=5):
+def make_ngram(ctx, order=3):
+    # Default 3: with Witten-Bell, order 3 has the best BPB both on the validation head (131K tokens)
+    # and on 4M FineWeb-sample tokens; higher orders spread mass over too many sparse contexts.
     return _build(ctx, parse_order(order))
 
 
@@ -56,4 +58,4 @@ def pgolf_register_experts(register):
     register("unigram", make_unigram, description=f"{wb} unigram (token frequencies)")
     register("bigram", make_bigram, description=f"{wb} bigram")
     register("trigram", make_trigram, description=f"{wb} trigram")
-    register("ngram", make_ngram, description=f"{wb} n-gram of any order (option order=1..16, default 5)")
+    register("ngram", make_ngram, description=f"{wb} n-gram of any order (option order=1..16, default 3)")
