@@ -36,10 +36,10 @@ MIXERS = {  # label -> (registered name, options as the command line would give 
     "hedge fixed share (0.01)": ("hedge", {"share": "0.01"}),
     "hedge seed (eta=.1,batch mean,bias 2,solo 10k)": (
         "hedge", {"eta": "0.1", "update": "batch", "batch_loss": "mean", "bias": "2", "solo_first": "10000"}),
-    "logistic (lr=0.02)": ("logistic", {}),
-    "logistic entropy x8 + bias": ("logistic", {"context": "entropy", "buckets": "8", "bias": "1"}),
+    "logistic (lr=0.003)": ("logistic", {}),
+    "logistic entropy x8 + bias (lr=0.005)": ("logistic", {"context": "entropy", "buckets": "8", "bias": "1", "lr": "0.005"}),
     "stack hedge-fs+logistic -> hedge-fs": (
-        "stack", {"inputs": "hedge:share=0.01;logistic:context=entropy:bias=1", "top": "hedge:share=0.01"}),
+        "stack", {"inputs": "hedge:share=0.01;logistic:context=entropy:bias=1:lr=0.005", "top": "hedge:share=0.01"}),
 }
 
 
@@ -89,7 +89,7 @@ def speed() -> None:
     t = median_time(lambda: mixer.mix(logp, targets, dists))
     rows.append(("logistic (K=4, V=1024)", n_l / t, warm))
     w, b = np.full((1, 4), 0.25), np.zeros(VOCAB)
-    t_ref = median_time(lambda: logistic_reference(dists[:, :n_ref], targets[:n_ref], w, b, 0.02, False, 0, PROB_FLOOR),
+    t_ref = median_time(lambda: logistic_reference(dists[:, :n_ref], targets[:n_ref], w, b, 0.003, False, 0, PROB_FLOOR),
                         repeats=3)
     rows.append(("  logistic NumPy reference", n_ref / t_ref, 0.0))
     print(f"{'mixer':<34}{'tokens/s':>14}{'JIT warm-up s':>15}")

@@ -10,6 +10,10 @@ over the full token alphabet rather than bits).
 After each target is scored, one gradient step on its log loss (``lr``) moves the weights
 (C3: target i is scored with weights learned from targets < i only). Options:
 
+- ``lr`` (default 0.003): the inputs are log-probabilities of magnitude 1-10 nats, so gradients are
+  large and the step must be small; on FineWeb with a static bigram plus online n-grams the loss is
+  flat from 0.002 to 0.005 and degrades quickly above 0.02 (benchmarks/bench_mixers.py).
+
 - ``init``: the starting weights. Default ``uniform`` = 1/K each, the normalized geometric mean of
   the inputs. That is a safe start: by the AM-GM (Hoelder) inequality its normalizer Z <= 1, so its
   log loss is at most the average of the inputs' log losses from the first target on; weights of 1
@@ -43,7 +47,7 @@ class LogisticMixer(Mixer):
 
     needs_distributions = True
 
-    def __init__(self, n_experts: int, vocab_size: int, *, lr: float = 0.02, init=None, bias: bool = False,
+    def __init__(self, n_experts: int, vocab_size: int, *, lr: float = 0.003, init=None, bias: bool = False,
                  context: str = "none", buckets: int = 1, input_names=()):
         super().__init__(n_experts, vocab_size)
         self.lr, self.use_bias, self.context = float(lr), bool(bias), context

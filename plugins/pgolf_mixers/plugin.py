@@ -34,7 +34,7 @@ def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias=
     )
 
 
-def make_logistic(ctx, lr="0.02", init="uniform", bias="0", context="none", buckets="8"):
+def make_logistic(ctx, lr="0.003", init="uniform", bias="0", context="none", buckets="8"):
     """Online geometric mixture renormalized over the vocabulary (needs full distributions)."""
     from .logistic import LogisticMixer
 
