@@ -113,3 +113,40 @@ def test_bad_geometry_is_rejected(model, stream):
         plan_windows(0, 10, 8, 4)
     with pytest.raises(ValueError, match="ends at"):
         score_span(model, stream[:5], 1, 10, seq_len=8, stride=4)
+
+
+def _split_worker(rank, size, port, out_dir):
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=size)
+    try:
+        model = small_model(seed=1)
+        s = np.random.default_rng(3).integers(0, 64, 97).astype(np.uint16)
+        lp, d = score_span(model, s, 1, 97, seq_len=SEQ, stride=STRIDE, batch=2, distributions=True, split=True)
+        np.save(f"{out_dir}/lp{rank}.npy", lp)
+        np.save(f"{out_dir}/d{rank}.npy", d)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two spawned processes importing torch: ~15 s on two busy cores
+def test_split_scoring_across_two_ranks_equals_one_process(model, stream, reference, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_split_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    _, d_ref = score_span(model, stream, 1, len(stream), seq_len=SEQ, stride=STRIDE, distributions=True)
+    for rank in (0, 1):  # every rank ends with the whole result
+        np.testing.assert_allclose(np.load(tmp_path / f"lp{rank}.npy"), reference, atol=1e-5)
+        np.testing.assert_allclose(np.load(tmp_path / f"d{rank}.npy"), d_ref, atol=1e-6)
+    # without a process group, split scoring is plain scoring
+    np.testing.assert_allclose(score_span(model, stream, 1, len(stream), seq_len=SEQ, stride=STRIDE, split=True),
+                               reference, atol=1e-5)

@@ -43,7 +43,7 @@ class NeuralExpert(Expert):
         self._check_tokens(tokens, start, end)
         return score_span(self.model, tokens, start, end, seq_len=self.seq_len, stride=self.stride,
                           batch=self.batch, device=self.device, dtype=self.dtype,
-                          distributions=distributions)
+                          distributions=distributions, split=_distributed())
 
     def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         return self._score(tokens, start, end, distributions=False)
@@ -67,6 +67,13 @@ class NeuralExpert(Expert):
                 "parameters": self.model.num_params(), "seq_len": self.seq_len, "stride": self.stride,
                 "batch": self.batch, "device": str(self.device),
                 "dtype": "auto" if self.dtype is None else str(self.dtype).replace("torch.", "")}
+
+
+def _distributed() -> bool:
+    """True under torchrun: every rank scores the same span, so each takes a share of the windows."""
+    from pgolf_ttt.distributed import world
+
+    return world()[1] > 1
 
 
 # ----------------------------------------------------------------------------- building the model

@@ -137,11 +137,38 @@ def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists) -> No
 
 def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int = DEFAULT_SEQ_LEN,
                stride: int = DEFAULT_STRIDE, batch: int = DEFAULT_BATCH, device=None,
-               dtype: Optional[torch.dtype] = None, distributions: bool = False):
-    """Log-probs (and optionally distributions) of targets ``[start, end)`` of ``tokens``."""
+               dtype: Optional[torch.dtype] = None, distributions: bool = False, split: bool = False):
+    """Log-probs (and optionally distributions) of targets ``[start, end)`` of ``tokens``.
+
+    ``split=True`` shares the windows across the ranks of the torch.distributed process group
+    (every rank must make the same call) and gives every rank the whole result.
+    """
     check_geometry(seq_len, stride, batch)
     if len(tokens) < end:
         raise ValueError(f"tokens has {len(tokens)} entries but the span ends at {end}")
     windows = plan_windows(start, end, seq_len, stride)
-    return score_windows(model, tokens, windows, seq_len=seq_len, batch=batch, device=device,
-                         dtype=dtype, distributions=distributions)
+    score = score_windows_split if split else score_windows
+    return score(model, tokens, windows, seq_len=seq_len, batch=batch, device=device, dtype=dtype,
+                 distributions=distributions)
+
+
+def score_windows_split(model, tokens: np.ndarray, windows: list[Window], *, seq_len: int, batch: int,
+                        device=None, dtype: Optional[torch.dtype] = None, distributions: bool = False):
+    """``score_windows`` with the windows shared across the torch.distributed ranks.
+
+    Rank r scores the contiguous share ``pgolf_ttt.distributed.share(len(windows), r, world)``;
+    the rows are gathered in rank order, which is stream order, so every rank returns what one
+    process would (up to float rounding: a window's batch, hence its padded width, may differ).
+    """
+    from pgolf_ttt.distributed import gather_rows, share, world
+
+    rank, size = world()
+    lo, hi = share(len(windows), rank, size)
+    counts = [sum(w.hi - w.lo for w in windows[slice(*share(len(windows), r, size))]) for r in range(size)]
+    out = score_windows(model, tokens, windows[lo:hi], seq_len=seq_len, batch=batch, device=device,
+                        dtype=dtype, distributions=distributions)
+    logp, dists = out if distributions else (out, None)
+    logp = gather_rows(torch.from_numpy(logp), counts).numpy()
+    if not distributions:
+        return logp
+    return logp, gather_rows(torch.from_numpy(dists), counts).numpy()
