@@ -64,7 +64,7 @@ def random_inputs(n, k=4, seed=0):
 def speed() -> None:
     from pgolf_mixers.hedge_kernels import hedge_share_kernel, hedge_share_reference
     from pgolf_mixers.logistic import PROB_FLOOR
-    from pgolf_mixers.logistic_kernels import logistic_kernel, logistic_reference
+    from pgolf_mixers.logistic_kernels import floored_log, logistic_reference
 
     pl = plugins()
     n_h, n_l, n_ref = 200_000, 4096, 512
@@ -92,6 +92,8 @@ def speed() -> None:
     t_ref = median_time(lambda: logistic_reference(dists[:, :n_ref], targets[:n_ref], w, b, 0.003, False, 0, PROB_FLOOR),
                         repeats=3)
     rows.append(("  logistic NumPy reference", n_ref / t_ref, 0.0))
+    t_log = median_time(lambda: floored_log(dists, PROB_FLOOR))
+    rows.append(("  of which floored log of inputs", n_l / t_log, 0.0))
     print(f"{'mixer':<34}{'tokens/s':>14}{'JIT warm-up s':>15}")
     for label, rate, warm in rows:
         print(f"{label:<34}{rate:>14,.0f}{warm:>15.2f}")

@@ -109,7 +109,7 @@ def test_logistic_starts_at_the_geometric_mean_and_learns_to_trust_the_better_ex
        bias=st.booleans(), lr=st.floats(0.0, 0.3))
 def test_logistic_kernel_matches_its_reference(seed, k, n, mode, buckets, bias, lr):
     from pgolf_mixers.logistic import PROB_FLOOR
-    from pgolf_mixers.logistic_kernels import logistic_kernel, logistic_reference
+    from pgolf_mixers.logistic_kernels import floored_log, logistic_kernel, logistic_reference
 
     dists, targets, _ = experts(seed, k, n, 10, concentration=0.2)
     dists[0, 0, :] = 0.0  # a zero probability must stay finite through the floor
@@ -119,7 +119,7 @@ def test_logistic_kernel_matches_its_reference(seed, k, n, mode, buckets, bias, 
     ref = logistic_reference(dists, targets, w0, b0, lr, bias, mode, PROB_FLOOR)
     w, b, counts = w0.copy(), b0.copy(), np.zeros(buckets, dtype=np.int64)
     out, dist = np.empty(n), np.empty((n, 10))
-    logistic_kernel(dists, targets, w, b, lr, bias, mode, PROB_FLOOR, counts, out, dist)
+    logistic_kernel(floored_log(dists, PROB_FLOOR), dists[0], targets, w, b, lr, bias, mode, counts, out, dist)
     for got, want in zip((out, dist, w, b if bias else b0, counts), ref):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
 

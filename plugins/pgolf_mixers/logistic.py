@@ -74,7 +74,7 @@ class LogisticMixer(Mixer):
         return self._w.tobytes() + self._b.tobytes()
 
     def mix(self, logp, targets, dists=None, return_distribution=False):
-        from .logistic_kernels import logistic_kernel
+        from .logistic_kernels import floored_log, logistic_kernel
 
         logp, dists = check_inputs(self, logp, targets, dists, return_distribution)
         targets = np.asarray(targets, dtype=np.int64)
@@ -83,8 +83,9 @@ class LogisticMixer(Mixer):
             raise UsageError(f"mixer {self.name or 'logistic'!r}: targets must be token ids in [0, {self.vocab_size})")
         out = np.empty(n)
         dist = np.empty((n if return_distribution else 0, self.vocab_size))
-        logistic_kernel(np.ascontiguousarray(dists, dtype=np.float64), targets, self._w, self._b, self.lr,
-                        self.use_bias, CONTEXT_MODES[self.context], PROB_FLOOR, self._counts, out, dist)
+        p0 = np.ascontiguousarray(dists[0], dtype=np.float64)
+        logistic_kernel(floored_log(dists, PROB_FLOOR), p0, targets, self._w, self._b, self.lr, self.use_bias,
+                        CONTEXT_MODES[self.context], self._counts, out, dist)
         return (out, dist) if return_distribution else out
 
     def describe(self) -> dict:
