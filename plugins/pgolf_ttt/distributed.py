@@ -38,11 +38,14 @@ def gather_rows(local, counts):
         return local
     if len(counts) != size or local.shape[0] != counts[rank]:
         raise ValueError(f"rank {rank} holds {local.shape[0]} rows; counts {list(counts)} for {size} ranks")
+    home = local.device
+    if dist.get_backend() == "nccl":  # NCCL moves CUDA tensors only
+        local = local.to(torch.device("cuda", torch.cuda.current_device()))
     padded = local.new_zeros((max(counts), *local.shape[1:]))
     padded[: local.shape[0]] = local
     parts = [torch.empty_like(padded) for _ in range(size)]
     dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[:n] for p, n in zip(parts, counts)], dim=0)
+    return torch.cat([p[:n] for p, n in zip(parts, counts)], dim=0).to(home)
 
 
 def ensure_grads(params) -> None:
