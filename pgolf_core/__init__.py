@@ -7,15 +7,10 @@ from .api import Adapter, BuildContext, Expert, Mixer
 from .errors import DataError, PgolfError, PluginError, UsageError
 from .hookspecs import hookimpl
 
+# Bound eagerly: the submodule pgolf_core.evaluate would otherwise shadow the function.
+from .evaluate import evaluate  # noqa: E402
+
 __version__ = "0.1.0"
-RESULTS_SCHEMA_VERSION = 1
-
-
-def evaluate(*args, **kwargs):
-    """Score a token stream with experts, a mixer and adapters; see ``pgolf_core.evaluate.evaluate``."""
-    from .evaluate import evaluate as _evaluate
-
-    return _evaluate(*args, **kwargs)
 
 
 __all__ = [

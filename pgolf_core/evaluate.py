@@ -21,7 +21,8 @@ from .errors import DataError, InvalidConfigurationError, PgolfError, UsageError
 from .report import Results, collect_versions
 
 DEFAULT_CHUNK = 8192  # targets per chunk: small enough for per-chunk weight trajectories
-FULL_BLOCK_BYTES = 64 << 20  # cap on one expert's (n, V) float64 block when full distributions are needed
+FULL_BLOCK_BYTES = 64 << 20  # cap on the (K, n, V) float64 block when full distributions are needed
+FULL_BLOCK_TARGETS = 4096  # and on its length: a block that stays in cache mixes faster
 TRAJECTORY_POINTS = 1000  # how many points of the weight / running-BPB curves a result keeps
 LOGP_TOLERANCE = 1e-9  # a log-probability above this is a probability above 1: never legal
 
@@ -146,7 +147,7 @@ def _score_chunk(experts, labels, tokens, start, end, need_full, validity, timer
     """Every expert scores targets start..end-1 from tokens[:end]; returns (logp (K,n), dists or None)."""
     n, view = end - start, tokens[:end]
     logp = np.empty((len(experts), n), dtype=np.float64)
-    dists = None
+    rows = []
     for k, (e, label) in enumerate(zip(experts, labels)):
         t0 = time.perf_counter()
         if need_full:
@@ -154,15 +155,21 @@ def _score_chunk(experts, labels, tokens, start, end, need_full, validity, timer
             if d.shape != (n, e.vocab_size):
                 raise PgolfError(f"expert {label!r} returned distributions of shape {d.shape}, expected {(n, e.vocab_size)}")
             validity.check_rows(d, f"expert {label!r}")
-            if dists is None:
-                dists = np.empty((len(experts), n, e.vocab_size), dtype=np.float64)
-            dists[k] = d
+            rows.append(d)
             with np.errstate(divide="ignore"):
                 logp[k] = np.log(d[np.arange(n), np.asarray(view[start:end], dtype=np.int64)])
         else:
             logp[k] = _check_logp(e.score(view, start, end), n, f"expert {label!r}")
         timers[label] = timers.get(label, 0.0) + time.perf_counter() - t0
         validity.check_mass(logp[k], f"expert {label!r}")
+    dists = None
+    if rows:
+        # float32 when any expert works in float32: the mixer's inputs then cost half the memory
+        # traffic; each expert's own target log-probability above was taken at full precision.
+        dtype = np.float32 if any(d.dtype == np.float32 for d in rows) else np.float64
+        dists = np.empty((len(rows), n, rows[0].shape[1]), dtype=dtype)
+        for k, d in enumerate(rows):
+            dists[k] = d
     return logp, dists
 
 
@@ -282,6 +289,7 @@ class _Loop:
             end = min(start + self.chunk, n)
             if self.need_full:  # bound the (K, n, V) block: split the chunk for the mixer
                 step = max(1, FULL_BLOCK_BYTES // (8 * self.experts[0].vocab_size * len(self.experts)))
+                step = min(step, FULL_BLOCK_TARGETS)
                 for s in range(start, end, step):
                     yield s, min(s + step, end), end == n and min(s + step, end) == end
             else:

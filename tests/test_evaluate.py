@@ -122,3 +122,10 @@ def test_bad_inputs(test_plugins, tokenizer_path, tmp_path):
         evaluate(["uniform"], tokens=np.array([1, 2]), plugins=test_plugins)
     with pytest.raises(UsageError, match="unknown expert 'unifrm'"):
         evaluate(["unifrm"], tokens=np.array([1, 2]), tokenizer=tokenizer_path, plugins=test_plugins)
+
+
+def test_the_api_function_is_not_shadowed_by_its_module():
+    import pgolf_core
+    import pgolf_core.evaluate  # noqa: F401
+
+    assert callable(pgolf_core.evaluate)
