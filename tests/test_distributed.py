@@ -19,13 +19,13 @@ pytest.importorskip("torch")
 
 NEURAL = ["--expert-opt", "neural.preset=tiny", "--expert-opt", "neural.init_seed=0",
           "--expert-opt", "neural.seq_len=128", "--expert-opt", "neural.stride=32"]
-TTT = ["-a", "ttt", "--adapter-opt", "ttt.chunk_tokens=512", "--adapter-opt", "ttt.seq_len=128",
-       "--adapter-opt", "ttt.batch=3", "--adapter-opt", "ttt.lr=1e-3", "--adapter-opt", "ttt.epochs=2",
-       "--adapter-opt", "ttt.polyak=0.9"]
+TTT = ["-a", "ttt", "--adapter-opt", "ttt.chunk_tokens=384", "--adapter-opt", "ttt.seq_len=128",
+       "--adapter-opt", "ttt.batch=3", "--adapter-opt", "ttt.lr=1e-2", "--adapter-opt", "ttt.epochs=2",
+       "--adapter-opt", "ttt.polyak=0.5"]
 
 
 def _eval(nproc: int) -> dict:
-    args = ["eval", "-e", "neural,neural", *NEURAL, *TTT, "--limit", "1800", "--chunk-size", "256", "--json"]
+    args = ["eval", "-e", "neural,neural", *NEURAL, *TTT, "--limit", "1300", "--chunk-size", "256", "--json"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if nproc == 1:
         cmd = [sys.executable, "-m", "pgolf_core", *args]

@@ -59,7 +59,7 @@ class ChunkedAdapter(Adapter):
             raise UsageError(f"adapter {self.name!r}: nothing to train in expert {self.target!r}")
         self.trainer = ChunkTrainer(model, params, optimizer=self.kind, epochs=self.epochs, seq_len=seq_len,
                                     batch=self.batch, grad_clip=self.grad_clip, polyak=self.polyak,
-                                    byte_table=self.ctx.byte_counts)
+                                    byte_table=self.ctx.byte_counts, rope_len=getattr(expert, "seq_len", None))
 
     def _params(self, model) -> list:
         raise NotImplementedError

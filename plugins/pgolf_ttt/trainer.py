@@ -8,6 +8,8 @@ processes therefore take the same steps up to floating-point summation order.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,10 +18,18 @@ from .distributed import share, sum_gradients, world
 from .windows import training_windows, window_arrays
 
 
-def model_logits(model, x):
-    """Logits ``(B, T, V)`` of input ids ``x`` ``(B, T)``: ``forward_logits`` when the model has it."""
+def model_logits(model, x, rope_len=None):
+    """Logits ``(B, T, V)`` of input ids ``x`` ``(B, T)``: ``forward_logits`` when the model has it.
+
+    ``rope_len`` is passed on when the model takes it, so training uses the positional scaling that
+    scoring uses (the neural expert scores every window with the RoPE base of its ``seq_len``).
+    """
     fwd = getattr(model, "forward_logits", None)
-    return fwd(x) if fwd is not None else model(x)
+    if fwd is None:
+        return model(x)
+    if rope_len is not None and "rope_len" in inspect.signature(fwd).parameters:
+        return fwd(x, rope_len=rope_len)
+    return fwd(x)
 
 
 class Polyak:
@@ -75,10 +85,10 @@ class ChunkTrainer:
     """Trains ``params`` of ``model`` on scored chunks; see the module docstring."""
 
     def __init__(self, model, params, *, optimizer: str, epochs: int, seq_len: int, batch: int,
-                 grad_clip: float, polyak: float, byte_table):
+                 grad_clip: float, polyak: float, byte_table, rope_len=None):
         self.model, self.params = model, list(params)
         self.epochs, self.seq_len, self.batch = epochs, seq_len, batch
-        self.grad_clip, self.table = grad_clip, byte_table
+        self.grad_clip, self.table, self.rope_len = grad_clip, byte_table, rope_len
         self.kind = optimizer
         self.opt = make_optimizer(self.params, optimizer, lr=0.0)
         self.polyak = Polyak(self.params, polyak)
@@ -121,7 +131,7 @@ class ChunkTrainer:
             wt = torch.from_numpy(w[lo:hi]).to(self.device, torch.float32)
             with torch.enable_grad():
                 with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
-                    logits = model_logits(self.model, xt)
+                    logits = model_logits(self.model, xt, self.rope_len)
                 nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), yt.reshape(-1), reduction="none")
                 weighted = (nll * wt.reshape(-1)).sum()
                 (weighted / total_bytes).backward()
