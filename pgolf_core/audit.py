@@ -56,8 +56,8 @@ class AuditReport:
     def format_table(self) -> str:
         w = max(len(c.component) for c in self.checks)
         r = max(len(c.rule) for c in self.checks)
-        lines = [f"{'component':<{w}}  {'check':<{r}}  status  evidence"]
-        lines += [f"{c.component:<{w}}  {c.rule:<{r}}  {c.status:<6}  {c.evidence}" for c in self.checks]
+        lines = [f"{'component':<{w}}  {'check':<{r}}  status  seconds  evidence"]
+        lines += [f"{c.component:<{w}}  {c.rule:<{r}}  {c.status:<6}  {c.seconds:7.1f}  {c.evidence}" for c in self.checks]
         verdict = "PASSED" if self.passed else "FAILED"
         n_fail = sum(c.status == "FAIL" for c in self.checks)
         lines.append(f"audit {verdict}: {len(self.checks)} checks, {n_fail} failed, {self.seconds:.1f} s")
