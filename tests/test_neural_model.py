@@ -73,6 +73,7 @@ def test_parameter_names_match_the_export_rules():
 
 
 def test_initialisation():
+    torch.manual_seed(0)  # the embedding is random: keep the near-uniform check deterministic
     m = GPT(GPTConfig.from_dict(SMALL))
     b = m.blocks[2]
     assert torch.equal(b.resid_mix[0], torch.ones(32)) and torch.equal(b.resid_mix[1], torch.zeros(32))

@@ -111,8 +111,10 @@ PRESETS = {
     # The seed record's model (PR #700): 11 x 512, MLP 3.5x, XSA everywhere, VE on the last two blocks.
     "pr700": GPTConfig(),
     # Every feature of pr700 (bigram, smear, VE, XSA, partial RoPE, GQA, U-Net, softcap, tied head) at
-    # a size that trains on two CPU cores in minutes. Two KV heads so that the GQA paths run too.
-    "tiny": GPTConfig(num_layers=4, model_dim=128, num_heads=4, num_kv_heads=2, bigram_vocab_size=2048,
+    # a size that trains on two CPU cores in minutes. Two KV heads so that the GQA paths run too, and
+    # MLP 4.5x so that the MLP matrices (128 x 576 = 73,728 values) exceed the 65,536-value fp16
+    # passthrough limit and the tiny artifact exercises int5 GPTQ like the real one.
+    "tiny": GPTConfig(num_layers=4, model_dim=128, num_heads=4, num_kv_heads=2, mlp_mult=4.5, bigram_vocab_size=2048,
                       bigram_dim=64, ve_dim=64, ve_layers=(2, 3), xsa_layers=(0, 1, 2, 3), rope_dims=16,
                       rope_train_seq_len=256, train_seq_len=256),
 }
