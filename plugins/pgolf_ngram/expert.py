@@ -43,12 +43,13 @@ MAX_ORDER = 16
 class NgramExpert(Expert):
     """Online interpolated Witten-Bell n-gram model of order ``order`` (1 = unigram)."""
 
-    def __init__(self, vocab_size: int, order: int, bos_id: int = BOS_ID):
+    def __init__(self, vocab_size: int, order: int, bos_id: int = BOS_ID, dtype="float64"):
         super().__init__(vocab_size)
         if not 1 <= int(order) <= MAX_ORDER:
             raise UsageError(f"n-gram order must be from 1 to {MAX_ORDER}, got {order}")
         self.order = int(order)
         self.bos_id = int(bos_id)
+        self.dtype = np.dtype(dtype)
         self.reset()
 
     def reset(self) -> None:
@@ -76,7 +77,7 @@ class NgramExpert(Expert):
         self._check_ids(window, lo)
         n = end - start
         logp = np.empty(n, dtype=np.float64)
-        dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=np.float64)
+        dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=self.dtype)
         if n:
             self.tables.run(window, start - lo, end - lo, self.bos_id, logp, dists)
         self._next_target = end

@@ -10,14 +10,20 @@ The counts live in a trie of *nodes*, one per token string that has been counted
   ``[key, node id]`` with key ``parent id * V + last token``. A hashed node's parent is never the
   root, so keys are >= V and key 0 marks an empty slot. Keys are exact at every order: no two
   strings ever share counts.
-- ``node[i] = [count, total, distinct, head, next, last]`` (int32, 24 bytes): as an n-gram,
-  ``count`` = c(h, w) for the string h + w; as a context h, ``total`` = c(h) = sum_w c(h, w) and
-  ``distinct`` = N1+(h), the number of w with c(h, w) > 0. ``head`` starts the list of h's hashed
-  successors, linked by ``next`` (0 ends it: the root is nobody's successor); ``last`` is the node's
-  final token. The full-distribution kernel walks these lists.
+- ``dense[i]`` is the count c(h, w) of an implicit node i (i < ``first_hashed``: unigrams and dense
+  bigrams), contiguous so that a context's dense successor counts are one vectorizable row.
+- ``node[i] = [count, total, distinct, succ, last]`` (int32, 20 bytes): as an n-gram, ``count`` =
+  c(h, w) for the string h + w when i is hashed (0 for implicit nodes, whose count is in ``dense``);
+  as a context h, ``total`` = c(h) = sum_w c(h, w) and ``distinct`` = N1+(h), the number of w with
+  c(h, w) > 0; ``last`` is the node's final token (set for hashed nodes).
+- ``succ`` is a pool of successor lists: a context h whose children are hashed keeps the ids of its
+  N1+(h) counted successors contiguously at ``succ[node[h, 3]:][:N1+(h)]``, in order of first count,
+  in a segment of capacity max(4, next power of 2); a full segment moves to a new one of twice the
+  size at the end of the pool (the old one is abandoned: at most 4 pool entries per listed successor).
+  The full-distribution kernel reads these lists as arrays (independent loads, no pointer chasing).
 - Every "empty" value is 0, so the tables are allocated with ``np.zeros`` and the operating system
   only maps the pages that counting actually touches.
-- ``meta = [number of node ids in use]``.
+- ``meta = [number of node ids in use, number of pool entries in use]``.
 
 The contexts of target t are the strings tokens[t-k+1..t-1]; the one of order k + 1 is the string
 counted at order k for target t - 1, so the kernel carries those node ids from one target to the
@@ -31,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-COUNT, TOTAL, DISTINCT, HEAD, NEXT, LAST = 0, 1, 2, 3, 4, 5  # columns of ``node`` (documentation; kernels use literals)
+COUNT, TOTAL, DISTINCT, SUCC, LAST = 0, 1, 2, 3, 4  # columns of ``node`` (documentation; kernels use literals)
 
 
 @njit(cache=True, inline="always")
@@ -91,7 +97,7 @@ def find_child(parent, w, V, dense_bigrams, idx):
 
 @njit(cache=True, inline="always")
 def child(parent, w, V, dense_bigrams, idx, node, meta):
-    """Id of the string ``parent + (w,)``, created (count 0, linked to its parent) when new."""
+    """Id of the string ``parent + (w,)``, created (count 0, not yet a listed successor) when new."""
     c = dense_child(parent, w, V, dense_bigrams)
     if c >= 0:
         return c
@@ -103,9 +109,6 @@ def child(parent, w, V, dense_bigrams, idx, node, meta):
     meta[0] = new + 1
     idx[-1 - s, 0] = key
     idx[-1 - s, 1] = new
-    node[new, 4] = node[parent, 3]
-    node[new, 5] = w
-    node[parent, 3] = new
     return new
 
 
@@ -136,14 +139,34 @@ def context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs
 
 
 @njit(cache=True, inline="always")
-def score_and_count(w, n_orders, V, dense_bigrams, idx, node, meta, ctxs, carry):
+def append_successor(h, g, n, node, succ, meta):
+    """Append node ``g`` to the successor list of context ``h``, which holds ``n`` = N1+(h) ids so far
+    (segment capacity max(4, next power of 2 of n): a full one moves to twice the size at the pool end)."""
+    if n == 0:
+        off = meta[1]
+        meta[1] = off + 4
+        node[h, 3] = off
+    elif n >= 4 and (n & (n - 1)) == 0:
+        old = node[h, 3]
+        off = meta[1]
+        meta[1] = off + 2 * n
+        succ[off:off + n] = succ[old:old + n]
+        node[h, 3] = off
+    else:
+        off = node[h, 3]
+    succ[off + n] = g
+
+
+@njit(cache=True, inline="always")
+def score_and_count(w, n_orders, V, dense_bigrams, first_hashed, idx, node, dense, succ, meta, ctxs, carry):
     """Log-probability of target ``w`` given its context nodes ``ctxs[:n_orders]``, then count it.
 
     Interpolated Witten-Bell, built up from the uniform distribution: at a context h,
     p_h(w) = (c(h, w) + N1+(h) p_lower(w)) / (c(h) + N1+(h)); a context never seen passes p_lower
     through. Each order's estimate reads only that order's counts, so reading and incrementing them
     order by order equals scoring the target first and counting it afterwards. The node of each
-    counted string goes to ``carry`` (it is the next target's context one order up).
+    counted string goes to ``carry`` (it is the next target's context one order up); a hashed node
+    counted for the first time joins its context's successor list.
     """
     p = 1.0 / V
     for k in range(n_orders):
@@ -151,39 +174,43 @@ def score_and_count(w, n_orders, V, dense_bigrams, idx, node, meta, ctxs, carry)
         total = node[h, 1]
         distinct = node[h, 2]
         g = child(h, w, V, dense_bigrams, idx, node, meta)
-        c = node[g, 0]
+        hashed = g >= first_hashed
+        c = node[g, 0] if hashed else dense[g]
         if total > 0:
             p = (c + distinct * p) / (total + distinct)
-        node[g, 0] = c + 1
+        if hashed:
+            node[g, 0] = c + 1
+        else:
+            dense[g] = c + 1
         node[h, 1] = total + 1
         if c == 0:
             node[h, 2] = distinct + 1
+            if hashed:
+                node[g, 4] = w
+                append_successor(h, g, distinct, node, succ, meta)
         carry[k] = g
     return np.log(p)
 
 
 @njit(cache=True, inline="always")
-def add_successors(h, coef, V, dense_bigrams, node, row):
-    """row[w] += coef * c(h, w) for every observed successor w of context node ``h``."""
-    first = dense_child(h, 0, V, dense_bigrams)
-    if first >= 0:  # implicit children: a contiguous block of V nodes
-        for w in range(V):
-            row[w] += coef * node[first + w, 0]
-        return
-    g = node[h, 3]
-    while g != 0:
-        row[node[g, 5]] += coef * node[g, 0]
-        g = node[g, 4]
+def add_successors(h, coef, node, succ, row):
+    """row[w] += coef * c(h, w) for every counted successor w of context node ``h`` (its pooled list)."""
+    off = node[h, 3]
+    for i in range(node[h, 2]):
+        g = succ[off + i]
+        row[node[g, 4]] += coef * node[g, 0]
 
 
-@njit(cache=True)
-def distribution_row(n_orders, V, dense_bigrams, node, ctxs, coefs, row):
-    """Write the full distribution given context nodes ``ctxs[:n_orders]`` into ``row``.
+@njit(cache=True, inline="always")
+def distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs, row):
+    """Write the full distribution given context nodes ``ctxs[:n_orders]`` into ``row`` (float64).
 
-    Unrolled, the interpolation is ``scale / V`` everywhere plus, for each order k with a seen
-    context, ``coef_k * c(h_k, w)`` over h_k's successors, where coef_k = prod_{j > k} (1 - lambda_j)
-    / (c(h_k) + N1+(h_k)) and 1 - lambda_j = N1+(h_j) / (c(h_j) + N1+(h_j)): V writes plus the
-    successor lists, not V lookups per order.
+    Order by order, p_h = (1 - lambda_h) p_lower + c(h, .) / (c(h) + N1+(h)) with
+    1 - lambda_h = N1+(h) / (c(h) + N1+(h)): the lower order's vector scaled, plus a correction over
+    h's successors. Unrolled from the top order down, every order k with a seen context adds
+    coef_k * c(h_k, w), coef_k = prod_{j > k} (1 - lambda_j) / (c(h_k) + N1+(h_k)), on top of
+    ``scale / V``. The unigram and dense-bigram levels are one vectorized pass over their contiguous
+    rows of ``dense``; the hashed orders add their successor lists (about N1+(h) entries each).
     """
     scale = 1.0
     for k in range(n_orders - 1, -1, -1):
@@ -195,25 +222,37 @@ def distribution_row(n_orders, V, dense_bigrams, node, ctxs, coefs, row):
         coefs[k] = scale / (total + distinct)
         scale *= distinct / (total + distinct)
     base = scale / V
-    for w in range(V):
-        row[w] = base
-    for k in range(n_orders):
+    c0 = coefs[0]
+    uni = dense[1:V + 1]
+    lo = 2 if dense_bigrams else 1  # first order whose context has hashed (listed) successors
+    if dense_bigrams and n_orders >= 2 and coefs[1] > 0.0:
+        c1 = coefs[1]
+        first = dense_child(ctxs[1], 0, V, dense_bigrams)
+        bi = dense[first:first + V]
+        for w in range(V):
+            row[w] = base + c0 * uni[w] + c1 * bi[w]
+    else:
+        for w in range(V):
+            row[w] = base + c0 * uni[w]
+    for k in range(lo, n_orders):
         if coefs[k] > 0.0:
-            add_successors(ctxs[k], coefs[k], V, dense_bigrams, node, row)
+            add_successors(ctxs[k], coefs[k], node, succ, row)
 
 
 @njit(cache=True, inline="always")
-def has_room(max_new, first_hashed, node, idx, meta):
-    """True when one more target (at most ``max_new`` new nodes) fits, with the index at load <= 0.7."""
+def has_room(max_new, V, first_hashed, node, idx, succ, meta):
+    """True when one more target fits: at most ``max_new`` new nodes with the index at load <= 0.7,
+    and ``max_new`` successor appends, each of which may move a segment (at most 2V + 4 entries)."""
     need = meta[0] + max_new
-    return need <= node.shape[0] and 10 * (need - first_hashed) <= 7 * idx.shape[0]
+    return (need <= node.shape[0] and 10 * (need - first_hashed) <= 7 * idx.shape[0]
+            and meta[1] + max_new * (2 * V + 4) <= succ.shape[0])
 
 
 @njit(cache=True)
-def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, idx, node, meta, logp, dists):
+def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp, dists):
     """Score and count targets ``t0..t1-1`` of ``tokens`` one by one, writing ``logp[t - out0]``
     (and, when ``dists`` has rows, the full distribution ``dists[t - out0]``, from the counts
-    before ``t``).
+    before ``t``, computed in float64 and stored as ``dists``' dtype).
 
     Returns the first target not processed: ``t1`` when done, earlier when a table needs to grow
     (the caller grows it and calls again from there).
@@ -223,8 +262,9 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
     ctxs = np.zeros(order, dtype=np.int64)
     carry = np.zeros(order, dtype=np.int64)
     coefs = np.zeros(order, dtype=np.float64)
+    row = np.empty(V, dtype=np.float64)
     for t in range(t0, t1):
-        if not has_room(max_new, first_hashed, node, idx, meta):
+        if not has_room(max_new, V, first_hashed, node, idx, succ, meta):
             return t
         if t == t0:
             n = context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs)
@@ -234,6 +274,10 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
             for k in range(n):
                 ctxs[k + 1] = carry[k]
         if want_dist:
-            distribution_row(n + 1, V, dense_bigrams, node, ctxs, coefs, dists[t - out0])
-        logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, idx, node, meta, ctxs, carry)
+            distribution_row(n + 1, V, dense_bigrams, node, dense, succ, ctxs, coefs, row)
+            out = dists[t - out0]
+            for w in range(V):
+                out[w] = row[w]
+        logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ,
+                                         meta, ctxs, carry)
     return t1

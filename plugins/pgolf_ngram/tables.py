@@ -8,7 +8,7 @@ import numpy as np
 
 from . import kernels
 
-#: Bigram nodes are implicit (a V x V block of 24-byte rows) up to this vocabulary: 25 MB at V = 1024.
+#: Bigram nodes are implicit (a V x V block of 20-byte rows and int32 counts) up to this vocabulary: 25 MB at V = 1024.
 MAX_DENSE_BIGRAM_VOCAB = 1024
 _INITIAL_HASHED = 1 << 12
 MAX_COUNT = 2**31 - 1  # node fields are int32: ids, counts and totals stay below this
@@ -36,14 +36,21 @@ class CountTables:
         self.first_hashed = 1 + V + (V * V if self.dense_bigrams else 0)
         self.max_new = max(0, order - (2 if self.dense_bigrams else 1))  # hashed nodes one target may add
         cap = self.first_hashed + (_INITIAL_HASHED if self.max_new else 0)
-        self.node = np.zeros((cap, 6), dtype=np.int32)  # [count, total, distinct, head, next, last]
+        self.node = np.zeros((cap, 5), dtype=np.int32)  # [count, total, distinct, succ, last]
+        self.dense = np.zeros(self.first_hashed, dtype=np.int32)  # counts of the implicit nodes
         self.idx = np.zeros((_index_size(cap - self.first_hashed + self.max_new), 2), dtype=np.int64)
-        self.meta = np.array([self.first_hashed], dtype=np.int64)
+        self.succ = np.zeros(self._succ_need(0) + (4 * _INITIAL_HASHED if self.max_new else 0), dtype=np.int32)
+        self.meta = np.array([self.first_hashed, 0], dtype=np.int64)  # [node ids in use, pool entries in use]
+
+    def _succ_need(self, used: int) -> int:
+        """Pool size that lets one more target append (the kernels' ``has_room``)."""
+        return used + self.max_new * (2 * self.vocab_size + 4)
 
     @property
     def n_nodes(self) -> int:
         """Strings counted at least once (all orders, the empty string included)."""
-        return int(np.count_nonzero(self.node[: self.meta[0], 0])) + 1
+        hashed = self.node[self.first_hashed: self.meta[0], 0]
+        return int(np.count_nonzero(self.dense)) + int(np.count_nonzero(hashed)) + 1
 
     def grow(self) -> None:
         """Double whichever table lacks room for one more target (called when a kernel stops)."""
@@ -52,9 +59,13 @@ class CountTables:
             cap = min(2 * self.node.shape[0], MAX_COUNT)
             if need > cap:
                 raise MemoryError(f"n-gram tables are full ({MAX_COUNT} nodes)")
-            node = np.zeros((cap, 6), dtype=np.int32)
+            node = np.zeros((cap, 5), dtype=np.int32)
             node[: self.node.shape[0]] = self.node
             self.node = node
+        if self._succ_need(int(self.meta[1])) > self.succ.shape[0]:
+            succ = np.zeros(max(2 * self.succ.shape[0], self._succ_need(int(self.meta[1]))), dtype=np.int32)
+            succ[: self.succ.shape[0]] = self.succ
+            self.succ = succ
         size = _index_size(need - self.first_hashed)
         if size > self.idx.shape[0]:
             new = np.zeros((size, 2), dtype=np.int64)
@@ -66,16 +77,17 @@ class CountTables:
         t = t0
         while t < t1:
             t = kernels.run_span(tokens, t, t1, t0, self.order, self.vocab_size, self.dense_bigrams, bos, self.first_hashed, self.idx,
-                                 self.node, self.meta, logp, dists)
+                                 self.node, self.dense, self.succ, self.meta, logp, dists)
             if t < t1:
                 self.grow()
 
     def memory_bytes(self) -> int:
-        return int(self.node.nbytes + self.idx.nbytes + self.meta.nbytes)
+        return int(self.node.nbytes + self.dense.nbytes + self.idx.nbytes + self.succ.nbytes + self.meta.nbytes)
 
     def fingerprint(self) -> bytes:
         """Digest of every count: the node rows in use (ids are assigned deterministically)."""
         h = hashlib.blake2b(digest_size=16)
-        h.update(self.meta.tobytes())
+        h.update(self.meta[:1].tobytes())
+        h.update(self.dense.tobytes())
         h.update(self.node[: self.meta[0], :3].tobytes())  # counts, totals, distinct
         return h.digest()
