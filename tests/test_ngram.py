@@ -49,6 +49,45 @@ def test_distributions_match_reference_and_score(val_head_tokens):
     assert np.max(np.abs(np.log(dists[np.arange(1499), tokens[1:1500]]) - logp)) < 1e-9
 
 
+@pytest.mark.parametrize("order,vocab", [(1, V), (2, V), (3, V), (5, V), (3, 1100)])
+def test_distributions_in_blocks_match_reference(order, vocab, val_head_tokens):
+    """Full distributions asked block by block (as the evaluator does), across table growth, equal the
+    reference's; vocab 1100 has no dense bigrams, so its bigram successors are pooled lists too."""
+    n = 9000
+    tokens = val_head_tokens[:n]
+    expert = NgramExpert(vocab, order)
+    bounds = [1, 700, 701, 4797, n]
+    dists = np.concatenate([expert.distributions(tokens, s, e) for s, e in zip(bounds, bounds[1:])])
+    if order >= 3:
+        assert expert.tables.node.shape[0] > expert.tables.first_hashed + 4096  # the tables grew
+    ref = ReferenceNgram(vocab, order)
+    for t in range(1, n):
+        if t % 53 == 1 or t in bounds:
+            assert np.max(np.abs(dists[t - 1] - ref.distribution(tokens, t))) < 1e-12
+        ref.count(tokens, t)
+    assert expert.state_fingerprint() == _counted(NgramExpert(vocab, order), tokens).state_fingerprint()
+
+
+def _counted(expert, tokens):
+    expert.score(tokens, 1, len(tokens))
+    return expert
+
+
+def test_float32_distributions(val_head_tokens):
+    """float32 rows are the float64 rows rounded: they sum to 1 within 1e-6 in float32 arithmetic,
+    and score (float64) is unchanged by the option."""
+    tokens = val_head_tokens[:5000]
+    d64 = NgramExpert(V, 3).distributions(tokens, 1, 5000)
+    d32 = NgramExpert(V, 3, dtype="float32").distributions(tokens, 1, 5000)
+    assert d32.dtype == np.float32 and d64.dtype == np.float64
+    assert np.max(np.abs(d32.sum(axis=1) - 1.0)) < 1e-6 and np.all(d32 > 0)
+    np.testing.assert_array_equal(d32, d64.astype(np.float32))
+    np.testing.assert_array_equal(NgramExpert(V, 3, dtype=np.float32).score(tokens, 1, 5000),
+                                  NgramExpert(V, 3).score(tokens, 1, 5000))
+    with pytest.raises(UsageError, match="dtype"):
+        NgramExpert(V, 3, dtype="float16")
+
+
 streams = st.lists(st.integers(0, 11), min_size=2, max_size=120).map(lambda x: np.array(x, dtype=np.uint16))
 
 
@@ -147,6 +186,10 @@ def test_registry_builds_experts(plugins):
         plugins.experts.create("ngram", ctx, order="99")
     with pytest.raises(UsageError, match="no option"):
         plugins.experts.create("trigram", ctx, order=4)
+    assert plugins.experts.create("bigram", ctx).dtype == np.float64  # the documented default
+    assert plugins.experts.create("ngram", ctx, order="2", dtype=" float32").dtype == np.float32
+    with pytest.raises(UsageError, match="'unigram': option dtype must be one of float64, float32"):
+        plugins.experts.create("unigram", ctx, dtype="half")
 
 
 def test_out_of_range_token_is_an_error():
