@@ -48,8 +48,8 @@ def test_builtin_expert_passes_the_audit(registry, stream, name):
     instance = registry.experts.create(name, _ctx(registry), **EXPERTS[name])
     # the full 50,000-token random stream for the count-based experts; the ones that compute a
     # (T, V) block per target get shorter streams to keep the suite fast (same bound, fewer targets)
-    random_tokens = {"entropy": 15_000}.get(name, 50_000)
-    ev = T.audit_expert(instance, stream, chunk=256, random_tokens=random_tokens)
+    random_tokens = {"entropy": 10_000}.get(name, 50_000)
+    ev = T.audit_expert(instance, stream, chunk=256, random_tokens=random_tokens, n_candidates=8)
     assert abs(ev["C2"]["worst_mass"] - 1) <= T.MASS_TOLERANCE
 
 
