@@ -21,8 +21,9 @@ The rules every score obeys (see DESIGN.md section 1):
 - C3 score first: state changes only with tokens that are already scored.
 - C4 one pass: one left-to-right pass; every target is scored exactly once.
 
-The evaluator enforces what it can by construction (an expert is only ever given ``tokens[:end]``,
-adapters only scored tokens); ``pgolf_core.audit`` checks the rest on any plugin.
+The evaluator enforces what it can by construction (an expert is only ever handed ``tokens[:end]``,
+adapters only scored tokens, every target is in exactly one span); Python cannot stop a plugin
+from reaching past the view it is given, so ``pgolf_core.audit`` checks C1-C4 on any plugin.
 """
 
 from __future__ import annotations

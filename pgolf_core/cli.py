@@ -80,6 +80,7 @@ def cli():
 @click.option("--experts", "-e", default="neural,bigram,trigram", show_default=True, help="Comma-separated expert names.")
 @click.option("--mixer", "-m", default=None, help="Mixer name (default: hedge when there are several experts).")
 @click.option("--adapters", "-a", default="", help="Comma-separated test-time-training adapters.")
+@click.option("--preset", default=None, help="A named configuration (pr700, pr700-legal); explicit options win.")
 @click.option("--data", "-d", type=click.Path(), help="Tokens: .npy, a shard, a shard directory or a glob. Default: the built-in demo.")
 @click.option("--tokenizer", "-t", type=click.Path(), help="SentencePiece model of the data (needed with --data).")
 @click.option("--expert-opt", multiple=True, metavar="NAME.K=V", help="Expert option, e.g. ngram.order=5 (repeatable).")
@@ -89,6 +90,7 @@ def cli():
 @click.option("--chunk-size", type=int, default=None, help="Targets per evaluator chunk.")
 @click.option("--trim-seq-len", type=int, help="Apply the official cut ((N-1)//L)*L+1 for parity with published logs.")
 @click.option("--allow-invalid", is_flag=True, help="Run components known to break C1-C4; the BPB is reported as INVALID.")
+@click.option("--audit", "run_audit", is_flag=True, help="Also audit C1-C4 on this configuration; a failed check makes the result INVALID.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON results document to stdout.")
@@ -97,9 +99,9 @@ def cli():
 @click.option("--plot", "plot_path", type=click.Path(), help="Plot weights and running BPB to this PNG (needs matplotlib).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
-def eval_cmd(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, device, seed, as_json, output, save_logprobs, plot_path, progress,
-             plugin_modules):
+def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
+             trim_seq_len, allow_invalid, run_audit, device, seed, as_json, output, save_logprobs, plot_path,
+             progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
     from .evaluate import DEFAULT_CHUNK, evaluate
     from .report import format_table
@@ -107,14 +109,19 @@ def eval_cmd(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, a
     names = split_names(experts)
     if not names:
         raise click.BadParameter("give at least one expert", param_hint="--experts")
-    res = evaluate(
-        names, mixer=mixer or None, adapters=split_names(adapters), tokens=data, tokenizer=tokenizer,
+    components = dict(
+        experts=names, mixer=mixer or None, adapters=split_names(adapters),
         expert_options=parse_assignments(expert_opt, True, "--expert-opt"),
         mixer_options=parse_assignments(mixer_opt, False, "--mixer-opt"),
         adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"),
+    )
+    if preset:
+        components = _apply_preset(preset, components, get_plugins(plugin_modules))
+    res = evaluate(
+        tokens=data, tokenizer=tokenizer, **components,
         chunk_size=chunk_size or DEFAULT_CHUNK, limit=limit, trim_seq_len=trim_seq_len,
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
-        keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(),
+        keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(), audit=run_audit,
     )
     from .distributed import dist_info_from_env
 
@@ -130,6 +137,26 @@ def eval_cmd(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, a
 
         plot_results(json.loads(res.to_json()), plot_path)
     click.echo(res.to_json() if as_json else format_table(res))
+
+
+def _apply_preset(name: str, given: dict, plugins) -> dict:
+    """The preset's components, with whatever the user set explicitly on top."""
+    from click.core import ParameterSource
+
+    from .presets import preset_kwargs
+
+    ctx = click.get_current_context()
+    explicit = {key: ctx.get_parameter_source(key) is not ParameterSource.DEFAULT for key in ("experts", "adapters")}
+    kw = preset_kwargs(name, plugins, experts=given["experts"] if explicit["experts"] else None,
+                       mixer=given["mixer"], adapters=given["adapters"] if explicit["adapters"] else None,
+                       expert_options=given["expert_options"], mixer_options=given["mixer_options"],
+                       adapter_options=given["adapter_options"])
+    for note in kw.pop("notes"):
+        click.echo(f"preset {name}: {note}", err=True)
+    reason = kw.pop("invalid_reason")
+    if reason:
+        click.echo(f"preset {name} is INVALID: {reason}", err=True)
+    return kw
 
 
 def _show_default(value):
@@ -198,6 +225,15 @@ def plot_cmd(results, out):
 
     path = plot_results(load_results(results), out or Path(results).with_suffix(".png"))
     click.echo(str(path))
+
+
+def _add_audit_command() -> None:
+    from .audit_cli import audit_command
+
+    cli.add_command(audit_command)
+
+
+_add_audit_command()
 
 
 @cli.group("data", cls=_Group)

@@ -117,10 +117,11 @@ class _Validity:
     """Collects the checks that ran during the pass and any violation found."""
 
     def __init__(self):
-        self.checks = ["C1: plugins only receive tokens[:end] (construction)",
+        self.checks = ["C1: plugins are handed tokens[:end] only (reaching past it is caught by the audit's C1)",
                        "C4: chunks tile the targets exactly once (construction)",
                        "C2: every log-probability <= 0 (runtime)"]
         self.violations = []
+        self.audited = None  # the audit report (a dict) when one ran
 
     def invalid_component(self, kind, name, reason):
         self.violations.append(f"{kind} {name!r} is known invalid: {reason}")
@@ -138,9 +139,9 @@ class _Validity:
         if worst > 1e-6 or (dists.size and float(dists.min()) < 0):
             self.violations.append(f"C2: {who} distribution mass off by {worst:.3g} (or negative entries)")
 
-    def verdict(self, audited: Optional[dict] = None) -> dict:
+    def verdict(self) -> dict:
         return {"valid": not self.violations, "violations": list(self.violations),
-                "checks": list(self.checks), "audit": audited}
+                "checks": list(self.checks), "audit": self.audited}
 
 
 def _score_chunk(experts, labels, tokens, start, end, need_full, validity, timers):
@@ -193,6 +194,7 @@ def evaluate(
     seed: int = 0,
     keep_logprobs: bool = False,
     progress: bool = False,
+    audit: bool = False,
 ) -> Results:
     """Score a token stream and return a ``Results`` (``bpb``, ``loss``, ``targets``, ``bytes``,
     ``expert_bpb``, ``weights``, ``valid``, ...).
@@ -202,6 +204,8 @@ def evaluate(
     directory or glob); ``tokenizer`` the SentencePiece model (needed to count bytes). With neither
     tokens nor tokenizer the built-in demo stream is scored. ``limit`` keeps the first N tokens
     (N-1 targets); ``trim_seq_len`` applies the official scripts' cut for parity with their logs.
+    ``audit=True`` also runs the C1-C4 audit (``pgolf_core.audit``) on the same configuration and
+    data; a failed check makes the result invalid.
     """
     from .plugins import load_plugins
 
@@ -249,6 +253,8 @@ def evaluate(
 
     loop = _Loop(stream, table, built, labels, mix, ads, chunk_size, validity, keep_logprobs)
     loop.run(progress and dist.is_main)
+    if audit:
+        _audit_into(validity, expert_specs, mix, mixer_options, adapter_specs, tokens, tokenizer, plugins, device, seed)
 
     return loop.results(
         config={
@@ -262,6 +268,24 @@ def evaluate(
         versions=collect_versions(plugins),
         timings={"total_seconds": time.perf_counter() - t_start, "build_seconds": build_seconds},
     )
+
+
+def _audit_into(validity, expert_specs, mix, mixer_options, adapter_specs, tokens, tokenizer, plugins, device, seed):
+    """Run the audit on fresh copies of the same components and record it in the verdict."""
+    from .audit import audit
+
+    if any(c.instance is not None for c in expert_specs + adapter_specs):
+        raise UsageError("audit=True needs components given by registered name, not instances")
+    report = audit([c.name for c in expert_specs], mixer=None if mix is None else mix.name,
+                   adapters=[c.name for c in adapter_specs],
+                   tokens=tokens, tokenizer=tokenizer, plugins=plugins, device=device, seed=seed,
+                   expert_options={c.name: c.options for c in expert_specs if c.options},
+                   mixer_options=mixer_options, adapter_options={c.name: c.options for c in adapter_specs if c.options})
+    validity.checks.append("C1-C4 and no hypercompression: audit")
+    validity.audited = report.to_dict()
+    if not report.passed:
+        validity.violations.append("audit: " + "; ".join(
+            f"{c['component']} {c['rule']}" for c in validity.audited["checks"] if c["status"] == "FAIL"))
 
 
 class _Loop:

@@ -127,6 +127,8 @@ def load_plugins(modules: Iterable[str] = (), env: Optional[dict] = None, autolo
         if pm.has_plugin(name):
             continue
         module = _import_module(name, source)
+        if pm.is_registered(module):  # already loaded through its entry point under another name
+            continue
         pm.register(module, name=name)
         plugins.info.append(PluginInfo(name, source, name))
     try:

@@ -76,3 +76,22 @@ def test_main_exits_with_usage_code(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--experts", "nope"])
     assert exc.value.code == 2
+
+
+def test_eval_with_audit_records_the_report(run):
+    res = run("eval", "--experts", "unigram,bigram", "--audit", "--json", "--no-progress", "--limit", "3000")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["valid"] and doc["validity"]["audit"]["passed"]
+    assert any("audit" in c for c in doc["validity"]["checks"])
+
+
+def test_preset_pr700_is_refused_without_allow_invalid(run):
+    res = CliRunner().invoke(cli, ["eval", "--preset", "pr700", "--experts", "unigram,pr700-entropy",
+                                   "--expert-opt", "pr700-entropy.source=bigram", "--limit", "500"])
+    assert res.exit_code == 1 and "known invalid" in res.output
+
+
+def test_plugin_given_twice_loads_once(run):
+    res = run("experts", "-p", "pgolf_core.builtin")
+    assert res.exit_code == 0 and "uniform" in res.output
