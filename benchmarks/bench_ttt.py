@@ -69,21 +69,24 @@ def part_speed(args, tokens) -> None:
 def part_bpb(args, tokens) -> None:
     from pgolf_core.evaluate import evaluate
 
-    configs = [
-        ("neural", ["neural"], []),
-        ("neural + ttt", ["neural"], ["ttt"]),
-        ("neural + lora-ttt", ["neural"], ["lora-ttt"]),
-        ("hedge(neural,bigram,trigram)", ["neural", "bigram", "trigram"], []),
-        ("hedge(neural,bigram,trigram) + ttt", ["neural", "bigram", "trigram"], ["ttt"]),
+    configs = [  # label, experts, adapters, adapter option overrides
+        ("neural", ["neural"], [], {}),
+        ("neural + ttt", ["neural"], ["ttt"], {}),
+        ("neural + ttt (polyak off)", ["neural"], ["ttt"], {"polyak": "0"}),
+        ("neural + lora-ttt", ["neural"], ["lora-ttt"], {}),
+        ("hedge(neural,bigram,trigram)", ["neural", "bigram", "trigram"], [], {}),
+        ("hedge(neural,bigram,trigram) + ttt", ["neural", "bigram", "trigram"], ["ttt"], {}),
     ]
     print(f"{len(tokens) - 1} targets, ttt/lora-ttt chunk_tokens={args.chunk_tokens}, evaluator chunk {args.eval_chunk}")
     print(f"{'configuration':38s} {'BPB':>9s} {'neural BPB':>11s} {'chunks':>7s} {'s/chunk':>8s} {'total s':>8s}")
-    for label, experts, adapters in configs:
+    for label, experts, adapters, overrides in configs:
+        if args.only and not any(key in label for key in args.only.split(",")):
+            continue
         t0 = time.perf_counter()
         opts = adapter_options(args)
         res = evaluate(experts, adapters=adapters, tokens=tokens, tokenizer=TOKENIZER, chunk_size=args.eval_chunk,
                        expert_options={"neural": neural_options(args)},
-                       adapter_options={a: opts[a] for a in adapters} or None)
+                       adapter_options={a: dict(opts[a], **overrides) for a in adapters} or None)
         stats = res.adapters.get(adapters[0], {}) if adapters else {}
         print(f"{label:38s} {res.bpb:9.4f} {res.expert_bpb['neural']:11.4f} {stats.get('chunks_trained', 0):7d} "
               f"{stats.get('seconds_per_chunk', 0.0):8.1f} {time.perf_counter() - t0:8.1f}", flush=True)
@@ -101,6 +104,7 @@ def main() -> None:
     ap.add_argument("--eval-chunk", type=int, default=8192)
     ap.add_argument("--limit", type=int, default=0, help="first N tokens of the val head (0 = all)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated substrings of the configurations to run")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
     if not VAL_HEAD.is_file():
