@@ -1,0 +1,87 @@
+"""Where evaluation time goes: the neural forward against everything else (n-grams, mixing, bookkeeping).
+
+For each configuration the same stream is scored through ``pgolf_core.evaluate``; the evaluator
+times every component, so the share spent outside the neural expert is
+``1 - neural_seconds / loop_seconds``. The reference is the neural expert alone, measured in the
+same run: ``loop / neural-alone loop`` is what adding the other experts and the mixer costs.
+
+    python benchmarks/bench_eval.py [--checkpoint PATH] [--limit 32768] [--stride 64] [--repeats 3]
+
+Without ``--checkpoint`` a randomly initialised ``tiny`` model is used (speed does not depend on
+the weights). The stream is the official validation head from ../shared when present, else the
+built-in demo stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+VAL_HEAD = SHARED / "corpus" / "fineweb_val_head_sp1024_tokens.npy"
+TOKENIZER = SHARED / "tokenizers" / "fineweb_1024_bpe.model"
+
+CONFIGS = [
+    ("neural alone", ["neural"], None),
+    ("neural,bigram,trigram + hedge", ["neural", "bigram", "trigram"], "hedge"),
+    ("neural,bigram,trigram + logistic", ["neural", "bigram", "trigram"], "logistic"),
+]
+
+
+def run_once(experts, mixer, neural_opts, tokens, tokenizer, plugins):
+    import pgolf_core
+
+    res = pgolf_core.evaluate(experts, mixer=mixer, tokens=tokens, tokenizer=tokenizer, plugins=plugins,
+                              expert_options={"neural": neural_opts})
+    loop = res.timings["loop_seconds"]
+    return {"loop": loop, "neural": res.timings["components"]["neural"], "bpb": res.bpb,
+            "targets": res.targets}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", help="neural checkpoint or artifact (default: random tiny model)")
+    ap.add_argument("--limit", type=int, default=32768, help="tokens of the stream")
+    ap.add_argument("--stride", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = ap.parse_args()
+    import torch
+
+    from pgolf_core.plugins import load_plugins
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if VAL_HEAD.is_file():
+        tokens, tokenizer, where = np.load(VAL_HEAD)[: args.limit], TOKENIZER, "validation head"
+    else:
+        from pgolf_core.demo import demo_tokenizer_path, demo_tokens
+
+        tokens, tokenizer, where = demo_tokens("val")[: args.limit], demo_tokenizer_path(), "demo stream"
+    neural = {"stride": str(args.stride)}
+    neural.update({"checkpoint": args.checkpoint} if args.checkpoint else {"preset": "tiny", "init_seed": "0"})
+    plugins = load_plugins()
+    print(f"{len(tokens) - 1:,} targets of the {where}; neural {neural}; median of {args.repeats} "
+          f"after one warm-up run each", file=sys.stderr)
+    rows = {}
+    for name, experts, mixer in CONFIGS:
+        run_once(experts, mixer, neural, tokens, tokenizer, plugins)  # warm-up: JIT, allocator, thread pools
+        runs = [run_once(experts, mixer, neural, tokens, tokenizer, plugins) for _ in range(args.repeats)]
+        rows[name] = {k: statistics.median(r[k] for r in runs) for k in ("loop", "neural")}
+        rows[name]["bpb"] = runs[0]["bpb"]
+        rows[name]["targets"] = runs[0]["targets"]
+    ref = rows["neural alone"]["loop"]
+    print(f"{'configuration':<34} {'BPB':>8} {'loop s':>8} {'targets/s':>10} {'outside neural':>15} {'x neural alone':>15}")
+    for name, r in rows.items():
+        outside = 1.0 - r["neural"] / r["loop"]
+        print(f"{name:<34} {r['bpb']:8.4f} {r['loop']:8.2f} {r['targets'] / r['loop']:10,.0f} "
+              f"{outside:14.1%} {r['loop'] / ref:15.3f}")
+
+
+if __name__ == "__main__":
+    main()
