@@ -39,7 +39,8 @@ def neural_options(args) -> dict:
 
 def adapter_options(args) -> dict:
     common = {"chunk_tokens": str(args.chunk_tokens)}
-    return {"ttt": dict(common, epochs=str(args.epochs)), "lora-ttt": dict(common)}
+    ttt = dict(common, epochs=str(args.epochs), **({"lr": str(args.ttt_lr)} if args.ttt_lr else {}))
+    return {"ttt": ttt, "lora-ttt": dict(common)}
 
 
 def part_speed(args, tokens) -> None:
@@ -88,7 +89,7 @@ def part_bpb(args, tokens) -> None:
                        expert_options={"neural": neural_options(args)},
                        adapter_options={a: dict(opts[a], **overrides) for a in adapters} or None)
         stats = res.adapters.get(adapters[0], {}) if adapters else {}
-        print(f"{label:38s} {res.bpb:9.4f} {res.expert_bpb['neural']:11.4f} {stats.get('chunks_trained', 0):7d} "
+        print(f"{label:38s} {res.bpb:9.6f} {res.expert_bpb['neural']:11.6f} {stats.get('chunks_trained', 0):7d} "
               f"{stats.get('seconds_per_chunk', 0.0):8.1f} {time.perf_counter() - t0:8.1f}", flush=True)
 
 
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=64)
     ap.add_argument("--chunk-tokens", type=int, default=16384)
     ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--ttt-lr", type=float, default=0.0, help="ttt learning rate (0 = the adapter's default, 1e-4)")
     ap.add_argument("--eval-chunk", type=int, default=8192)
     ap.add_argument("--limit", type=int, default=0, help="first N tokens of the val head (0 = all)")
     ap.add_argument("--repeats", type=int, default=3)
