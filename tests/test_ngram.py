@@ -68,6 +68,23 @@ def test_distributions_in_blocks_match_reference(order, vocab, val_head_tokens):
     assert expert.state_fingerprint() == _counted(NgramExpert(vocab, order), tokens).state_fingerprint()
 
 
+@pytest.mark.parametrize("order,vocab", [(3, V), (4, 1100)])
+def test_distributions_after_score_only_spans(order, vocab, val_head_tokens):
+    """Score-only spans skip the distributions' views (dense counts, successor lists); the next
+    distributions call rebuilds them, giving exactly the rows of an expert that only gave rows."""
+    n = 8000
+    tokens = val_head_tokens[:n]
+    rows_only = NgramExpert(vocab, order).distributions(tokens, 1, n)
+    mixed = NgramExpert(vocab, order)
+    bounds = [1, 3000, 3500, 6000, 6001, n]
+    for i, (s, e) in enumerate(zip(bounds, bounds[1:])):
+        if i % 2:
+            np.testing.assert_array_equal(mixed.distributions(tokens, s, e), rows_only[s - 1:e - 1])
+        else:
+            logp = np.log(rows_only[np.arange(s - 1, e - 1), tokens[s:e]])
+            assert np.max(np.abs(mixed.score(tokens, s, e) - logp)) < 1e-9
+
+
 def _counted(expert, tokens):
     expert.score(tokens, 1, len(tokens))
     return expert

@@ -10,17 +10,20 @@ The counts live in a trie of *nodes*, one per token string that has been counted
   ``[key, node id]`` with key ``parent id * V + last token``. A hashed node's parent is never the
   root, so keys are >= V and key 0 marks an empty slot. Keys are exact at every order: no two
   strings ever share counts.
-- ``dense[i]`` is the count c(h, w) of an implicit node i (i < ``first_hashed``: unigrams and dense
-  bigrams), contiguous so that a context's dense successor counts are one vectorizable row.
 - ``node[i] = [count, total, distinct, succ, last]`` (int32, 20 bytes): as an n-gram, ``count`` =
-  c(h, w) for the string h + w when i is hashed (0 for implicit nodes, whose count is in ``dense``);
-  as a context h, ``total`` = c(h) = sum_w c(h, w) and ``distinct`` = N1+(h), the number of w with
-  c(h, w) > 0; ``last`` is the node's final token (set for hashed nodes).
-- ``succ`` is a pool of successor lists: a context h whose children are hashed keeps the ids of its
-  N1+(h) counted successors contiguously at ``succ[node[h, 3]:][:N1+(h)]``, in order of first count,
-  in a segment of capacity max(4, next power of 2); a full segment moves to a new one of twice the
-  size at the end of the pool (the old one is abandoned: at most 4 pool entries per listed successor).
-  The full-distribution kernel reads these lists as arrays (independent loads, no pointer chasing).
+  c(h, w) for the string h + w; as a context h, ``total`` = c(h) = sum_w c(h, w) and ``distinct`` =
+  N1+(h), the number of w with c(h, w) > 0; ``last`` is the node's final token (set for hashed
+  nodes). Scoring reads and writes only these rows.
+- Two views serve the full distributions (``distribution_row``), kept up to date while
+  distributions are computed and rebuilt by ``successor_layout``/``fill_successors`` (and a copy of
+  the dense counts) after score-only runs, which skip them:
+  ``dense[i] = node[i, 0]`` for the implicit nodes i < ``first_hashed``, contiguous so that the
+  unigram counts and a context's bigram counts are rows one vectorized pass reads; and ``succ``, a
+  pool of successor lists: a context h whose children are hashed keeps the ids of its N1+(h)
+  counted successors contiguously at ``succ[node[h, 3]:][:N1+(h)]``, in a segment of capacity
+  max(4, next power of 2); a full segment moves to a new one of twice the size at the end of the
+  pool (the old one is abandoned: at most 4 pool entries per listed successor). Reading a list is
+  independent loads, not a pointer chase.
 - Every "empty" value is 0, so the tables are allocated with ``np.zeros`` and the operating system
   only maps the pages that counting actually touches.
 - ``meta = [number of node ids in use, number of pool entries in use]``.
@@ -109,6 +112,7 @@ def child(parent, w, V, dense_bigrams, idx, node, meta):
     meta[0] = new + 1
     idx[-1 - s, 0] = key
     idx[-1 - s, 1] = new
+    node[new, 4] = w
     return new
 
 
@@ -138,7 +142,7 @@ def context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs
     return n
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def append_successor(h, g, n, node, succ, meta):
     """Append node ``g`` to the successor list of context ``h``, which holds ``n`` = N1+(h) ids so far
     (segment capacity max(4, next power of 2 of n): a full one moves to twice the size at the pool end)."""
@@ -150,7 +154,8 @@ def append_successor(h, g, n, node, succ, meta):
         old = node[h, 3]
         off = meta[1]
         meta[1] = off + 2 * n
-        succ[off:off + n] = succ[old:old + n]
+        for i in range(n):
+            succ[off + i] = succ[old + i]
         node[h, 3] = off
     else:
         off = node[h, 3]
@@ -158,15 +163,16 @@ def append_successor(h, g, n, node, succ, meta):
 
 
 @njit(cache=True, inline="always")
-def score_and_count(w, n_orders, V, dense_bigrams, first_hashed, idx, node, dense, succ, meta, ctxs, carry):
+def score_and_count(w, n_orders, V, dense_bigrams, first_hashed, idx, node, dense, succ, meta, ctxs, carry, lists):
     """Log-probability of target ``w`` given its context nodes ``ctxs[:n_orders]``, then count it.
 
     Interpolated Witten-Bell, built up from the uniform distribution: at a context h,
     p_h(w) = (c(h, w) + N1+(h) p_lower(w)) / (c(h) + N1+(h)); a context never seen passes p_lower
     through. Each order's estimate reads only that order's counts, so reading and incrementing them
     order by order equals scoring the target first and counting it afterwards. The node of each
-    counted string goes to ``carry`` (it is the next target's context one order up); a hashed node
-    counted for the first time joins its context's successor list.
+    counted string goes to ``carry`` (it is the next target's context one order up). When ``lists``,
+    the views of the full distributions follow: ``dense`` gets the implicit nodes' counts and a hashed
+    node counted for the first time joins its context's successor list.
     """
     p = 1.0 / V
     for k in range(n_orders):
@@ -174,19 +180,16 @@ def score_and_count(w, n_orders, V, dense_bigrams, first_hashed, idx, node, dens
         total = node[h, 1]
         distinct = node[h, 2]
         g = child(h, w, V, dense_bigrams, idx, node, meta)
-        hashed = g >= first_hashed
-        c = node[g, 0] if hashed else dense[g]
+        c = node[g, 0]
         if total > 0:
             p = (c + distinct * p) / (total + distinct)
-        if hashed:
-            node[g, 0] = c + 1
-        else:
-            dense[g] = c + 1
+        node[g, 0] = c + 1
         node[h, 1] = total + 1
+        if lists and g < first_hashed:
+            dense[g] = c + 1
         if c == 0:
             node[h, 2] = distinct + 1
-            if hashed:
-                node[g, 4] = w
+            if lists and g >= first_hashed:
                 append_successor(h, g, distinct, node, succ, meta)
         carry[k] = g
     return np.log(p)
@@ -201,7 +204,7 @@ def add_successors(h, coef, node, succ, row):
         row[node[g, 4]] += coef * node[g, 0]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs, row):
     """Write the full distribution given context nodes ``ctxs[:n_orders]`` into ``row`` (float64).
 
@@ -239,17 +242,59 @@ def distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs,
             add_successors(ctxs[k], coefs[k], node, succ, row)
 
 
-@njit(cache=True, inline="always")
-def has_room(max_new, V, first_hashed, node, idx, succ, meta):
-    """True when one more target fits: at most ``max_new`` new nodes with the index at load <= 0.7,
-    and ``max_new`` successor appends, each of which may move a segment (at most 2V + 4 entries)."""
-    need = meta[0] + max_new
-    return (need <= node.shape[0] and 10 * (need - first_hashed) <= 7 * idx.shape[0]
-            and meta[1] + max_new * (2 * V + 4) <= succ.shape[0])
+@njit(cache=True)
+def successor_layout(node, n_nodes, lo):
+    """Give every context ``lo <= h < n_nodes`` with N1+(h) > 0 an empty segment of the capacity
+    ``append_successor`` expects (max(4, next power of 2)), consecutively from pool offset 0, its
+    offset in ``node[h, 3]``; returns the pool entries used."""
+    off = 0
+    for h in range(lo, n_nodes):
+        n = node[h, 2]
+        if n == 0:
+            continue
+        node[h, 3] = off
+        cap = 4
+        while cap < n:
+            cap *= 2
+        off += cap
+    return off
 
 
 @njit(cache=True)
-def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp, dists):
+def fill_successors(V, lo, idx, node, succ):
+    """List every counted hashed node in its parent's segment (laid out by ``successor_layout``;
+    ``node[h, 3]`` serves as the write cursor and is wound back at the end)."""
+    for s in range(idx.shape[0]):
+        key = idx[s, 0]
+        if key == 0:
+            continue
+        g = idx[s, 1]
+        if node[g, 0] > 0:
+            h = key // V
+            succ[node[h, 3]] = g
+            node[h, 3] += 1
+    for h in range(lo, node.shape[0]):
+        if node[h, 2] > 0:
+            node[h, 3] -= node[h, 2]
+
+
+@njit(cache=True, inline="always")
+def has_room(max_new, first_hashed, node, idx, meta):
+    """True when one more target (at most ``max_new`` new nodes) fits, with the index at load <= 0.7."""
+    need = meta[0] + max_new
+    return need <= node.shape[0] and 10 * (need - first_hashed) <= 7 * idx.shape[0]
+
+
+@njit(cache=True, inline="always")
+def has_list_room(max_new, V, succ, meta):
+    """True when the pool takes one more target's ``max_new`` successor appends, each of which may
+    move a segment (at most 2V + 4 entries)."""
+    return meta[1] + max_new * (2 * V + 4) <= succ.shape[0]
+
+
+@njit(cache=True)
+def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp,
+             dists):
     """Score and count targets ``t0..t1-1`` of ``tokens`` one by one, writing ``logp[t - out0]``
     (and, when ``dists`` has rows, the full distribution ``dists[t - out0]``, from the counts
     before ``t``, computed in float64 and stored as ``dists``' dtype).
@@ -264,7 +309,9 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
     coefs = np.zeros(order, dtype=np.float64)
     row = np.empty(V, dtype=np.float64)
     for t in range(t0, t1):
-        if not has_room(max_new, V, first_hashed, node, idx, succ, meta):
+        if not has_room(max_new, first_hashed, node, idx, meta):
+            return t
+        if want_dist and not has_list_room(max_new, V, succ, meta):  # (only then: cheaper score-only loop)
             return t
         if t == t0:
             n = context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs)
@@ -278,6 +325,9 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
             out = dists[t - out0]
             for w in range(V):
                 out[w] = row[w]
-        logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ,
-                                         meta, ctxs, carry)
+            logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ,
+                                             meta, ctxs, carry, True)
+        else:  # a literal, so that the inlined score-only path carries no view upkeep
+            logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ,
+                                             meta, ctxs, carry, False)
     return t1

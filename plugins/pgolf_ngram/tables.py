@@ -37,7 +37,9 @@ class CountTables:
         self.max_new = max(0, order - (2 if self.dense_bigrams else 1))  # hashed nodes one target may add
         cap = self.first_hashed + (_INITIAL_HASHED if self.max_new else 0)
         self.node = np.zeros((cap, 5), dtype=np.int32)  # [count, total, distinct, succ, last]
-        self.dense = np.zeros(self.first_hashed, dtype=np.int32)  # counts of the implicit nodes
+        # Views for full distributions (see ``kernels``), current while ``views_current``.
+        self.dense = np.zeros(self.first_hashed, dtype=np.int32)
+        self.views_current = True
         self.idx = np.zeros((_index_size(cap - self.first_hashed + self.max_new), 2), dtype=np.int64)
         self.succ = np.zeros(self._succ_need(0) + (4 * _INITIAL_HASHED if self.max_new else 0), dtype=np.int32)
         self.meta = np.array([self.first_hashed, 0], dtype=np.int64)  # [node ids in use, pool entries in use]
@@ -49,8 +51,7 @@ class CountTables:
     @property
     def n_nodes(self) -> int:
         """Strings counted at least once (all orders, the empty string included)."""
-        hashed = self.node[self.first_hashed: self.meta[0], 0]
-        return int(np.count_nonzero(self.dense)) + int(np.count_nonzero(hashed)) + 1
+        return int(np.count_nonzero(self.node[: self.meta[0], 0])) + 1
 
     def grow(self) -> None:
         """Double whichever table lacks room for one more target (called when a kernel stops)."""
@@ -73,13 +74,32 @@ class CountTables:
             self.idx = new
 
     def run(self, tokens: np.ndarray, t0: int, t1: int, bos: int, logp: np.ndarray, dists: np.ndarray) -> None:
-        """Score-then-count targets ``t0..t1-1`` of ``tokens`` (int64), growing tables as needed."""
+        """Score-then-count targets ``t0..t1-1`` of ``tokens`` (int64), growing tables as needed.
+
+        With ``dists`` rows, the views of the full distributions are brought up to date first and
+        kept so; a score-only run leaves them stale (it is faster without them)."""
+        want_dist = dists.shape[0] > 0
+        if want_dist and not self.views_current:
+            self.rebuild_views()
         t = t0
         while t < t1:
-            t = kernels.run_span(tokens, t, t1, t0, self.order, self.vocab_size, self.dense_bigrams, bos, self.first_hashed, self.idx,
-                                 self.node, self.dense, self.succ, self.meta, logp, dists)
+            t = kernels.run_span(tokens, t, t1, t0, self.order, self.vocab_size, self.dense_bigrams, bos, self.first_hashed,
+                                 self.idx, self.node, self.dense, self.succ, self.meta, logp, dists)
             if t < t1:
                 self.grow()
+        self.views_current = want_dist
+
+    def rebuild_views(self) -> None:
+        """Dense counts and successor lists from the node rows (after score-only runs)."""
+        self.dense[:] = self.node[: self.first_hashed, 0]
+        n = int(self.meta[0])
+        lo = 1 + self.vocab_size if self.dense_bigrams else 1  # first context whose children are hashed
+        self.node[:, 3] = 0
+        used = int(kernels.successor_layout(self.node, n, lo))
+        if self._succ_need(used) > self.succ.shape[0]:
+            self.succ = np.zeros(2 * self._succ_need(used), dtype=np.int32)
+        kernels.fill_successors(self.vocab_size, lo, self.idx, self.node, self.succ)
+        self.meta[1] = used
 
     def memory_bytes(self) -> int:
         return int(self.node.nbytes + self.dense.nbytes + self.idx.nbytes + self.succ.nbytes + self.meta.nbytes)
@@ -88,6 +108,5 @@ class CountTables:
         """Digest of every count: the node rows in use (ids are assigned deterministically)."""
         h = hashlib.blake2b(digest_size=16)
         h.update(self.meta[:1].tobytes())
-        h.update(self.dense.tobytes())
         h.update(self.node[: self.meta[0], :3].tobytes())  # counts, totals, distinct
         return h.digest()
