@@ -1,13 +1,18 @@
-"""Throughput of the n-gram experts (score + count) on the FineWeb sample.
+"""Throughput of the n-gram experts (score + count, and full distributions) on the FineWeb sample.
 
     python benchmarks/bench_ngram.py [--tokens 4000000] [--repeats 3] [--orders 1,2,3,5,8]
 
 For each order: JIT warm-up (first call in a fresh process, compilation or cache load) reported
 apart, then the median over repeats of a fresh expert scoring the stream in 131,072-token chunks
-(as the evaluator calls it), tables growing from empty. Also the full-distribution throughput at
-order 3 (on a warm trigram), the table memory at the end, BPB, and as references measured in the
-same run: np.bincount over the same tokens (a lower bound on any counting pass) and the plain-Python
-reference estimator on a small slice.
+(as the evaluator calls it), tables growing from empty, with the table memory at the end and BPB.
+References measured in the same run: np.bincount over the same tokens (a lower bound on any
+counting pass) and the plain-Python reference estimator on a small slice.
+
+Full distributions: a trigram that has counted the first half of the stream is asked for
+``--dist-targets`` rows in blocks of 4,096 (the evaluator's FULL_BLOCK_TARGETS), the same counted
+tables before each repeat, float64 and float32 rows; medians of wall and CPU (process) time, since
+the machine may be shared. The reference is the plain-Python estimator's ``distribution`` (one
+dense vector per order) on rows right after its own score slice.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fineweb_sample_tokens, median_time, timed  # noqa: E402
 
 CHUNK = 131_072
-DIST_CHUNK = 4096
+DIST_CHUNK = 4096  # pgolf_core.evaluate.FULL_BLOCK_TARGETS
+REF_DIST_ROWS = 300
 
 
 def score_all(expert, tokens):
@@ -65,9 +71,11 @@ def main() -> None:
     from pgolf_ngram.reference import ReferenceNgram
 
     ref_n = 20_000
-    t_ref = median_time(lambda: ReferenceNgram(1024, 3).score(tokens, 1, ref_n), repeats=1)
+    ref = ReferenceNgram(1024, 3)
+    t_ref = median_time(lambda: ref.score(tokens, 1, ref_n), repeats=1)
     ref_rate = (ref_n - 1) / t_ref
     print(f"reference plain-Python trigram: {ref_rate / 1e3:,.1f} K tokens/s (on {ref_n:,} tokens)")
+    ref_dist_rate = reference_distribution_rate(ref, tokens, ref_n)
 
     from pgolf_core.bytes import bits_per_byte, byte_table_from_sentencepiece
     from common import TOKENIZER
@@ -84,29 +92,51 @@ def main() -> None:
               f"{bits_per_byte(-logp.sum(), n_bytes):>7.4f}")
         del e
 
-    m = args.dist_targets
-    warm_e = NgramExpert(1024, 3)
-    _, dwarm = timed(lambda: warm_e.distributions(tokens, 1, 1000))
+    print()
+    for dtype in ("float64", "float32"):
+        rate_wall, rate_cpu, dwarm, rebuild = distribution_rates(tokens, args.dist_targets, args.repeats, dtype)
+        print(f"full distributions, order 3, {dtype}, {args.dist_targets:,} targets after {len(tokens) // 2:,} counted, "
+              f"{DIST_CHUNK:,} per call: {rate_wall / 1e3:,.0f} K targets/s wall, {rate_cpu / 1e3:,.0f} K/s CPU "
+              f"(x{rate_cpu / ref_dist_rate:,.0f} the Python reference; warm-up {dwarm:.2f} s; views rebuilt "
+              f"after the score-only counting in {rebuild:.3f} s CPU)")
+    print(f"reference plain-Python trigram distributions: {ref_dist_rate / 1e3:,.2f} K targets/s CPU "
+          f"(on {REF_DIST_ROWS} rows after {ref_n:,} counted)")
+
+
+def distribution_rates(tokens, m, repeats, dtype):
+    """Median (wall, CPU) targets/s of order-3 full distributions in blocks of DIST_CHUNK, the warm-up, and
+    the CPU seconds of rebuilding the distributions' views after the score-only counting (reported apart)."""
+    from pgolf_ngram.expert import NgramExpert
+
+    _, warm = timed(lambda: NgramExpert(1024, 3, dtype=dtype).distributions(tokens, 1, 1000))
     half = len(tokens) // 2
-    counted = NgramExpert(1024, 3)
+    counted = NgramExpert(1024, 3, dtype=dtype)
     counted.score(tokens, 1, half)
+    c0 = time.process_time()
+    counted.tables.rebuild_views()  # once after score-only spans (the evaluator never switches back)
+    counted.tables.views_current = True
+    rebuild = time.process_time() - c0
     snapshot = counted.tables
-
-    def setup():  # the same counted tables before each repeat (distributions advance them)
-        counted.tables = copy.deepcopy(snapshot)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        counted.tables = copy.deepcopy(snapshot)  # the same counted tables (distributions advance them)
         counted._next_target = half
-
-    def dists_in_chunks():  # 4,096 rows (32 MB) per call: the allocator reuses the pages
+        w0, c0 = time.perf_counter(), time.process_time()
         for s in range(half, half + m, DIST_CHUNK):
             counted.distributions(tokens, s, min(s + DIST_CHUNK, half + m))
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return m / float(np.median(walls)), m / float(np.median(cpus)), warm, rebuild
 
-    t_dist = median_time(dists_in_chunks, repeats=args.repeats, setup=setup)
+
+def reference_distribution_rate(ref, tokens, start):
+    """CPU targets/s of the Python reference's full distributions on REF_DIST_ROWS rows from ``start``."""
     c0 = time.process_time()
-    setup()
-    dists_in_chunks()
-    c_dist = time.process_time() - c0
-    print(f"\nfull distributions, order 3, {m:,} targets after {half:,} counted, {DIST_CHUNK:,} per call: "
-          f"{m / t_dist / 1e3:,.0f} K targets/s wall, {m / c_dist / 1e3:,.0f} K/s CPU (warm-up {dwarm:.2f} s)")
+    for t in range(start, start + REF_DIST_ROWS):
+        ref.distribution(tokens, t)
+        ref.count(tokens, t)
+    return REF_DIST_ROWS / (time.process_time() - c0)
+
 
 if __name__ == "__main__":
     main()

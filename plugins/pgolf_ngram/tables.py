@@ -45,7 +45,7 @@ class CountTables:
         self.meta = np.array([self.first_hashed, 0], dtype=np.int64)  # [node ids in use, pool entries in use]
 
     def _succ_need(self, used: int) -> int:
-        """Pool size that lets one more target append (the kernels' ``has_room``)."""
+        """Pool size that lets one more target append (the kernels' ``has_list_room``)."""
         return used + self.max_new * (2 * self.vocab_size + 4)
 
     @property
