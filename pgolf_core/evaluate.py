@@ -166,7 +166,8 @@ def _score_chunk(experts, labels, tokens, start, end, need_full, validity, timer
     dists = None
     if rows:
         # float32 when any expert works in float32: the mixer's inputs then cost half the memory
-        # traffic; each expert's own target log-probability above was taken at full precision.
+        # traffic. Each expert's target log-probability above came from its own rows, at the
+        # precision the expert chose (float32 rows move a BPB by about 1e-7 relative).
         dtype = np.float32 if any(d.dtype == np.float32 for d in rows) else np.float64
         dists = np.empty((len(rows), n, rows[0].shape[1]), dtype=dtype)
         for k, d in enumerate(rows):
