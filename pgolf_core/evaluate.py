@@ -226,7 +226,10 @@ def evaluate(
     ctx = BuildContext(vocab_size=table.vocab_size, byte_counts=table, tokenizer_path=tok_path,
                        expert_names=tuple(labels), device=device, seed=seed,
                        rank=dist.rank, world_size=dist.world_size,
-                       extra={"plugins": plugins, "dataset": dataset})
+                       extra={"plugins": plugins, "dataset": dataset,
+                              # the stream's length is public (not its content): schedules such as
+                              # TTT's cosine across chunks span the stream actually scored
+                              "stream_targets": len(stream) - 1})
     validity = _Validity()
     t_build = time.perf_counter()
     built = [_build(plugins.experts, c, ctx, Expert) for c in expert_specs]

@@ -3,7 +3,7 @@
 ``TinyExpert`` wraps the neural plugin's GPT (a micro config) and scores each target from the
 ``seq_len`` tokens before it, in blocks of ``stride`` targets placed by absolute stream position.
 Under torch.distributed it splits the blocks of a span across ranks and gathers the log-probs with
-``pgolf_ttt.distributed.gather_rows``, as the neural expert does.
+``pgolf_core.distributed.gather_rows``, as the neural expert does.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class TinyExpert(Expert):
         return torch.cat(rows) if rows else torch.zeros((0, self.vocab_size), dtype=torch.float64)
 
     def distributions(self, tokens, start, end):
-        from pgolf_ttt.distributed import gather_rows, share, world
+        from pgolf_core.distributed import gather_rows, share, world
 
         if self.log is not None:
             self.log.append((start, end, len(tokens)))

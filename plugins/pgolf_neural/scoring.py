@@ -156,11 +156,11 @@ def score_windows_split(model, tokens: np.ndarray, windows: list[Window], *, seq
                         device=None, dtype: Optional[torch.dtype] = None, distributions: bool = False):
     """``score_windows`` with the windows shared across the torch.distributed ranks.
 
-    Rank r scores the contiguous share ``pgolf_ttt.distributed.share(len(windows), r, world)``;
+    Rank r scores the contiguous share ``pgolf_core.distributed.share(len(windows), r, world)``;
     the rows are gathered in rank order, which is stream order, so every rank returns what one
     process would (up to float rounding: a window's batch, hence its padded width, may differ).
     """
-    from pgolf_ttt.distributed import gather_rows, share, world
+    from pgolf_core.distributed import gather_rows, share, world
 
     rank, size = world()
     lo, hi = share(len(windows), rank, size)
