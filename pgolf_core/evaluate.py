@@ -337,12 +337,12 @@ class _Loop:
     def _step(self, start, end, final) -> None:
         logp, dists = _score_chunk(self.experts, self.labels, self.stream, start, end, self.need_full, self.validity, self.timers)
         targets = np.asarray(self.stream[start:end], dtype=np.int64)
-        t0 = time.perf_counter()
         if self.mixer is None:
             mixed = logp[0]
         else:
+            t0 = time.perf_counter()
             mixed = _check_logp(self.mixer.mix(logp, targets, dists), end - start, f"mixer {self.mixer.name!r}")
-        self.timers["mixer"] = self.timers.get("mixer", 0.0) + time.perf_counter() - t0
+            self.timers["mixer"] = self.timers.get("mixer", 0.0) + time.perf_counter() - t0
         self.validity.check_mass(mixed, "the mixture")
         nbytes = self.table.target_bytes(self.stream, start, end)
         self.nll -= float(mixed.sum())
