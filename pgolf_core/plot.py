@@ -60,17 +60,20 @@ def plot_results(doc: dict, out) -> Path:
         ax.plot(pos, curve, lw=2.2 if label == "mixture" else 1.2, label=label, color="black" if label == "mixture" else None)
     verdict = "" if doc.get("valid") else "  (INVALID)"
     ax.set_ylabel("running BPB")
-    ax.set_title(f"BPB {doc['metrics']['bpb']:.4f}{verdict} on {doc['config'].get('data')}")
+    ax.set_title(f"BPB {doc['metrics']['bpb']:.4f}{verdict} on {Path(str(doc['config'].get('data'))).name}")
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     if weights.size:
         wpos = pos[-len(weights):]
         ax2 = axes[1, 0]
         cols = names if weights.shape[1] == len(names) else [f"w{i}" for i in range(weights.shape[1])]
-        ax2.stackplot(wpos, weights.T, labels=cols, alpha=0.85)
-        ax2.set_ylabel("mixer weight")
-        ax2.set_ylim(0, max(1.0, float(weights.sum(axis=1).max())))
+        # lines, not a stack: a geometric mixer's weights are signed and need not sum to 1
+        for k, col in enumerate(cols):
+            ax2.plot(wpos, weights[:, k], lw=1.2, label=col)
+        ax2.axhline(0.0, color="grey", lw=0.6)
+        ax2.set_ylabel(f"{doc['config']['mixer']['name']} weight" if doc["config"].get("mixer") else "mixer weight")
         ax2.legend(loc="upper right", fontsize=8)
+        ax2.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("target position")
     fig.tight_layout()
     out = Path(out)
