@@ -95,3 +95,15 @@ def test_preset_pr700_is_refused_without_allow_invalid(run):
 def test_plugin_given_twice_loads_once(run):
     res = run("experts", "-p", "pgolf_core.builtin")
     assert res.exit_code == 0 and "uniform" in res.output
+
+
+def test_save_logprobs_holds_every_target(run, tmp_path):
+    path = tmp_path / "run.npz"
+    res = run("eval", "--experts", "unigram,bigram", "--json", "--no-progress", "--limit", "2000",
+              "--save-logprobs", str(path))
+    doc = json.loads(res.output)
+    arrays = np.load(path)
+    assert arrays["mixture"].shape == (1999,) and arrays["experts"].shape == (2, 1999)
+    assert list(arrays["expert_names"]) == ["unigram", "bigram"]
+    assert -arrays["mixture"].sum() / 1999 == pytest.approx(doc["metrics"]["loss"], rel=1e-12)
+    assert int(arrays["bytes"].sum()) == doc["metrics"]["bytes"]
