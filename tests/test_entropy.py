@@ -85,7 +85,7 @@ def test_source_options_need_the_source_prefix(entropy_plugins):
     ctx = BuildContext(vocab_size=1024, extra={"plugins": entropy_plugins})
     with pytest.raises(UsageError, match="neural_checkpoint|<option>"):
         entropy_plugins.experts.create("entropy", ctx, checkpoint="x.pt")
-    with pytest.raises(UsageError, match="positive integer"):
+    with pytest.raises(UsageError, match="buckets must be an integer >= 1"):
         entropy_plugins.experts.create("entropy", ctx, source="bigram", buckets="zero")
     e = entropy_plugins.experts.create("entropy", ctx, source="ngram", ngram_order="3")
     assert e.source.name == "ngram"

@@ -18,17 +18,6 @@ from pgolf_core.errors import UsageError
 TINY = 1e-300  # floor before log: a zero-probability entry stays finite, and is renormalized away
 
 
-def positive_int(value, expert: str, option: str) -> int:
-    """CLI values arrive as strings: '8' -> 8; anything but a positive integer is a usage error."""
-    try:
-        out = value if isinstance(value, int) else int(str(value).strip())
-    except ValueError:
-        out = 0
-    if out < 1:
-        raise UsageError(f"expert {expert!r}: option {option} must be a positive integer, got {value!r}")
-    return out
-
-
 def build_source(ctx, expert: str, source: str, options: dict) -> Expert:
     """Build the source expert through the registry; ``<source>_key=value`` options go to it."""
     prefix = source.replace("-", "_") + "_"

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pgolf_core import hookimpl
+from pgolf_core.options import parse_int
 
 
 def make_entropy(ctx, source: str = "neural", buckets: int = 8, **source_options):
     """Legal: the source distribution re-tempered per entropy bucket, temperatures fitted online."""
-    from .experts import EntropyTemperedExpert, build_source, positive_int
+    from .experts import EntropyTemperedExpert, build_source
 
     src = build_source(ctx, "entropy", source, source_options)
-    return EntropyTemperedExpert(src, buckets=positive_int(buckets, "entropy", "buckets"))
+    return EntropyTemperedExpert(src, buckets=parse_int(buckets, "expert 'entropy'", "buckets", low=1))
 
 
 def make_pr700_entropy(ctx, source: str = "neural", **source_options):

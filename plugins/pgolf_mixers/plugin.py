@@ -17,7 +17,7 @@ def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias=
     bias=2 solo_first=10000."""
     from .hedge import HedgeMixer
 
-    m = "hedge"
+    m = "mixer 'hedge'"
     k = input_count(ctx, m)
     prior_vec = None if str(prior).strip().lower() == "uniform" else parse_vector(
         prior, m, "prior", k, ctx.expert_names, positive=True)
@@ -38,7 +38,7 @@ def make_logistic(ctx, lr="0.003", init="uniform", bias="0", context="none", buc
     """Online geometric mixture renormalized over the vocabulary (needs full distributions)."""
     from .logistic import LogisticMixer
 
-    m = "logistic"
+    m = "mixer 'logistic'"
     k = input_count(ctx, m)
     init_vec = None if str(init).strip().lower() == "uniform" else parse_vector(init, m, "init", k, ctx.expert_names)
     return LogisticMixer(
@@ -56,7 +56,7 @@ def make_stack(ctx, inputs="", top="hedge", top_opts=""):
     """Top mixer over sub-mixers; syntax in ``pgolf_mixers.stack``."""
     from .stack import build_stack
 
-    input_count(ctx, "stack")
+    input_count(ctx, "mixer 'stack'")
     return build_stack(ctx, inputs, top, top_opts)
 
 

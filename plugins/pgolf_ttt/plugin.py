@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from pgolf_core import hookimpl
 
-from .options import as_bool, as_choice, as_float, as_int, as_names
+from pgolf_core.options import parse_bool, parse_choice, parse_float, parse_int, parse_names
+
+
+def _who(name: str) -> str:
+    return f"adapter {name!r}"
+
 
 SCHEDULES = ("cosine", "cosine-ramp", "constant")  # pgolf_ttt.schedule.SCHEDULES, without importing it here
 
@@ -17,17 +22,17 @@ def _common(name, target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, p
             schedule, ramp_max, horizon) -> dict:
     return {
         "target": str(target),
-        "optimizer": as_choice(name, "optimizer", optimizer, ("adamw", "sgd")),
-        "epochs": as_int(name, "epochs", epochs, 0),
-        "lr": as_float(name, "lr", lr, 0.0),
-        "chunk_tokens": as_int(name, "chunk_tokens", chunk_tokens, 1),
-        "seq_len": as_int(name, "seq_len", seq_len, 0),
-        "batch": as_int(name, "batch", batch, 1),
-        "polyak": as_float(name, "polyak", polyak, 0.0, 1.0 - 1e-12),
-        "grad_clip": as_float(name, "grad_clip", grad_clip, 0.0),
-        "schedule": as_choice(name, "schedule", schedule, SCHEDULES),
-        "ramp_max": as_float(name, "ramp_max", ramp_max, 0.0),
-        "horizon": as_int(name, "horizon", horizon, 0),
+        "optimizer": parse_choice(optimizer, _who(name), "optimizer", ("adamw", "sgd")),
+        "epochs": parse_int(epochs, _who(name), "epochs", low=0),
+        "lr": parse_float(lr, _who(name), "lr", low=0.0),
+        "chunk_tokens": parse_int(chunk_tokens, _who(name), "chunk_tokens", low=1),
+        "seq_len": parse_int(seq_len, _who(name), "seq_len", low=0),
+        "batch": parse_int(batch, _who(name), "batch", low=1),
+        "polyak": parse_float(polyak, _who(name), "polyak", low=0.0, high=1.0 - 1e-12),
+        "grad_clip": parse_float(grad_clip, _who(name), "grad_clip", low=0.0),
+        "schedule": parse_choice(schedule, _who(name), "schedule", SCHEDULES),
+        "ramp_max": parse_float(ramp_max, _who(name), "ramp_max", low=0.0),
+        "horizon": parse_int(horizon, _who(name), "horizon", low=0),
     }
 
 
@@ -39,7 +44,7 @@ def make_ttt(ctx, target="neural", optimizer="adamw", epochs=4, lr=1e-4, frozen_
 
     common = _common("ttt", target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, polyak, grad_clip,
                      schedule, ramp_max, horizon)
-    return TTTAdapter(ctx, frozen_blocks=as_int("ttt", "frozen_blocks", frozen_blocks, 0), **common)
+    return TTTAdapter(ctx, frozen_blocks=parse_int(frozen_blocks, _who("ttt"), "frozen_blocks", low=0), **common)
 
 
 def make_lora_ttt(ctx, target="neural", optimizer="adamw", epochs=2, lr=1e-3, rank=8, alpha=16.0,
@@ -51,9 +56,12 @@ def make_lora_ttt(ctx, target="neural", optimizer="adamw", epochs=2, lr=1e-3, ra
     name = "lora-ttt"
     common = _common(name, target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, polyak, grad_clip,
                      schedule, ramp_max, horizon)
-    return LoRATTTAdapter(ctx, rank=as_int(name, "rank", rank, 1), alpha=as_float(name, "alpha", alpha, 0.0, open_min=True),
-                          targets=as_names(name, "targets", targets), reset_per_doc=as_bool(name, "reset_per_doc", reset_per_doc),
-                          bos=as_int(name, "bos", bos, 0), **common)
+    who = _who(name)
+    return LoRATTTAdapter(ctx, rank=parse_int(rank, who, "rank", low=1),
+                          alpha=parse_float(alpha, who, "alpha", low=0.0, low_open=True),
+                          targets=parse_names(targets, who, "targets"),
+                          reset_per_doc=parse_bool(reset_per_doc, who, "reset_per_doc"),
+                          bos=parse_int(bos, who, "bos", low=0), **common)
 
 
 @hookimpl
