@@ -17,7 +17,9 @@ import numpy as np
 
 from .api import Adapter, BuildContext, Expert, Mixer
 from .bytes import ByteTable, byte_table_from_sentencepiece, load_sentencepiece
+from .distributed import init_distributed
 from .errors import DataError, InvalidConfigurationError, PgolfError, UsageError
+from .plugins import load_plugins
 from .report import Results, collect_versions
 
 DEFAULT_CHUNK = 8192  # targets per chunk: small enough for per-chunk weight trajectories
@@ -208,13 +210,9 @@ def evaluate(
     ``audit=True`` also runs the C1-C4 audit (``pgolf_core.audit``) on the same configuration and
     data; a failed check makes the result invalid.
     """
-    from .plugins import load_plugins
-
     t_start = time.perf_counter()
     if chunk_size < 1:
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
-    from .distributed import init_distributed
-
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     dist = init_distributed(device)
     stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit, trim_seq_len)
@@ -232,27 +230,11 @@ def evaluate(
                               "stream_targets": len(stream) - 1})
     validity = _Validity()
     t_build = time.perf_counter()
-    built = [_build(plugins.experts, c, ctx, Expert) for c in expert_specs]
-    for e, label in zip(built, labels):
-        if e.vocab_size != table.vocab_size:
-            raise DataError(f"expert {label!r} has vocabulary {e.vocab_size}, the tokenizer {tok_path} has {table.vocab_size}")
-    mix = None
-    if mixer is not None or len(built) > 1:
-        mspec = _as_components([mixer if mixer is not None else "hedge"])[0]
-        if mixer_options:
-            mspec.options.update(mixer_options)
-        mix = _build(plugins.mixers, mspec, ctx, Mixer)
-    ads = [_build(plugins.adapters, c, ctx, Adapter) for c in adapter_specs]
-    for kind, objs, names in (("expert", built, labels), ("mixer", [mix] if mix else [], [getattr(mix, "name", "")]),
-                              ("adapter", ads, [c.label for c in adapter_specs])):
-        for obj, name in zip(objs, names):
-            if obj.known_invalid:
-                validity.invalid_component(kind, name, obj.invalid_reason)
+    built, mix, ads = _build_components(plugins, ctx, expert_specs, mixer, mixer_options, adapter_specs, validity)
     if validity.violations and not allow_invalid:
         raise InvalidConfigurationError("; ".join(validity.violations) + " (pass allow_invalid / --allow-invalid to run it anyway, scored as INVALID)")
-    by_name = dict(zip(labels, built))
     for a in ads:
-        a.setup(by_name)
+        a.setup(dict(zip(labels, built)))
     build_seconds = time.perf_counter() - t_build
 
     loop = _Loop(stream, table, built, labels, mix, ads, chunk_size, validity, keep_logprobs)
@@ -272,6 +254,31 @@ def evaluate(
         versions=collect_versions(plugins),
         timings={"total_seconds": time.perf_counter() - t_start, "build_seconds": build_seconds},
     )
+
+
+def _build_components(plugins, ctx, expert_specs, mixer, mixer_options, adapter_specs, validity):
+    """Build experts, the mixer (hedge by default for several experts) and adapters; note known-invalid ones.
+
+    Adapters are set up by the caller, once the configuration has been accepted."""
+    labels = list(ctx.expert_names)
+    built = [_build(plugins.experts, c, ctx, Expert) for c in expert_specs]
+    for e, label in zip(built, labels):
+        if e.vocab_size != ctx.vocab_size:
+            raise DataError(f"expert {label!r} has vocabulary {e.vocab_size}, the tokenizer {ctx.tokenizer_path} "
+                            f"has {ctx.vocab_size}")
+    mix = None
+    if mixer is not None or len(built) > 1:
+        mspec = _as_components([mixer if mixer is not None else "hedge"])[0]
+        if mixer_options:
+            mspec.options.update(mixer_options)
+        mix = _build(plugins.mixers, mspec, ctx, Mixer)
+    ads = [_build(plugins.adapters, c, ctx, Adapter) for c in adapter_specs]
+    for kind, objs, names in (("expert", built, labels), ("mixer", [mix] if mix else [], [getattr(mix, "name", "")]),
+                              ("adapter", ads, [c.label for c in adapter_specs])):
+        for obj, name in zip(objs, names):
+            if obj.known_invalid:
+                validity.invalid_component(kind, name, obj.invalid_reason)
+    return built, mix, ads
 
 
 def _audit_into(validity, expert_specs, mix, mixer_options, adapter_specs, tokens, tokenizer, plugins, device, seed):
