@@ -33,11 +33,11 @@ CONFIGS = [
 ]
 
 
-def run_once(experts, mixer, neural_opts, tokens, tokenizer, plugins):
+def run_once(experts, mixer, options, tokens, tokenizer, plugins):
     import pgolf_core
 
     res = pgolf_core.evaluate(experts, mixer=mixer, tokens=tokens, tokenizer=tokenizer, plugins=plugins,
-                              expert_options={"neural": neural_opts})
+                              expert_options={k: v for k, v in options.items() if k in experts})
     loop = res.timings["loop_seconds"]
     return {"loop": loop, "neural": res.timings["components"]["neural"], "bpb": res.bpb,
             "targets": res.targets}
@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--float32", action="store_true",
+                    help="float32 full distributions (neural dist_dtype, n-gram dtype): cheaper geometric mixing")
     args = ap.parse_args()
     import torch
 
@@ -65,13 +67,17 @@ def main() -> None:
         tokens, tokenizer, where = demo_tokens("val")[: args.limit], demo_tokenizer_path(), "demo stream"
     neural = {"stride": str(args.stride)}
     neural.update({"checkpoint": args.checkpoint} if args.checkpoint else {"preset": "tiny", "init_seed": "0"})
+    options = {"neural": neural}
+    if args.float32:
+        neural["dist_dtype"] = "float32"
+        options.update(bigram={"dtype": "float32"}, trigram={"dtype": "float32"})
     plugins = load_plugins()
-    print(f"{len(tokens) - 1:,} targets of the {where}; neural {neural}; median of {args.repeats} "
+    print(f"{len(tokens) - 1:,} targets of the {where}; options {options}; median of {args.repeats} "
           f"after one warm-up run each", file=sys.stderr)
     rows = {}
     for name, experts, mixer in CONFIGS:
-        run_once(experts, mixer, neural, tokens, tokenizer, plugins)  # warm-up: JIT, allocator, thread pools
-        runs = [run_once(experts, mixer, neural, tokens, tokenizer, plugins) for _ in range(args.repeats)]
+        run_once(experts, mixer, options, tokens, tokenizer, plugins)  # warm-up: JIT, allocator, thread pools
+        runs = [run_once(experts, mixer, options, tokens, tokenizer, plugins) for _ in range(args.repeats)]
         rows[name] = {k: statistics.median(r[k] for r in runs) for k in ("loop", "neural")}
         rows[name]["bpb"] = runs[0]["bpb"]
         rows[name]["targets"] = runs[0]["targets"]

@@ -119,3 +119,15 @@ def test_evaluator_runs_the_expert_chunk_by_chunk():
 
     direct = score_span(random_model(PRESETS["tiny"], 3), tokens, 1, 300, seq_len=64, stride=16)
     np.testing.assert_allclose(res.logprobs["experts"][0], direct, atol=1e-5)
+
+
+def test_float32_distributions_option(plugins):
+    e = build(plugins, preset="tiny", init_seed=0, seq_len="32", stride="8", dist_dtype="float32")
+    s = np.random.default_rng(1).integers(0, 1024, 40).astype(np.uint16)
+    d = e.distributions(s, 1, 40)
+    assert d.dtype == np.float32
+    np.testing.assert_allclose(d.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.log(d[np.arange(39), s[1:]]), score_span(e.model, s, 1, 40, seq_len=32, stride=8),
+                               atol=1e-5)
+    with pytest.raises(UsageError, match="dist_dtype must be one of float64, float32"):
+        build(plugins, preset="tiny", init_seed=0, dist_dtype="half")

@@ -24,11 +24,12 @@ from .scoring import score_span
 
 class NeuralExpert(Expert):
     def __init__(self, model: GPT, *, seq_len: int, stride: int, batch: int, device: torch.device,
-                 dtype: Optional[torch.dtype], source: str):
+                 dtype: Optional[torch.dtype], source: str, dist_dtype: str = "float64"):
         super().__init__(model.config.vocab_size)
         self.model = model.to(device)
         self.seq_len, self.stride, self.batch = seq_len, stride, batch
         self.device, self.dtype, self.source = device, dtype, source
+        self.dist_dtype = np.dtype(dist_dtype)  # of the rows distributions() returns
         self._initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def _check_tokens(self, tokens: np.ndarray, start: int, end: int) -> None:
@@ -49,7 +50,8 @@ class NeuralExpert(Expert):
         return self._score(tokens, start, end, distributions=False)
 
     def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
-        return self._score(tokens, start, end, distributions=True)[1]
+        rows = self._score(tokens, start, end, distributions=True)[1]  # float64
+        return rows if rows.dtype == self.dist_dtype else rows.astype(self.dist_dtype)
 
     def reset(self) -> None:
         """Back to the weights the expert was built with (undoing any test-time training)."""
@@ -65,7 +67,7 @@ class NeuralExpert(Expert):
     def describe(self) -> dict:
         return {"source": self.source, "config": self.model.config.to_dict(),
                 "parameters": self.model.num_params(), "seq_len": self.seq_len, "stride": self.stride,
-                "batch": self.batch, "device": str(self.device),
+                "batch": self.batch, "device": str(self.device), "dist_dtype": str(self.dist_dtype),
                 "dtype": "auto" if self.dtype is None else str(self.dtype).replace("torch.", "")}
 
 

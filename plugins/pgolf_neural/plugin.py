@@ -72,8 +72,12 @@ def _build_model(ctx, checkpoint, preset, init_seed):
 
 
 def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,
-                device=None, dtype="auto"):
-    """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len)."""
+                device=None, dtype="auto", dist_dtype="float64"):
+    """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len).
+    ``dist_dtype=float32`` halves the cost of full distributions for mixers that need them (rows
+    still sum to 1 within 1e-6; log-probabilities then carry float32 precision, ~1e-7)."""
+    from pgolf_core.options import parse_choice
+
     from .expert import NeuralExpert, check_vocab
 
     seq_len, stride = _int_option("seq_len", seq_len), _int_option("stride", stride)
@@ -87,11 +91,13 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     if stride > seq_len:
         raise UsageError(f"expert 'neural': option stride ({stride}) must not exceed seq_len ({seq_len})")
     return NeuralExpert(model, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
-                        source=source)
+                        source=source,
+                        dist_dtype=parse_choice(dist_dtype, "expert 'neural'", "dist_dtype", ("float64", "float32")))
 
 
 @hookimpl
 def pgolf_register_experts(register):
     register("neural", make_neural,
              description="the seed's GPT scored with sliding windows (checkpoint=PATH or preset+init_seed; "
-                         "seq_len, stride=64, batch=32, device, dtype=auto|float32|bfloat16)")
+                         "seq_len, stride=64, batch=32, device, dtype=auto|float32|bfloat16, "
+                         "dist_dtype=float64|float32)")
