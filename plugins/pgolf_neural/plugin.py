@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pgolf_core import hookimpl
 from pgolf_core.errors import UsageError
+from pgolf_core.options import parse_choice, parse_int
 
 _DTYPES = {"auto": None, "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 DEFAULT_STRIDE = 64  # the seed's evaluation stride
@@ -16,16 +17,8 @@ DEFAULT_BATCH = 32  # windows per forward pass
 
 
 def _int_option(name: str, value, minimum: int = 1):
-    if value is None:
-        return None
-    text = value.strip() if isinstance(value, str) else value
-    try:
-        number = int(text) if isinstance(text, (int, str)) and not isinstance(text, bool) else None
-    except ValueError:
-        number = None
-    if number is None or number < minimum:
-        raise UsageError(f"expert 'neural': option {name} must be an integer >= {minimum}, got {value!r}")
-    return number
+    """An optional integer option: None stays None (the preset's or the model's default)."""
+    return None if value is None else parse_int(value, "expert 'neural'", name, low=minimum)
 
 
 def _device(value, default: str):
@@ -76,8 +69,6 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len).
     ``dist_dtype=float32`` halves the cost of full distributions for mixers that need them (rows
     still sum to 1 within 1e-6; log-probabilities then carry float32 precision, ~1e-7)."""
-    from pgolf_core.options import parse_choice
-
     from .expert import NeuralExpert, check_vocab
 
     seq_len, stride = _int_option("seq_len", seq_len), _int_option("stride", stride)

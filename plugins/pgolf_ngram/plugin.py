@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pgolf_core import hookimpl
 from pgolf_core.errors import UsageError
+from pgolf_core.options import parse_choice
 
 MAX_ORDER = 16  # also enforced by pgolf_ngram.expert.NgramExpert
 
@@ -36,10 +37,7 @@ DTYPES = ("float64", "float32")
 
 def parse_dtype(value, expert: str = "ngram") -> str:
     """Validate the ``dtype`` option (the precision of full distributions)."""
-    text = value.strip().lower() if isinstance(value, str) else value
-    if text not in DTYPES:
-        raise UsageError(f"expert {expert!r}: option dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-    return text
+    return parse_choice(value, f"expert {expert!r}", "dtype", DTYPES)
 
 
 def _build(ctx, order: int, dtype, expert: str):
