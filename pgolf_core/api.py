@@ -75,6 +75,14 @@ class Expert(ABC):
 
     ``state_fingerprint()`` summarises the mutable state (for the score-first audit); experts with
     no state return ``None``.
+
+    Bit-exact prediction (the compressor's contract). To decode, the loop works target by target:
+    ``predict(tokens[:t], t)`` gives the row for target ``t`` from exactly the tokens before it, the
+    token is coded with that row, then ``observe(tokens[:t + 1], t)`` absorbs it; ``update`` still
+    follows once per chunk and adapters still run after it. The compressor and the decompressor
+    make the same calls in the same order, so a *deterministic* expert gives bitwise identical rows
+    in both directions; nondeterminism (threads, unseeded randomness, time) breaks the round trip
+    and is caught by the file's checksum. The rows must equal ``distributions()``'s to rounding.
     """
 
     #: registered name, set by the registry when the expert is built
@@ -98,6 +106,22 @@ class Expert(ABC):
 
     def update(self, tokens: np.ndarray, start: int, end: int) -> None:
         """Absorb the already-scored targets ``start..end-1`` (default: nothing to do)."""
+
+    # --- decoding (target by target): see "Bit-exact prediction" in the class docstring
+
+    def predict(self, tokens: np.ndarray, t: int) -> np.ndarray:
+        """The distribution for target ``t`` (shape ``(vocab_size,)``) from ``tokens`` = the stream's
+        first ``t`` tokens exactly (target ``t`` does not exist yet); must not change the state."""
+        raise NotImplementedError(f"expert {self.name!r} cannot decode: it has no predict()")
+
+    def observe(self, tokens: np.ndarray, t: int) -> None:
+        """Absorb target ``t`` (``tokens`` = the stream's first ``t + 1`` tokens) right after
+        ``predict(tokens[:t], t)``; experts that absorb only in ``update`` leave it as a no-op."""
+
+    @property
+    def decodable(self) -> bool:
+        """True when the expert implements the target-by-target protocol (``predict``/``observe``)."""
+        return type(self).predict is not Expert.predict
 
     def reset(self) -> None:
         """Forget everything learned from the stream (back to the state right after building)."""
@@ -160,6 +184,26 @@ class Mixer(ABC):
 
     def reset(self) -> None:
         """Back to the initial weights."""
+
+    def predict(self, dists: np.ndarray) -> np.ndarray:
+        """Decoding step: the mixture's distribution ``(V,)`` for the next target from the experts'
+        rows ``dists`` ``(K, V)``, without changing the state (``observe`` then absorbs the target).
+
+        The default mixes a deep copy with a placeholder target; mixers override it with a cheaper
+        equivalent. It must equal the row ``mix(..., return_distribution=True)`` gives."""
+        import copy
+
+        dists = np.asarray(dists)
+        with np.errstate(divide="ignore"):
+            logp = np.log(np.asarray(dists[:, :1], dtype=np.float64))
+        _, rows = copy.deepcopy(self).mix(logp, np.zeros(1, dtype=np.int64), dists[:, None, :], return_distribution=True)
+        return np.asarray(rows)[0]
+
+    def observe(self, logp: np.ndarray, target: int, dists: Optional[np.ndarray] = None) -> None:
+        """Absorb one scored target: ``logp`` ``(K,)`` the experts' log-probabilities of it, ``dists``
+        ``(K, V)`` their rows (when the mixer needs them). The default is a one-target ``mix``."""
+        self.mix(np.asarray(logp, dtype=np.float64)[:, None], np.array([target], dtype=np.int64),
+                 None if dists is None else np.asarray(dists)[:, None, :])
 
     def state_fingerprint(self) -> Optional[bytes]:
         return np.asarray(self.weights, dtype=np.float64).tobytes()

@@ -2,15 +2,17 @@
 the whole configuration, with the evidence of each verdict.
 
 Per expert it runs ``pgolf_core.testing``'s checks on a short stream (the built-in demo by default);
-per mixer, the mixer checks on synthetic expert outputs; for the configuration, a score-first pass
-that mirrors the evaluator (experts -> mixer -> update -> adapters) with the mixture's full
-distributions, the real evaluator with every expert and adapter wrapped in a recorder (C4, and
-adapters only ever see scored tokens), and the real evaluator on a uniform random stream (no
-hypercompression, for the mixture and for each expert alone).
+per mixer, the mixer checks on synthetic expert outputs; for the configuration, the evaluator's own
+loop (``pgolf_core.loop``) instrumented: strict passes with changed futures (C1, C3) and the
+mixture's full distributions (C2), every expert and adapter wrapped in a recorder (C4, and adapters
+only ever see scored tokens), and a uniform random stream (no hypercompression, for the mixture and
+for each expert alone). ``eval --audit`` runs it on deep copies of the run's own components, built
+with the run's context, and adds live spot checks inside the pass (``pgolf_core.spotcheck``).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence
@@ -19,6 +21,8 @@ import numpy as np
 
 from . import testing as T
 from .api import BuildContext
+from .errors import PgolfError
+from .loop import Components
 
 DEFAULT_AUDIT_TOKENS = 2048  # the audit stream: long enough for several chunk boundaries, short enough for a neural expert
 DEFAULT_AUDIT_CHUNK = 512
@@ -71,6 +75,9 @@ def _run(checks: list, component: str, rule: str, fn: Callable, summary: Callabl
     except AssertionError as exc:
         checks.append(Check(component, rule, "FAIL", str(exc), time.perf_counter() - t0))
         return None
+    except PgolfError as exc:  # a component that breaks the interface fails the check it broke
+        checks.append(Check(component, rule, "FAIL", str(exc), time.perf_counter() - t0))
+        return None
     except NotImplementedError as exc:
         checks.append(Check(component, rule, "SKIP", f"not checkable: {exc}", time.perf_counter() - t0))
         return None
@@ -92,67 +99,25 @@ def _c3_text(ev):
     return f"state after spans up to {ev['state_cut']} independent of the future ({ev['fingerprints_compared']} fingerprints){probe}"
 
 
-@dataclass
 class _Config:
-    """Built components (never advanced: every run works on deep copies) and what they came from."""
+    """A run's built components (never advanced: every check works on deep copies of them)."""
 
-    labels: list
-    experts: list
-    mixer: object
-    adapter_labels: list
-    adapters: list
-    vocab_size: int
+    def __init__(self, comps: Components, vocab_size: int):
+        self.comps, self.vocab_size = comps, vocab_size
+        self.labels, self.adapter_labels = list(comps.labels), list(comps.adapter_labels)
+        self.experts, self.mixer, self.adapters = comps.experts, comps.mixer, comps.adapters
 
-    def parts(self, setup: bool = True):
-        """Fresh copies; ``setup=False`` leaves the adapters' setup to the evaluator."""
-        experts = [T.fresh(e) for e in self.experts]
-        adapters = [T.fresh(a) for a in self.adapters]
-        for a in adapters if setup else ():
-            a.setup(dict(zip(self.labels, experts)))
-        return experts, (T.fresh(self.mixer) if self.mixer is not None else None), adapters
+    def parts(self, setup: bool = True) -> Components:
+        """A deep copy of every component at once (so references between them are kept);
+        ``setup=False`` leaves the adapters' setup to the evaluator."""
+        fresh = copy.deepcopy(self.comps)
+        for a in fresh.adapters if setup else ():
+            a.setup(dict(zip(fresh.labels, fresh.experts)))
+        return fresh
 
     @property
     def full(self) -> bool:
         return all(e.provides_distributions for e in self.experts)
-
-
-def trace_config(parts, tokens: np.ndarray, spans, *, rows: bool, stop_at=None, on_rows=None, keep_rows: int = -1):
-    """The evaluator's loop (score, mix, update, adapt) with the mixture's distribution when ``rows``.
-
-    Returns (mixture log-probabilities by position, fingerprints of every component after each span,
-    kept mixture rows {position: row} for positions <= ``keep_rows``).
-    """
-    experts, mixer, adapters = parts
-    logp, fps, kept = np.full(len(tokens), np.nan), [], {}
-    need_full = rows or (mixer is not None and mixer.needs_distributions)
-    for s, e in spans:
-        if stop_at is not None and s > stop_at:
-            break
-        view, tg, n = tokens[:e], np.asarray(tokens[s:e], dtype=np.int64), e - s
-        dists = np.stack([np.asarray(x.distributions(view, s, e), dtype=np.float64) for x in experts]) if need_full else None
-        with np.errstate(divide="ignore"):
-            lp = np.log(dists[:, np.arange(n), tg]) if need_full else np.stack([np.asarray(x.score(view, s, e), dtype=np.float64) for x in experts])
-        mix_rows = None
-        if mixer is None:
-            out, mix_rows = lp[0], (dists[0] if rows else None)
-        elif rows:
-            out, mix_rows = mixer.mix(lp, tg, dists, return_distribution=True)
-        else:
-            out = mixer.mix(lp, tg, dists)
-        logp[s:e] = np.asarray(out, dtype=np.float64)
-        if mix_rows is not None:
-            mix_rows = np.asarray(mix_rows, dtype=np.float64)
-            if on_rows is not None:
-                on_rows(s, mix_rows)
-            for t in range(s, min(e, keep_rows + 1)):
-                kept[t] = mix_rows[t - s].copy()
-        for x in experts:
-            x.update(view, s, e)
-        for a in adapters:
-            a.after_chunk(view, s, e, e == len(tokens))
-        comps = [*experts, *([mixer] if mixer is not None else []), *adapters]
-        fps.append((e, tuple(c.state_fingerprint() for c in comps)))
-    return logp, fps, kept
 
 
 def check_config_causal(cfg: _Config, stream, spans, seed: int = 0, n_cuts: int = 3) -> dict:
@@ -160,11 +125,11 @@ def check_config_causal(cfg: _Config, stream, spans, seed: int = 0, n_cuts: int 
     prediction (nor the mixture row for the cut position) and no component's state before it."""
     rng = np.random.default_rng(seed)
     cuts = T._cut_points(spans, n_cuts, rng)
-    ref = trace_config(cfg.parts(), stream, spans, rows=cfg.full, keep_rows=max(cuts))
+    ref = T.trace(cfg.parts(), stream, spans, strict=cfg.full, keep_rows=max(cuts))
     worst, rows, fingerprints = 0.0, 0, 0
     for c in cuts:
-        lp, fps, kept = trace_config(cfg.parts(), T.perturb_from(stream, c, cfg.vocab_size, rng), spans,
-                                     rows=cfg.full, stop_at=c, keep_rows=c)
+        lp, fps, kept, _ = T.trace(cfg.parts(), T.perturb_from(stream, c, cfg.vocab_size, rng), spans,
+                                   strict=cfg.full, stop_at=c, keep_rows=c)
         at, d = T._first_difference(ref[0][:c], lp[:c], T.CAUSAL_TOLERANCE)
         assert at is None, f"C1: the mixture's log-probability of target {at} changed by {d:.3g} when only tokens >= {c} changed"
         worst = max(worst, d)
@@ -178,11 +143,14 @@ def check_config_causal(cfg: _Config, stream, spans, seed: int = 0, n_cuts: int 
 
 
 def check_config_normalized(cfg: _Config, stream, spans) -> dict:
-    """C2 for the mixture: every mixture distribution (``return_distribution=True``) sums to 1."""
+    """C2 for the mixture: every mixture distribution (``return_distribution=True``) sums to 1, and
+    the mixer's ``mix()`` equals its distribution's entry at every target."""
     if not cfg.full:
         raise NotImplementedError("an expert provides no distributions(), so the mixture's cannot be formed")
     stats = T._MassStats()
-    trace_config(cfg.parts(), stream, spans, rows=True, on_rows=stats.add)
+    _, _, _, guards = T.trace(cfg.parts(), stream, spans, strict=True, on_rows=stats.add)
+    agree = [v for v in guards.violations if "mix()" in v]
+    assert not agree, agree[0]
     return stats.assert_ok("the mixture", T.MASS_TOLERANCE)
 
 
@@ -191,11 +159,11 @@ def check_config_one_pass(cfg: _Config, stream, tokenizer, plugins, chunk: int) 
     from .evaluate import Component, evaluate
 
     log: list = []
-    experts, mixer, adapters = cfg.parts(setup=False)
-    wrapped = [Component(lb, instance=T.RecordingExpert(e, lb, log), label=lb) for lb, e in zip(cfg.labels, experts)]
-    ads = [Component(lb, instance=T.recording_adapter(a, lb, log), label=lb) for lb, a in zip(cfg.adapter_labels, adapters)]
-    evaluate(wrapped, mixer=mixer, adapters=ads, tokens=stream, tokenizer=tokenizer, plugins=plugins,
-             chunk_size=chunk, allow_invalid=True)
+    parts = cfg.parts(setup=False)
+    wrapped = [Component(lb, instance=T.RecordingExpert(e, lb, log), label=lb) for lb, e in zip(cfg.labels, parts.experts)]
+    ads = [Component(lb, instance=T.recording_adapter(a, lb, log), label=lb) for lb, a in zip(cfg.adapter_labels, parts.adapters)]
+    evaluate(wrapped, mixer=parts.mixer, adapters=ads, tokens=stream, tokenizer=tokenizer, plugins=plugins,
+             chunk_size=chunk, allow_invalid=True, strict=cfg.full)
     return T.check_call_log(log, len(stream), cfg.labels, cfg.adapter_labels)
 
 
@@ -203,37 +171,15 @@ def check_config_hypercompression(cfg: _Config, tokenizer, plugins, n_tokens: in
     """The mixture and every expert alone spend at least T*log2(V) - 20 bits on uniform random tokens."""
     from .evaluate import Component, evaluate
 
-    experts, mixer, adapters = cfg.parts(setup=False)
+    parts = cfg.parts(setup=False)
     stream = T.random_stream(n_tokens, cfg.vocab_size, seed)
-    res = evaluate([Component(lb, instance=e, label=lb) for lb, e in zip(cfg.labels, experts)], mixer=mixer,
-                   adapters=[Component(lb, instance=a, label=lb) for lb, a in zip(cfg.adapter_labels, adapters)],
-                   tokens=stream, tokenizer=tokenizer, plugins=plugins, allow_invalid=True)
+    res = evaluate([Component(lb, instance=e, label=lb) for lb, e in zip(cfg.labels, parts.experts)], mixer=parts.mixer,
+                   adapters=[Component(lb, instance=a, label=lb) for lb, a in zip(cfg.adapter_labels, parts.adapters)],
+                   tokens=stream, tokenizer=tokenizer, plugins=plugins, allow_invalid=True, strict=cfg.full)
     ln2 = np.log(2.0)
-    bits = {"mixture": res.loss * res.targets / ln2} if len(cfg.labels) > 1 or mixer is not None else {}
+    bits = {"mixture": res.loss * res.targets / ln2} if len(cfg.labels) > 1 or parts.mixer is not None else {}
     bits.update({f"expert {k!r}": v * res.targets / ln2 for k, v in res.expert_loss.items()})
     return T.check_code_lengths(bits, res.targets, cfg.vocab_size)
-
-
-def build_config(experts: Sequence, mixer, adapters: Sequence, ctx: BuildContext, plugins, *,
-                 expert_options=None, mixer_options=None, adapter_options=None) -> _Config:
-    """Build each component once through the registries (the audit deep-copies them for every run)."""
-    from .evaluate import _as_components
-    from .errors import UsageError
-
-    especs = _as_components(experts, expert_options)
-    if not especs:
-        raise UsageError("at least one expert is needed")
-    labels = [c.label for c in especs]
-    ctx.expert_names = tuple(labels)
-    built = [c.instance if c.instance is not None else plugins.experts.create(c.name, ctx, **c.options) for c in especs]
-    mix = None
-    if mixer is not None or len(built) > 1:
-        mspec = _as_components([mixer if mixer is not None else "hedge"])[0]
-        mspec.options.update(mixer_options or {})
-        mix = mspec.instance if mspec.instance is not None else plugins.mixers.create(mspec.name, ctx, **mspec.options)
-    aspecs = _as_components(adapters, adapter_options)
-    ads = [c.instance if c.instance is not None else plugins.adapters.create(c.name, ctx, **c.options) for c in aspecs]
-    return _Config(labels, built, mix, [c.label for c in aspecs], ads, ctx.vocab_size)
 
 
 def audit(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, tokenizer=None, *,
@@ -243,19 +189,33 @@ def audit(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, t
           random_tokens: int = DEFAULT_RANDOM_TOKENS, seed: int = 0, device: str = "cpu") -> AuditReport:
     """Audit a configuration (same arguments as ``evaluate``); ``report.passed`` is the verdict.
 
-    ``limit`` keeps the first tokens of the stream (default: the built-in demo stream) for C1-C4;
-    ``random_tokens`` is the length of the uniform random stream of the hypercompression check.
+    The components are built exactly as ``evaluate`` builds them for this stream (the same
+    ``BuildContext``, stream length included). ``limit`` keeps the first tokens of the stream
+    (default: the built-in demo stream) for C1-C4; ``random_tokens`` is the length of the uniform
+    random stream of the hypercompression check.
     """
-    from .evaluate import resolve_stream
+    from .build import as_components, build_components, mixer_spec
+    from .evaluate import resolve_stream, run_context
     from .plugins import load_plugins
 
-    t0 = time.perf_counter()
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
-    stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit)
-    ctx = BuildContext(vocab_size=table.vocab_size, byte_counts=table, tokenizer_path=tok_path, device=device,
-                       seed=seed, extra={"plugins": plugins, "dataset": dataset})
-    cfg = build_config(experts, mixer, adapters, ctx, plugins, expert_options=expert_options,
-                       mixer_options=mixer_options, adapter_options=adapter_options)
+    stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer)
+    especs = as_components(experts, expert_options)
+    ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed)
+    comps, _ = build_components(plugins, ctx, especs, mixer_spec(mixer, mixer_options, len(especs)),
+                                as_components(adapters, adapter_options))
+    return audit_components(comps, ctx, stream, tok_path, plugins, limit=limit, chunk=chunk,
+                            random_tokens=random_tokens, seed=seed, dataset=dataset)
+
+
+def audit_components(comps: Components, ctx: BuildContext, stream: np.ndarray, tokenizer, plugins, *,
+                     limit: int = DEFAULT_AUDIT_TOKENS, chunk: int = DEFAULT_AUDIT_CHUNK,
+                     random_tokens: int = DEFAULT_RANDOM_TOKENS, seed: int = 0, dataset=None) -> AuditReport:
+    """Audit built components (deep copies of them; ``comps`` is never advanced) on the first
+    ``limit`` tokens of ``stream``; ``ctx`` is the context they were built with."""
+    t0 = time.perf_counter()
+    cfg = _Config(comps, ctx.vocab_size)
+    stream = stream[:limit] if limit else stream
     spans = T.audit_spans(len(stream), chunk)
     checks: list = []
     for label, e in zip(cfg.labels, cfg.experts):
@@ -270,9 +230,10 @@ def audit(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, t
     for label, a in zip(cfg.adapter_labels, cfg.adapters):
         if a.known_invalid:
             checks.append(Check(f"adapter {label!r}", "declared", "FAIL", f"known invalid: {a.invalid_reason}"))
-    _audit_configuration(checks, cfg, stream, spans, tok_path, plugins, chunk, random_tokens, seed)
+    _audit_configuration(checks, cfg, stream, spans, tokenizer, plugins, chunk, random_tokens, seed)
     config = {"experts": cfg.labels, "mixer": getattr(cfg.mixer, "name", None), "adapters": cfg.adapter_labels,
-              "data": dataset, "tokens": int(len(stream)), "chunk": chunk, "random_tokens": random_tokens, "seed": seed}
+              "data": dataset, "tokens": int(len(stream)), "stream_targets": ctx.extra.get("stream_targets"),
+              "chunk": chunk, "random_tokens": random_tokens, "seed": seed}
     return AuditReport(checks, config, time.perf_counter() - t0)
 
 

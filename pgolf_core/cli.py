@@ -90,7 +90,12 @@ def cli():
 @click.option("--chunk-size", type=int, default=None, help="Targets per evaluator chunk.")
 @click.option("--trim-seq-len", type=int, help="Apply the official cut ((N-1)//L)*L+1 for parity with published logs.")
 @click.option("--allow-invalid", is_flag=True, help="Run components known to break C1-C4; the BPB is reported as INVALID.")
-@click.option("--audit", "run_audit", is_flag=True, help="Also audit C1-C4 on this configuration; a failed check makes the result INVALID.")
+@click.option("--audit", "run_audit", is_flag=True,
+              help="Audit this run's own components (C1-C4) and spot-check the live pass; AUDITED if all pass, INVALID if not.")
+@click.option("--strict/--no-strict", default=None,
+              help="Read every score from the mixture's full distribution (default: on with --audit, off otherwise).")
+@click.option("--spot-checks", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Live spot checks at secret positions of an audited run.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON results document to stdout.")
@@ -100,7 +105,7 @@ def cli():
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
 def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, run_audit, device, seed, as_json, output, save_logprobs, plot_path,
+             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, device, seed, as_json, output, save_logprobs, plot_path,
              progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
     from .evaluate import DEFAULT_CHUNK, evaluate
@@ -122,6 +127,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         chunk_size=chunk_size or DEFAULT_CHUNK, limit=limit, trim_seq_len=trim_seq_len,
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
         keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(), audit=run_audit,
+        strict=strict, spot_checks=spot_checks,
     )
     from .distributed import dist_info_from_env
 

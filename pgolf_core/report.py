@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 RESULTS_SCHEMA = "pgolf-core/results"
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: validity.level (proven/audited/unchecked/invalid), strict scoring, spot checks
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Results:
     expert_loss: dict  # expert label -> nats per target
     weights: Optional[dict]  # final mixer weights by expert label (None without a mixer)
     trajectory: dict  # {"positions": [...], "weights": [[w_k]...], "cumulative": {bytes, mixture_nll, expert_nll}}
-    validity: dict  # {"valid": bool, "violations": [...], "checks": [...], "audit": ...}
+    validity: dict  # {"level": ..., "valid": bool, "violations": [...], "checks": [...], "audit": ..., "spot_checks": ..., "proof": ...}
     config: dict  # the resolved configuration
     versions: dict  # python, numpy, pgolf-core and plugin versions
     timings: dict  # seconds: total, build, loop, per component; targets_per_second
@@ -38,12 +38,19 @@ class Results:
 
     @property
     def valid(self) -> bool:
+        """No violation was found (which is not the same as checked: see ``level``)."""
         return bool(self.validity.get("valid"))
+
+    @property
+    def level(self) -> str:
+        """``proven``, ``audited``, ``unchecked`` or ``invalid`` (``pgolf_core.verdict``)."""
+        return self.validity.get("level", "unchecked" if self.valid else "invalid")
 
     def to_dict(self) -> dict:
         return {
             "schema": RESULTS_SCHEMA,
             "version": RESULTS_VERSION,
+            "level": self.level,
             "valid": self.valid,
             "metrics": {
                 "bpb": self.bpb, "loss": self.loss, "targets": self.targets, "bytes": self.bytes,
@@ -101,9 +108,9 @@ def collect_versions(plugins=None) -> dict:
 
 def format_table(res: Results) -> str:
     """The human-readable summary printed by ``pgolf-core eval``."""
-    verdict = "" if res.valid else "  INVALID"
+    level = res.level.upper()
     lines = [
-        f"BPB        {res.bpb:.6f}{verdict}" if res.valid else f"BPB        INVALID ({res.bpb:.6f} is not a compression rate)",
+        f"BPB        {res.bpb:.6f}  {level}" if res.valid else f"BPB        INVALID ({res.bpb:.6f} is not a compression rate)",
         f"loss       {res.loss:.6f} nats/token",
         f"targets    {res.targets:,}",
         f"bytes      {res.bytes:,}",
@@ -113,6 +120,8 @@ def format_table(res: Results) -> str:
         lines.append("weights    " + "  ".join(f"{k}={v:.4f}" for k, v in res.weights.items()))
     t = res.timings
     lines.append(f"time       {t['total_seconds']:.2f} s total, {t['targets_per_second']:,.0f} targets/s in the loop")
+    if res.level == "unchecked":
+        lines.append("verdict    UNCHECKED: only runtime guards ran; --audit checks C1-C4, --prove codes and decodes the stream")
     if not res.valid:
         for v in res.validity["violations"]:
             lines.append(f"violation  {v}")

@@ -90,38 +90,64 @@ def _cut_points(spans: Sequence, n_cuts: int, rng) -> list:
     return sorted(c for c in cuts if 1 <= c < last)[:max(1, n_cuts)]
 
 
-def trace_expert(expert: Expert, tokens: np.ndarray, spans: Sequence, *, mode: str = "score",
-                 stop_at: Optional[int] = None, on_rows: Optional[Callable] = None, keep_rows: int = -1):
-    """Drive ``expert`` over ``spans`` (score then update, like the evaluator).
+class _Trace:
+    """Loop instrument: mixture log-probabilities by position, rows, fingerprints after each chunk."""
 
-    Returns (log-probabilities indexed by position, NaN where not scored; fingerprint after each span
-    as a list of (end, fingerprint); rows {position: distribution} for positions <= ``keep_rows``).
-    ``mode="dist"`` calls ``distributions`` instead of ``score``; ``on_rows(start, rows)`` sees each
-    span's rows. Spans starting after ``stop_at`` are not run.
+    def __init__(self, n_tokens: int, keep_rows: int, on_rows: Optional[Callable]):
+        self.logp = np.full(n_tokens, np.nan)
+        self.fingerprints, self.kept, self.on_rows, self.keep_rows = [], {}, on_rows, keep_rows
+
+    def on_step(self, loop, start, end, out):
+        self.logp[start:end] = out["mixed"]
+        rows = out["rows"]
+        if rows is None:
+            return
+        if self.on_rows is not None:
+            self.on_rows(start, rows)
+        for t in range(start, min(end, self.keep_rows + 1)):
+            self.kept[t] = np.array(rows[t - start], dtype=np.float64)
+
+    def on_chunk_end(self, loop, start, end):
+        self.fingerprints.append((end, loop.comps.fingerprints()))
+
+
+def trace(comps, tokens: np.ndarray, spans: Sequence, *, strict: bool, stop_at: Optional[int] = None,
+          on_rows: Optional[Callable] = None, keep_rows: int = -1):
+    """Drive components through the evaluator's loop (``pgolf_core.loop``), one chunk per span.
+
+    ``comps`` is a ``pgolf_core.loop.Components``. With ``strict`` every score is read from the
+    mixture's full distribution (each expert's rows when there is no mixer). Returns (mixture
+    log-probabilities by position, NaN where not scored; [(end, fingerprints of every component)]
+    after each span; rows {position: mixture row} for positions <= ``keep_rows``; the loop's guards).
+    Spans starting after ``stop_at`` are not run.
     """
-    logp = np.full(len(tokens), np.nan)
-    fingerprints, kept = [], {}
+    from .loop import Guards, Loop, NoBytes
+
+    obs = _Trace(len(tokens), keep_rows, on_rows)
+    loop = Loop(comps, NoBytes(), len(tokens), np.asarray(tokens).dtype, strict=strict,
+                guards=Guards(raise_nonfinite=False), observers=[obs])
     for start, end in spans:
         if stop_at is not None and start > stop_at:
             break
-        view, n = tokens[:end], end - start
-        if mode == "dist":
-            rows = np.asarray(expert.distributions(view, start, end))
-            assert rows.shape == (n, expert.vocab_size), \
-                f"distributions({start}, {end}) has shape {rows.shape}, expected {(n, expert.vocab_size)}"
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logp[start:end] = np.log(rows[np.arange(n), np.asarray(tokens[start:end], dtype=np.int64)])
-            if on_rows is not None:
-                on_rows(start, rows)
-            for t in range(start, min(end, keep_rows + 1)):
-                kept[t] = np.array(rows[t - start], dtype=np.float64)
-        else:
-            out = np.asarray(expert.score(view, start, end), dtype=np.float64)
-            assert out.shape == (n,), f"score({start}, {end}) has shape {out.shape}, expected ({n},)"
-            logp[start:end] = out
-        expert.update(view, start, end)
-        fingerprints.append((end, expert.state_fingerprint()))
-    return logp, fingerprints, kept
+        loop.step_block(tokens, start, end, final=end == len(tokens))
+    return obs.logp, obs.fingerprints, obs.kept, loop.guards
+
+
+def trace_expert(expert: Expert, tokens: np.ndarray, spans: Sequence, *, mode: str = "score",
+                 stop_at: Optional[int] = None, on_rows: Optional[Callable] = None, keep_rows: int = -1):
+    """Drive ``expert`` alone over ``spans`` through the evaluator's loop (score then update).
+
+    Returns (log-probabilities indexed by position, NaN where not scored; fingerprint after each span
+    as a list of (end, fingerprint); rows {position: distribution} for positions <= ``keep_rows``).
+    ``mode="dist"`` scores from ``distributions`` (strict) instead of ``score``; ``on_rows(start,
+    rows)`` sees each span's rows. Spans starting after ``stop_at`` are not run.
+    """
+    from .loop import Components
+
+    label = getattr(expert, "name", "") or "expert"
+    logp, fps, kept, _ = trace(Components([expert], [label]), tokens, spans, strict=mode == "dist",
+                               stop_at=stop_at, on_rows=on_rows, keep_rows=keep_rows)
+    return logp, [(end, f[0]) for end, f in fps], kept
 
 
 def _first_difference(a: np.ndarray, b: np.ndarray, tol: float):
@@ -491,25 +517,41 @@ def synthetic_expert_outputs(n_experts: int, vocab_size: int, n_targets: int, se
     return dists, targets, logp
 
 
-def trace_mixer(mixer: Mixer, dists, targets, logp, spans, stop_at: Optional[int] = None):
-    """Drive a mixer over spans of synthetic inputs with ``return_distribution=True``.
+class _FixedRows(Expert):
+    """Serves precomputed rows (row ``t - 1`` for target ``t``): synthetic mixer inputs that go
+    through the evaluator's loop like any expert's."""
 
-    Returns (mixture log-probabilities, mixture rows (n, V), weight fingerprints after each span).
-    Spans are 0-based offsets into the inputs here.
+    def __init__(self, rows: np.ndarray):
+        super().__init__(rows.shape[-1])
+        self.rows = rows
+
+    def score(self, tokens, start, end):
+        return np.log(self.rows[np.arange(start - 1, end - 1), np.asarray(tokens[start:end], dtype=np.int64)])
+
+    def distributions(self, tokens, start, end):
+        return self.rows[start - 1:end - 1]
+
+
+def trace_mixer(mixer: Mixer, dists, targets, logp, spans, stop_at: Optional[int] = None):
+    """Drive a mixer over spans of synthetic inputs through the evaluator's loop, strictly.
+
+    Returns (mixture log-probabilities read from its rows, mixture rows (n, V), weight fingerprints
+    after each span). Spans are 0-based offsets into the inputs here. A ``mix()`` that disagrees
+    with its own rows fails (``AssertionError``), as it makes a live run invalid.
     """
-    n = len(targets)
-    out, rows, fps = np.full(n, np.nan), np.full((n, dists.shape[-1]), np.nan), []
-    for s, e in spans:
-        if stop_at is not None and s > stop_at:
-            break
-        res = mixer.mix(logp[:, s:e], targets[s:e], dists[:, s:e], return_distribution=True)
-        assert isinstance(res, tuple) and len(res) == 2, "C2: mix(..., return_distribution=True) must return (logp, rows)"
-        lp, r = np.asarray(res[0], dtype=np.float64), np.asarray(res[1], dtype=np.float64)
-        assert lp.shape == (e - s,) and r.shape == (e - s, dists.shape[-1]), \
-            f"mixer returned shapes {lp.shape} and {r.shape} for a span of {e - s} targets"
-        out[s:e], rows[s:e] = lp, r
-        fps.append((e, mixer.state_fingerprint()))
-    return out, rows, fps
+    from .loop import Components
+
+    n, k = len(targets), dists.shape[0]
+    stream = np.concatenate([[0], np.asarray(targets, dtype=np.int64)])
+    comps = Components([_FixedRows(dists[i]) for i in range(k)], [f"input{i}" for i in range(k)], mixer)
+    lp, fps, kept, guards = trace(comps, stream, [(s + 1, e + 1) for s, e in spans], strict=True,
+                                  stop_at=None if stop_at is None else stop_at + 1, keep_rows=n)
+    agree = [v for v in guards.violations if "mix()" in v]
+    assert not agree, agree[0]
+    rows = np.full((n, dists.shape[-1]), np.nan)
+    for t, row in kept.items():
+        rows[t - 1] = row
+    return lp[1:], rows, [(e - 1, f[k]) for e, f in fps]
 
 
 def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n_targets: int = 600,

@@ -53,6 +53,15 @@ def check_inputs(mixer: Mixer, logp, targets, dists, return_distribution: bool):
     return logp, dists
 
 
+def check_rows(mixer: Mixer, dists) -> np.ndarray:
+    """Validate the inputs' rows of one target for ``predict``: shape (K, V)."""
+    dists = np.asarray(dists)
+    if dists.shape != (mixer.n_experts, mixer.vocab_size):
+        raise UsageError(f"mixer {mixer.name or type(mixer).__name__!r}: dists must have shape "
+                         f"{(mixer.n_experts, mixer.vocab_size)}, got {dists.shape}")
+    return dists
+
+
 class HedgeMixer(Mixer):
     """Exponentially weighted average of the inputs under log loss; see the module docstring."""
 
@@ -93,34 +102,45 @@ class HedgeMixer(Mixer):
                                mixture_distribution(used, dists[:, solo:])])
         return out, dist
 
+    def predict(self, dists: np.ndarray) -> np.ndarray:
+        """The mixture row for the next target from the inputs' rows ``dists`` (K, V), without
+        changing the state: the weights a one-target ``mix`` would use (``_plan`` with a placeholder
+        loss, which the weights of a span's first target never depend on), then the same mixing."""
+        dists = check_rows(self, dists)
+        if self._seen < self.solo_first:
+            return np.asarray(dists[0], dtype=np.float64)
+        used, _ = self._plan(np.zeros((self.n_experts, 1)))
+        return mixture_distribution(used, dists[:, None, :])[0]
+
     def _step(self, lp: np.ndarray) -> np.ndarray:
         """Weights used for each target of ``lp`` (K, m); moves ``self._lw`` past them."""
+        used, self._lw = self._plan(lp)
+        return used
+
+    def _plan(self, lp: np.ndarray):
+        """(log-weights used for each target of ``lp`` (m, K), log-weights after them); pure."""
         m = lp.shape[1]
         if m == 0:
-            return np.empty((0, self.n_experts))
+            return np.empty((0, self.n_experts)), self._lw
         if self.update == "batch":
             used = np.broadcast_to(self._lw, (m, self.n_experts)).copy()
             with np.errstate(invalid="ignore"):
                 loss = -(lp.sum(axis=1) if self.batch_loss == "sum" else lp.mean(axis=1))
             v = self._lw - self.eta * loss
-            if np.isfinite(v.max()):
-                self._lw = self._shared(normalize_log(v))
-            return used
+            return used, (self._shared(normalize_log(v)) if np.isfinite(v.max()) else self._lw)
         if self.share > 0.0 or not np.all(np.isfinite(lp)):
             from .hedge_kernels import hedge_share_kernel
 
             used = np.empty((m, self.n_experts))
             lw = self._lw.copy()
             hedge_share_kernel(lw, np.ascontiguousarray(lp), self.eta, self.share, used)
-            self._lw = normalize_log(lw)
-            return used
+            return used, normalize_log(lw)
         # Plain per-token Hedge: log-weights are prior + eta * (cumulative log-prob before i).
         csum = np.cumsum(lp, axis=1)  # (K, m), inclusive
         before = np.concatenate([np.zeros((self.n_experts, 1)), csum[:, :-1]], axis=1)
         raw = self._lw[:, None] + self.eta * before
         used = (raw - logsumexp(raw, axis=0)).T
-        self._lw = normalize_log(self._lw + self.eta * csum[:, -1])
-        return used
+        return used, normalize_log(self._lw + self.eta * csum[:, -1])
 
     def _shared(self, lw: np.ndarray) -> np.ndarray:
         if self.share <= 0.0:

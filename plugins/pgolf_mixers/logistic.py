@@ -34,7 +34,7 @@ import numpy as np
 from pgolf_core.api import Mixer
 from pgolf_core.errors import UsageError
 
-from .hedge import check_inputs
+from .hedge import check_inputs, check_rows
 
 #: probabilities are floored here before their log: 1e-300 is far below any probability a model
 #: assigns on purpose, and the floor keeps 0 * log(0) and negative weights away from -inf.
@@ -87,6 +87,17 @@ class LogisticMixer(Mixer):
         logistic_kernel(floored_log(dists, PROB_FLOOR), p0, targets, self._w, self._b, self.lr, self.use_bias,
                         CONTEXT_MODES[self.context], self._counts, out, dist)
         return (out, dist) if return_distribution else out
+
+    def predict(self, dists):
+        """The mixture row for the next target from the inputs' rows ``dists`` (K, V): the row a
+        one-target ``mix`` gives (the same numba function computes both), weights untouched."""
+        from .logistic_kernels import floored_log, logistic_predict
+
+        dists = check_rows(self, dists)
+        out = np.empty(self.vocab_size)
+        logistic_predict(floored_log(dists, PROB_FLOOR), np.ascontiguousarray(dists[0], dtype=np.float64), self._w,
+                         self._b, self.use_bias, CONTEXT_MODES[self.context], out)
+        return out
 
     def describe(self) -> dict:
         return {"lr": self.lr, "init": self.init.tolist(), "bias": self.use_bias, "context": self.context,

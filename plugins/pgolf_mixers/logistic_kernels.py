@@ -54,36 +54,52 @@ def floored_log(dists, floor):
 
 
 @njit(cache=True)
+def mixture_row(lq, p0, w, b, use_bias, mode, y, s):
+    """The mixture of one target into ``s`` (V,) from ``lq`` (K, V) = its inputs' floored logs and
+    ``p0`` (V,) the first input's row; returns (weight set c, log-probability of token ``y``).
+    Reads the weights only: ``logistic_kernel`` (which then learns) and ``logistic_predict`` (which
+    must not) share it, so a predicted row is the mixed row bit for bit."""
+    k_inputs, v_size = lq.shape
+    c = context_bucket(p0, lq[0], mode, w.shape[0])
+    for v in range(v_size):
+        s[v] = b[v] if use_bias else 0.0
+    for k in range(k_inputs):
+        wk = w[c, k]
+        for v in range(v_size):
+            s[v] += wk * lq[k, v]
+    m = -np.inf
+    for v in range(v_size):
+        m = max(m, s[v])
+    sy = s[y] - m
+    z = 0.0
+    for v in range(v_size):
+        s[v] = math.exp(s[v] - m)
+        z += s[v]
+    for v in range(v_size):
+        s[v] /= z  # s is now the mixture distribution
+    return c, sy - math.log(z)
+
+
+@njit(cache=True)
+def logistic_predict(lq, p0, w, b, use_bias, mode, out):
+    """The mixture row of the next target into ``out`` (V,), weights untouched (see ``mixture_row``)."""
+    mixture_row(lq, p0, w, b, use_bias, mode, 0, out)
+
+
+@njit(cache=True)
 def logistic_kernel(logq, p0, targets, w, b, lr, use_bias, mode, counts, out_logp, out_dist):
     """Mix and learn over the n targets of ``logq`` (K, n, V) = ``floored_log(dists)``, with ``p0``
     (n, V) the first input's distributions (for the context); ``w`` (C, K), ``b`` (V,) and
     ``counts`` (C,) are updated in place; ``out_dist`` has n rows, or 0 rows when not wanted."""
     k_inputs, n, v_size = logq.shape
-    n_buckets = w.shape[0]
     s = np.empty(v_size)
     want = out_dist.shape[0] > 0
     for i in range(n):
         lq = logq[:, i, :]
-        c = context_bucket(p0[i], lq[0], mode, n_buckets)
-        counts[c] += 1
-        for v in range(v_size):
-            s[v] = b[v] if use_bias else 0.0
-        for k in range(k_inputs):
-            wk = w[c, k]
-            for v in range(v_size):
-                s[v] += wk * lq[k, v]
-        m = -np.inf
-        for v in range(v_size):
-            m = max(m, s[v])
         y = targets[i]
-        sy = s[y] - m
-        z = 0.0
-        for v in range(v_size):
-            s[v] = math.exp(s[v] - m)
-            z += s[v]
-        out_logp[i] = sy - math.log(z)
-        for v in range(v_size):
-            s[v] /= z  # s is now the mixture distribution
+        c, lp_y = mixture_row(lq, p0[i], w, b, use_bias, mode, y, s)
+        out_logp[i] = lp_y
+        counts[c] += 1
         if want:
             for v in range(v_size):
                 out_dist[i, v] = s[v]

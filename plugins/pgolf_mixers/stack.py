@@ -33,7 +33,7 @@ import numpy as np
 from pgolf_core.api import Mixer
 from pgolf_core.errors import UsageError
 
-from .hedge import check_inputs
+from .hedge import check_inputs, check_rows
 
 EXAMPLE = "inputs='hedge:share=0.01;logistic:lr=0.02'"
 
@@ -99,6 +99,13 @@ class StackMixer(Mixer):
             else:
                 sub_logp[m] = sub.mix(logp, targets, dists)
         return self.top.mix(sub_logp, targets, sub_dists, return_distribution=return_distribution)
+
+    def predict(self, dists):
+        """The next target's row: the top mixer's ``predict`` over the sub-mixers' predicted rows
+        (float64, as ``mix`` hands them to the top mixer); nothing moves."""
+        dists = check_rows(self, dists)
+        rows = np.stack([np.asarray(sub.predict(dists), dtype=np.float64) for sub in self.subs])
+        return self.top.predict(rows)
 
     @property
     def weights(self) -> np.ndarray:

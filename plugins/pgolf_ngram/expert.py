@@ -74,26 +74,55 @@ class NgramExpert(Expert):
     def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         return self._run(tokens, start, end, want_dist=True)[1]
 
-    def _run(self, tokens, start: int, end: int, want_dist: bool):
+    # --- decoding, target by target (see ``Expert``): the same counts and rows as ``distributions``
+
+    def predict(self, tokens: np.ndarray, t: int) -> np.ndarray:
+        """Row of target ``t`` (``self.dtype``) from the counts of targets < t, without counting: a
+        read-only lookup of its contexts (a context never seen passes the lower order through), so
+        the row is the one ``distributions`` would give for ``t`` and the state stays as it is."""
+        t = int(t)
+        self._check_span(t, t, len(tokens))  # an empty span at t: target t itself need not exist yet
+        lo, window = self._window(tokens, t, t)
+        row = np.empty(self.vocab_size, dtype=self.dtype)
+        self.tables.predict(window, t - lo, self.bos_id, row)
+        return row
+
+    def observe(self, tokens: np.ndarray, t: int) -> None:
+        """Count target ``t`` as ``distributions`` would (views of the full distributions kept
+        current, so later ``predict`` and ``distributions`` calls need no rebuild)."""
+        self._run(tokens, int(t), int(t) + 1, want_dist=False, keep_views=True)
+
+    # --- spans
+
+    def _run(self, tokens, start: int, end: int, want_dist: bool, keep_views: bool = False):
         start, end = int(start), int(end)
+        self._check_span(start, end, len(tokens))
+        lo, window = self._window(tokens, start, end)
+        n = end - start
+        logp = np.empty(n, dtype=np.float64)
+        dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=self.dtype)
+        if n:
+            self.tables.run(window, start - lo, end - lo, self.bos_id, logp, dists, keep_views)
+        self._next_target = end
+        return logp, dists
+
+    def _check_span(self, start: int, end: int, n_tokens: int) -> None:
+        """Targets ``[start, end)`` must continue the ones counted so far (C4) and fit ``n_tokens``."""
         if start != self._next_target:
             raise UsageError(
                 f"expert {self.name or 'ngram'!r}: spans must be contiguous from target 1; expected a span "
                 f"starting at {self._next_target}, got [{start}, {end})"
             )
-        if end < start or end > len(tokens):
-            raise UsageError(f"expert {self.name or 'ngram'!r}: bad span [{start}, {end}) for {len(tokens)} tokens")
-        # Only the span and the order-1 tokens before it are needed: copy that window, not the stream.
+        if end < start or end > n_tokens:
+            raise UsageError(f"expert {self.name or 'ngram'!r}: bad span [{start}, {end}) for {n_tokens} tokens")
+
+    def _window(self, tokens, start: int, end: int):
+        """(offset, int64 copy of ``tokens[offset:end]``): only the span and the order-1 tokens before
+        it are needed, so that window is copied, not the stream."""
         lo = max(0, start - (self.order - 1))
         window = np.ascontiguousarray(tokens[lo:end], dtype=np.int64)
         self._check_ids(window, lo)
-        n = end - start
-        logp = np.empty(n, dtype=np.float64)
-        dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=self.dtype)
-        if n:
-            self.tables.run(window, start - lo, end - lo, self.bos_id, logp, dists)
-        self._next_target = end
-        return logp, dists
+        return lo, window
 
     def _check_ids(self, window: np.ndarray, offset: int) -> None:
         if window.size and (window.min() < 0 or window.max() >= self.vocab_size):

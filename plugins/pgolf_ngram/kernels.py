@@ -143,6 +143,26 @@ def context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs
 
 
 @njit(cache=True)
+def find_context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, ctxs):
+    """Read-only ``context_nodes``: fill ``ctxs`` with the context nodes of target ``t`` that exist and
+    return how many orders they give (at least 1, the root), creating nothing.
+
+    The walk stops at the first context never seen: every longer context ends with it, and a target
+    counted with a longer context also counted this one, so the longer ones have no counts either
+    and ``distribution_row`` would pass them through anyway (same row, bit for bit)."""
+    n = context_length(tokens, t, order, bos)
+    ctxs[0] = 0
+    for k in range(1, n + 1):
+        cur = 0
+        for j in range(t - k, t):
+            cur = find_child(cur, tokens[j], V, dense_bigrams, idx)
+            if cur < 0:
+                return k
+        ctxs[k] = cur
+    return n + 1
+
+
+@njit(cache=True)
 def append_successor(h, g, n, node, succ, meta):
     """Append node ``g`` to the successor list of context ``h``, which holds ``n`` = N1+(h) ids so far
     (segment capacity max(4, next power of 2 of n): a full one moves to twice the size at the pool end)."""
@@ -293,16 +313,33 @@ def has_list_room(max_new, V, succ, meta):
 
 
 @njit(cache=True)
+def predict_row(tokens, t, order, V, dense_bigrams, bos, idx, node, dense, succ, out):
+    """The full distribution of target ``t`` (``tokens`` holds at least the positions before it) from
+    the counts as they are, into ``out`` (computed in float64, stored as ``out``'s dtype), without
+    counting or creating anything: the row ``run_span`` would write for ``t`` (the views must be current)."""
+    ctxs = np.zeros(order, dtype=np.int64)
+    coefs = np.zeros(order, dtype=np.float64)
+    row = np.empty(V, dtype=np.float64)
+    n_orders = find_context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, ctxs)
+    distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs, row)
+    for w in range(V):
+        out[w] = row[w]
+
+
+@njit(cache=True)
 def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp,
-             dists):
+             dists, lists):
     """Score and count targets ``t0..t1-1`` of ``tokens`` one by one, writing ``logp[t - out0]``
     (and, when ``dists`` has rows, the full distribution ``dists[t - out0]``, from the counts
-    before ``t``, computed in float64 and stored as ``dists``' dtype).
+    before ``t``, computed in float64 and stored as ``dists``' dtype). ``lists``: keep the views of
+    the full distributions up to date (always when ``dists`` has rows; also for a target that is
+    only counted, when its row was computed by ``predict_row``).
 
     Returns the first target not processed: ``t1`` when done, earlier when a table needs to grow
     (the caller grows it and calls again from there).
     """
     want_dist = dists.shape[0] > 0
+    lists = lists or want_dist
     max_new = max(0, order - (2 if dense_bigrams else 1))  # orders whose strings are hashed nodes
     ctxs = np.zeros(order, dtype=np.int64)
     carry = np.zeros(order, dtype=np.int64)
@@ -311,7 +348,7 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
     for t in range(t0, t1):
         if not has_room(max_new, first_hashed, node, idx, meta):
             return t
-        if want_dist and not has_list_room(max_new, V, succ, meta):  # (only then: cheaper score-only loop)
+        if lists and not has_list_room(max_new, V, succ, meta):  # (only then: cheaper score-only loop)
             return t
         if t == t0:
             n = context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs)
@@ -325,6 +362,7 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
             out = dists[t - out0]
             for w in range(V):
                 out[w] = row[w]
+        if lists:
             logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ,
                                              meta, ctxs, carry, True)
         else:  # a literal, so that the inlined score-only path carries no view upkeep

@@ -73,21 +73,36 @@ class CountTables:
             kernels.rehash(self.idx, new)
             self.idx = new
 
-    def run(self, tokens: np.ndarray, t0: int, t1: int, bos: int, logp: np.ndarray, dists: np.ndarray) -> None:
+    def run(self, tokens: np.ndarray, t0: int, t1: int, bos: int, logp: np.ndarray, dists: np.ndarray,
+            keep_views: bool = False) -> None:
         """Score-then-count targets ``t0..t1-1`` of ``tokens`` (int64), growing tables as needed.
 
-        With ``dists`` rows, the views of the full distributions are brought up to date first and
-        kept so; a score-only run leaves them stale (it is faster without them)."""
-        want_dist = dists.shape[0] > 0
-        if want_dist and not self.views_current:
-            self.rebuild_views()
+        With ``dists`` rows (or ``keep_views``: targets counted one by one after ``predict``), the
+        views of the full distributions are brought up to date first and kept so; a score-only run
+        leaves them stale (it is faster without them)."""
+        keep_views = bool(keep_views or dists.shape[0] > 0)
+        self.current_views(keep_views)
         t = t0
         while t < t1:
             t = kernels.run_span(tokens, t, t1, t0, self.order, self.vocab_size, self.dense_bigrams, bos, self.first_hashed,
-                                 self.idx, self.node, self.dense, self.succ, self.meta, logp, dists)
+                                 self.idx, self.node, self.dense, self.succ, self.meta, logp, dists, keep_views)
             if t < t1:
                 self.grow()
-        self.views_current = want_dist
+        self.views_current = keep_views
+
+    def predict(self, tokens: np.ndarray, t: int, bos: int, out: np.ndarray) -> None:
+        """The full distribution of target ``t`` of ``tokens`` (int64, at least ``t`` entries) into
+        ``out``, from the counts as they are: nothing is counted and no node is created."""
+        self.current_views(True)
+        kernels.predict_row(tokens, t, self.order, self.vocab_size, self.dense_bigrams, bos, self.idx, self.node,
+                            self.dense, self.succ, out)
+
+    def current_views(self, needed: bool) -> None:
+        """Rebuild stale views when they are ``needed`` (they are derived from the counts alone, so
+        this changes no count and no fingerprint)."""
+        if needed and not self.views_current:
+            self.rebuild_views()
+            self.views_current = True
 
     def rebuild_views(self) -> None:
         """Dense counts and successor lists from the node rows (after score-only runs)."""

@@ -1,0 +1,100 @@
+"""Building a run's components: one path for ``evaluate``, the audit and the compressor.
+
+A component is asked for by registered name (with options) or handed over as a ready instance;
+either way it is type-checked, its vocabulary checked against the stream's, and a component known
+to break a rule is named in the returned list of problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from .api import Adapter, BuildContext, Expert, Mixer
+from .errors import DataError, PgolfError, UsageError
+from .loop import Components
+
+
+@dataclass
+class Component:
+    """A requested component: a registered name and its options, or a ready instance."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+    instance: Any = None
+    label: str = ""  # key in results (defaults to name; made unique when a name repeats)
+
+
+def as_components(items, options_by_name: Optional[Mapping] = None) -> list:
+    """``Component`` objects with unique labels for names, instances or ``Component`` items."""
+    options_by_name = dict(options_by_name or {})
+    out, seen = [], {}
+    for item in items:
+        if isinstance(item, Component):
+            comp = item
+        elif isinstance(item, str):
+            comp = Component(item, dict(options_by_name.get(item, {})))
+        else:  # an instance built by the caller
+            comp = Component(getattr(item, "name", "") or type(item).__name__, {}, instance=item)
+        base = comp.label or comp.name
+        seen[base] = seen.get(base, 0) + 1
+        comp.label = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        out.append(comp)
+    unused = set(options_by_name) - {c.name for c in out} - {c.label for c in out}
+    if unused:
+        raise UsageError(f"options given for {', '.join(sorted(unused))}, which is not among the requested components")
+    for c in out:
+        if c.instance is not None and c.options:
+            raise UsageError(f"options {sorted(c.options)} given for {c.label!r}, which was passed as a built instance: "
+                             f"set them when building it")
+    return out
+
+
+def _build(registry, comp: Component, ctx: BuildContext, kind_cls):
+    obj = comp.instance if comp.instance is not None else registry.create(comp.name, ctx, **comp.options)
+    if not isinstance(obj, kind_cls):
+        raise PgolfError(f"{registry.kind} {comp.name!r} factory returned {type(obj).__name__}, not a {kind_cls.__name__}")
+    return obj
+
+
+def mixer_spec(mixer, mixer_options: Optional[dict], n_experts: int) -> Optional[Component]:
+    """The mixer's ``Component`` (``hedge`` by default for several experts), or None for one expert."""
+    if mixer is None and n_experts <= 1:
+        if mixer_options:
+            raise UsageError(f"mixer options {sorted(mixer_options)} given, but one expert and no mixer were asked for")
+        return None
+    spec = as_components([mixer if mixer is not None else "hedge"])[0]
+    if mixer_options:
+        if spec.instance is not None:
+            raise UsageError(f"mixer options {sorted(mixer_options)} given for a mixer passed as a built instance")
+        spec.options.update(mixer_options)
+    return spec
+
+
+def build_components(plugins, ctx: BuildContext, expert_specs: list, mixer: Optional[Component],
+                     adapter_specs: list) -> tuple:
+    """Build experts, mixer and adapters; return (``Components``, problems of known-invalid ones).
+
+    Adapters are not set up here: the caller does it once the configuration has been accepted."""
+    if not expert_specs:
+        raise UsageError("at least one expert is needed")
+    labels = [c.label for c in expert_specs]
+    ctx.expert_names = tuple(labels)
+    experts = [_build(plugins.experts, c, ctx, Expert) for c in expert_specs]
+    for e, label in zip(experts, labels):
+        if e.vocab_size != ctx.vocab_size:
+            raise DataError(f"expert {label!r} has vocabulary {e.vocab_size}, the tokenizer {ctx.tokenizer_path} "
+                            f"has {ctx.vocab_size}")
+    mix = _build(plugins.mixers, mixer, ctx, Mixer) if mixer is not None else None
+    if mix is not None and (mix.n_experts != len(experts) or mix.vocab_size != ctx.vocab_size):
+        raise UsageError(f"mixer {mixer.label!r} was built for {mix.n_experts} experts and vocabulary {mix.vocab_size}; "
+                         f"the run has {len(experts)} and {ctx.vocab_size}")
+    ads = [_build(plugins.adapters, c, ctx, Adapter) for c in adapter_specs]
+    comps = Components(experts, labels, mix, ads, [c.label for c in adapter_specs])
+    problems = []
+    for kind, objs, names in (("expert", experts, labels), ("mixer", [mix] if mix else [], [getattr(mix, "name", "")]),
+                              ("adapter", ads, comps.adapter_labels)):
+        for obj, name in zip(objs, names):
+            if obj.known_invalid:
+                problems.append(f"{kind} {name!r} is known invalid: {obj.invalid_reason}")
+    return comps, problems
