@@ -126,6 +126,7 @@ def check_config_causal(cfg: _Config, stream, spans, seed: int = 0, n_cuts: int 
     rng = np.random.default_rng(seed)
     cuts = T._cut_points(spans, n_cuts, rng)
     ref = T.trace(cfg.parts(), stream, spans, strict=cfg.full, keep_rows=max(cuts))
+    T.assert_deterministic(ref[0], T.trace(cfg.parts(), stream, spans, strict=cfg.full)[0], "configuration")
     worst, rows, fingerprints = 0.0, 0, 0
     for c in cuts:
         lp, fps, kept, _ = T.trace(cfg.parts(), T.perturb_from(stream, c, cfg.vocab_size, rng), spans,

@@ -17,6 +17,10 @@ class UniformExpert(Expert):
     def distributions(self, tokens, start, end):
         return np.full((end - start, self.vocab_size), 1.0 / self.vocab_size, dtype=np.float64)
 
+    def predict(self, tokens, t):
+        """The same row for every target (stateless: ``observe`` stays the default no-op)."""
+        return np.full(self.vocab_size, 1.0 / self.vocab_size, dtype=np.float64)
+
 
 def make_uniform(ctx):
     return UniformExpert(ctx.vocab_size)

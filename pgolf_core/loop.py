@@ -34,7 +34,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .errors import PgolfError
+from .errors import PgolfError, UsageError
 
 FULL_BLOCK_BYTES = 64 << 20  # cap on the (K, n, V) block when full distributions are needed
 FULL_BLOCK_TARGETS = 4096  # and on its length: a block that stays in cache mixes faster
@@ -206,6 +206,11 @@ class Loop:
         self.saved = {"mixture": [], "experts": [], "bytes": []}
         self.last_recorded = 0
         self.loop_seconds = 0.0
+        lacking = [lb for e, lb in zip(comps.experts, comps.labels) if self.need_full and not e.provides_distributions]
+        if lacking:
+            why = "strict scoring" if self.strict else f"mixer {mixer.name!r}"
+            raise UsageError(f"{why} needs full distributions from every expert; {', '.join(map(repr, lacking))} "
+                             f"provides only score() (run without --strict/--audit, or give it distributions())")
         if self.strict:
             self.guards.add_check("C2: strict scoring: every score read from a full normalized mixture distribution")
 

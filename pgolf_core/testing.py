@@ -150,6 +150,13 @@ def trace_expert(expert: Expert, tokens: np.ndarray, spans: Sequence, *, mode: s
     return logp, [(end, f[0]) for end, f in fps], kept
 
 
+def assert_deterministic(a: np.ndarray, b: np.ndarray, who: str) -> None:
+    """Two runs of the same components on the same stream must agree exactly."""
+    at, d = _first_difference(a, b, 0.0)
+    assert at is None, (f"nondeterministic: two runs of the {who} on the same stream differ at target {at} by {d:.3g}; "
+                        f"causality cannot be checked (seed its randomness, pin threads)")
+
+
 def _first_difference(a: np.ndarray, b: np.ndarray, tol: float):
     diff = np.abs(np.where(np.isnan(a) & np.isnan(b), 0.0, a - b))
     diff = np.where(np.isnan(diff), np.inf, diff)
@@ -184,6 +191,9 @@ def check_causal(source: Source, tokens, *, spans=None, chunk: int = 512, n_cuts
     cuts = _cut_points(spans, n_cuts, rng)
     modes = ["score"] + (["dist"] if base.provides_distributions else [])
     ref = {m: trace_expert(fresh(source), stream, spans, mode=m, keep_rows=max(cuts)) for m in modes}
+    for m in modes:  # a component that differs from itself would otherwise be reported as looking ahead
+        again = trace_expert(fresh(source), stream, spans, mode=m, keep_rows=max(cuts))
+        assert_deterministic(ref[m][0], again[0], f"expert ({m} mode)")
     worst, rows = 0.0, 0
     for c in cuts:
         other = perturb_from(stream, c, base.vocab_size, rng)
@@ -229,19 +239,23 @@ class _MassStats:
         return evidence
 
 
-def probe_distribution(expert: Expert, tokens: np.ndarray, t: int, candidates) -> np.ndarray:
+def probe_distribution(expert: Expert, tokens: np.ndarray, t: int, candidates, start: Optional[int] = None,
+                       tail: int = 0) -> np.ndarray:
     """p(v) for each candidate v of target ``t``, from ``score`` alone: a fresh copy of the state
-    before ``t`` scores the one-target span ``[t, t+1)`` of a stream whose token ``t`` is v.
+    scores the span ``[start, t + 1 + tail)`` of a stream whose token ``t`` is v (``start`` defaults
+    to ``t``; with ``start < t`` and a ``tail``, ``t`` is in the middle of a multi-target call).
 
-    ``expert`` must have absorbed exactly the targets < t. If the score of v depends on v beyond
-    "the entry of a distribution fixed before the target is seen", the probes show it.
+    ``expert`` must have absorbed exactly the targets < ``start``. If the score of v depends on v
+    beyond "the entry of a distribution fixed before the target is seen", the probes show it.
     """
+    start = t if start is None else start
+    end = min(len(tokens), t + 1 + tail)
     out = np.empty(len(candidates))
     for i, v in enumerate(candidates):
-        view = np.array(tokens[:t + 1], copy=True)
+        view = np.array(tokens[:end], copy=True)
         view[t] = v
         view.flags.writeable = False
-        out[i] = float(np.asarray(copy.deepcopy(expert).score(view, t, t + 1))[0])
+        out[i] = float(np.asarray(copy.deepcopy(expert).score(view, start, end))[t - start])
     return np.exp(out)
 
 
@@ -281,15 +295,21 @@ def check_normalized(source: Source, tokens, *, spans=None, chunk: int = 512, to
 
 
 def _check_normalized_by_probes(source, stream, spans, who, tol, n_positions) -> dict:
+    """Rebuild whole distributions from V ``score()`` probes at positions inside multi-target calls
+    (the middle of a span, with targets after it), not only at a call's first target."""
     vocab = fresh(source).vocab_size
-    positions = sorted({1, spans[min(2, len(spans) - 1)][0], spans[-1][0]})[:max(1, n_positions)]
-    stats = _MassStats()
-    for t in positions:
+    long_spans = [(s, e) for s, e in spans if e - s > 2] or list(spans)
+    picks = [long_spans[0], long_spans[len(long_spans) // 2], long_spans[-1]][:max(1, n_positions)]
+    stats, positions = _MassStats(), []
+    for s, e in picks:
+        t = s + (e - s) // 2
         expert = fresh(source)
-        trace_expert(expert, stream, _spans_through(spans, t))
-        stats.add(t, probe_distribution(expert, stream, t, np.arange(vocab))[None, :])
+        trace_expert(expert, stream, _spans_through(spans, s))
+        stats.add(t, probe_distribution(expert, stream, t, np.arange(vocab), start=s, tail=min(8, e - t - 1))[None, :])
+        positions.append(t)
     evidence = stats.assert_ok(who, tol)
-    evidence["method"] = f"rebuilt from {vocab} score() probes at positions {positions} (no distributions())"
+    evidence["method"] = (f"rebuilt from {vocab} score() probes at positions {positions}, each in the middle of a "
+                          f"multi-target call (no distributions())")
     return evidence
 
 
@@ -554,6 +574,17 @@ def trace_mixer(mixer: Mixer, dists, targets, logp, spans, stop_at: Optional[int
     return lp[1:], rows, [(e - 1, f[k]) for e, f in fps]
 
 
+def _trace_mixer_fast(mixer: Mixer, targets, logp, dists, spans) -> np.ndarray:
+    """The mixer's fast path (``mix()`` without rows) over the same spans, through the loop."""
+    from .loop import Components
+
+    k = dists.shape[0]
+    stream = np.concatenate([[0], np.asarray(targets, dtype=np.int64)])
+    comps = Components([_FixedRows(dists[i]) for i in range(k)], [f"input{i}" for i in range(k)], mixer)
+    lp, _, _, _ = trace(comps, stream, [(s + 1, e + 1) for s, e in spans], strict=False)
+    return lp[1:]
+
+
 def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n_targets: int = 600,
                 chunk: int = 128, seed: int = 0, tol: float = MASS_TOLERANCE) -> dict:
     """C1-C3 for a mixer on synthetic expert outputs.
@@ -567,6 +598,10 @@ def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n
     spans = [(s - 1, e - 1) for s, e in audit_spans(n_targets + 1, chunk)]
     who = "the mixer"
     lp, rows, fps = trace_mixer(fresh(source), dists, targets, logp, spans)
+    fast = _trace_mixer_fast(fresh(source), targets, logp, dists, spans)
+    at, d = _first_difference(fast, lp, CONSISTENCY_TOLERANCE)
+    assert at is None, (f"C2: {who}'s mix() without return_distribution gave log p = {fast[at]:.6g} for target {at} but "
+                        f"its distribution path gives {lp[at]:.6g}: the fast path is not the mixture it claims")
     stats = _MassStats()
     stats.add(0, rows)
     c2 = stats.assert_ok(who, tol)

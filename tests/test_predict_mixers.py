@@ -32,7 +32,8 @@ CONFIGS = [("hedge", m) for m in HEDGE_MODES] + [
     ("stack", {"inputs": "hedge:share=0.01;logistic:lr=0.02;hedge:update=batch:eta=0.1"}),
     ("stack", {"inputs": "hedge;hedge:share=0.1:solo_first=3", "top": "logistic"}),
 ]
-FEW = settings(max_examples=6, deadline=None)
+FEW = settings(max_examples=3, deadline=None)  # per configuration: every mode is run, few streams each
+IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items())}" for name, options in CONFIGS]
 
 
 def one_target_mix(mixer, dists, target):
@@ -47,13 +48,18 @@ def decode(mixer, dists, targets):
     for i, y in enumerate(targets):
         d = dists[:, i]
         rows.append(mixer.predict(d))
-        mixer.observe(np.log(np.asarray(d[:, y], dtype=np.float64)), int(y), d)
+        observe(mixer, d, int(y))
     return np.array(rows)
 
 
+def observe(mixer, d, y):
+    """``observe`` as the loop calls it: the rows only for a mixer that needs them."""
+    mixer.observe(np.log(np.asarray(d[:, y], dtype=np.float64)), y, d if mixer.needs_distributions else None)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 @FEW
-@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 5), config=st.sampled_from(CONFIGS),
-       float32=st.booleans())
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 5), float32=st.booleans())
 def test_predict_is_the_one_target_mix_row_and_observe_its_step(seed, k, config, float32):
     name, options = config
     dists, targets, _ = experts(seed, k, 40, V)
@@ -69,13 +75,14 @@ def test_predict_is_the_one_target_mix_row_and_observe_its_step(seed, k, config,
         reference = copy.deepcopy(mixer)
         _, mixed = one_target_mix(reference, d, int(y))
         np.testing.assert_array_equal(row, mixed[0])
-        assert row.dtype == np.float64 and abs(row.sum() - 1.0) < 1e-9
-        mixer.observe(np.log(np.asarray(d[:, y], dtype=np.float64)), int(y), d)
+        assert row.dtype == np.float64 and abs(row.sum() - 1.0) < (1e-6 if float32 else 1e-12)
+        observe(mixer, d, int(y))
         assert mixer.state_fingerprint() == reference.state_fingerprint()
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 @FEW
-@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 4), config=st.sampled_from(CONFIGS))
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 4))
 def test_two_copies_decode_identically(seed, k, config):
     name, options = config
     dists, targets, _ = experts(seed, k, 60, V)

@@ -58,6 +58,22 @@ class _SourceDriven(Expert):
             raise ValueError(f"source {self.source.name!r} returned distributions of shape {rows.shape}")
         return rows
 
+    def _source_row(self, tokens, t) -> np.ndarray:
+        """The source's predicted row of target ``t`` as a (1, V) float64 block (the shape a one-target
+        span has, so that predicting and scoring a span share every computation below)."""
+        row = np.asarray(self.source.predict(tokens, t), dtype=np.float64)
+        if row.shape != (self.vocab_size,):
+            raise ValueError(f"source {self.source.name!r} predicted a row of shape {row.shape}")
+        return row[None, :]
+
+    @property
+    def decodable(self) -> bool:
+        """Target by target only when the source is."""
+        return self.source.decodable
+
+    def observe(self, tokens, t):
+        self.source.observe(tokens, t)
+
     def update(self, tokens, start, end):
         self.source.update(tokens, start, end)
 
@@ -81,8 +97,14 @@ class PR700EntropyExpert(_SourceDriven):
         return -entropy_nats(self._source_rows(tokens, start, end))
 
     def distributions(self, tokens, start, end):
-        h = entropy_nats(self._source_rows(tokens, start, end))
-        return np.repeat(np.exp(-h)[:, None], self.vocab_size, axis=1)
+        return self._flat(self._source_rows(tokens, start, end))
+
+    def predict(self, tokens, t):
+        """exp(-H) everywhere, from the source's predicted row (as invalid as ``distributions``)."""
+        return self._flat(self._source_row(tokens, t))[0]
+
+    def _flat(self, rows: np.ndarray) -> np.ndarray:
+        return np.repeat(np.exp(-entropy_nats(rows))[:, None], self.vocab_size, axis=1)
 
     def describe(self):
         return {"source": self.source.name, "invalid": self.invalid_reason}
@@ -95,6 +117,12 @@ TIE_BREAK = 1e-9 * np.abs(np.log(TEMPERATURES))  # equal losses (e.g. at the sta
 def logsumexp_rows(z: np.ndarray) -> np.ndarray:
     m = z.max(axis=1)
     return m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+
+
+def tempered(logp: np.ndarray, temps: np.ndarray) -> np.ndarray:
+    """softmax(logp / T) per row, ``temps`` (n,) one temperature per row of ``logp`` (n, V)."""
+    z = logp / temps[:, None]
+    return np.exp(z - logsumexp_rows(z)[:, None])
 
 
 class EntropyTemperedExpert(_SourceDriven):
@@ -111,9 +139,15 @@ class EntropyTemperedExpert(_SourceDriven):
         super().__init__(source)
         self.buckets = int(buckets)
         self.cum_loss = np.zeros((self.buckets, len(TEMPERATURES)))
+        self._predicted = None  # (t, source row) of the last predict, so observe(t) need not ask again
 
     def _bucket(self, h: np.ndarray) -> np.ndarray:
         return np.minimum((h / np.log(self.vocab_size) * self.buckets).astype(np.int64), self.buckets - 1)
+
+    def _leader(self, b: int, before: np.ndarray) -> np.ndarray:
+        """Temperature index with the least loss in bucket ``b``, for each row of ``before`` (the losses
+        of the span's earlier targets in that bucket, added to the ones absorbed so far)."""
+        return np.argmin(self.cum_loss[b] + before + TIE_BREAK, axis=1)
 
     def _choose(self, logp: np.ndarray, targets: np.ndarray, buckets: np.ndarray):
         """Per target: the chosen temperature index and every candidate's loss; absorbs the losses."""
@@ -126,14 +160,19 @@ class EntropyTemperedExpert(_SourceDriven):
         for b in np.unique(buckets):
             idx = np.nonzero(buckets == b)[0]
             before = np.vstack([np.zeros((1, loss.shape[1])), np.cumsum(loss[idx], axis=0)[:-1]])
-            choice[idx] = np.argmin(self.cum_loss[b] + before + TIE_BREAK, axis=1)
+            choice[idx] = self._leader(b, before)
             self.cum_loss[b] += loss[idx].sum(axis=0)
         return choice, loss
 
     def _span(self, tokens, start, end):
+        self._predicted = None  # a span moves the source past any predicted target
         rows = self._source_rows(tokens, start, end)
+        return self._absorb(rows, np.asarray(tokens[start:end], dtype=np.int64))
+
+    def _absorb(self, rows: np.ndarray, targets: np.ndarray):
+        """(log source rows, chosen temperature indices, every candidate's loss) of these targets,
+        whose losses are then absorbed."""
         logp = np.log(np.maximum(rows, TINY))
-        targets = np.asarray(tokens[start:end], dtype=np.int64)
         choice, loss = self._choose(logp, targets, self._bucket(entropy_nats(rows)))
         return logp, choice, loss
 
@@ -143,12 +182,30 @@ class EntropyTemperedExpert(_SourceDriven):
 
     def distributions(self, tokens, start, end):
         logp, choice, _ = self._span(tokens, start, end)
-        z = logp / TEMPERATURES[choice][:, None]
-        return np.exp(z - logsumexp_rows(z)[:, None])
+        return tempered(logp, TEMPERATURES[choice])
+
+    def predict(self, tokens, t):
+        """The row of target ``t``: the temperature a one-target span would choose (the leader of
+        its bucket), applied to the source's predicted row; nothing is absorbed."""
+        rows = self._source_row(tokens, t)
+        self._predicted = (int(t), rows)
+        b = int(self._bucket(entropy_nats(rows))[0])
+        choice = self._leader(b, np.zeros((1, len(TEMPERATURES))))
+        return tempered(np.log(np.maximum(rows, TINY)), TEMPERATURES[choice])[0]
+
+    def observe(self, tokens, t):
+        """Absorb target ``t``'s losses as a one-target span would, then let the source absorb it."""
+        t = int(t)
+        cached, self._predicted = self._predicted, None
+        # The source row predict(t) used: the source has not moved since (observe follows predict).
+        rows = cached[1] if cached is not None and cached[0] == t else self._source_row(tokens[:t], t)
+        self._absorb(rows, np.asarray(tokens[t:t + 1], dtype=np.int64))
+        super().observe(tokens, t)
 
     def reset(self):
         super().reset()
         self.cum_loss[:] = 0.0
+        self._predicted = None
 
     def state_fingerprint(self):
         return (self.source.state_fingerprint() or b"") + self.cum_loss.tobytes()

@@ -52,12 +52,23 @@ class RecencyExpert(Expert):
             self._absorb(y)  # ... then learn from the scored token
         return out
 
+    def _row(self) -> np.ndarray:
+        """The distribution of the next target from the counts as they are."""
+        return (self.raw * self.scale + self.alpha / self.vocab_size) / (self.total + self.alpha)
+
     def distributions(self, tokens, start, end):
         out = np.empty((end - start, self.vocab_size), dtype=np.float64)
         for i in range(start, end):
-            out[i - start] = (self.raw * self.scale + self.alpha / self.vocab_size) / (self.total + self.alpha)
+            out[i - start] = self._row()
             self._absorb(int(tokens[i]))
         return out
+
+    # Decoding target by target (pgolf_core.api.Expert): the same row and the same update as above.
+    def predict(self, tokens, t):
+        return self._row()
+
+    def observe(self, tokens, t):
+        self._absorb(int(tokens[t]))
 
     def state_fingerprint(self):
         return (self.raw * self.scale).tobytes()
