@@ -14,8 +14,9 @@ through the same loop code, at the run's real stream length and position:
   predictions for the targets before ``p`` and the same distribution *for* ``p``;
 - C2: each expert's ``score()`` fast path, called on a copy over a multi-target span with a
   different candidate at ``p`` (``p`` is in the middle of the call), equals the candidate's entry
-  of the distribution the expert gave for ``p``. (Row masses and the mixer's ``mix()`` against its
-  row are checked at every target of a strict run by the loop's guards.)
+  of the distribution the expert gave for ``p``; the mixer's ``mix()`` without rows, on a copy,
+  equals the entries of its rows over the block. (Row masses, and ``mix()`` against its rows in
+  the same call, are checked at every target of a strict run by the loop's guards.)
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class SpotChecks:
             violations.append(f"C1: changing the tokens from {p} on moved the distribution for {p} by "
                               f"{max(d_row, d_experts):.3g}: a prediction looked at its target or later")
         violations += self._probe(snap, tokens, start, end, p, ref)
+        violations += _mixer_fast_path(snap, ref, tokens, start, end)
         return _report(p, start, end, violations, max_change=max(d_before, d_row, d_experts))
 
     def _probe(self, snap: Components, tokens, start: int, end: int, p: int, ref: dict) -> list:
@@ -128,6 +130,25 @@ def _replay(snap: Components, loop: Loop, tokens: np.ndarray, start: int, end: i
     out = replay.step_block(full, start, end, final=False, chunk_start=start, chunk_end=-1)
     return {"mixed": np.asarray(out["mixed"], dtype=np.float64), "rows": np.asarray(out["rows"], dtype=np.float64),
             "dists": np.asarray(out["dists"], dtype=np.float64)}
+
+
+def _mixer_fast_path(snap: Components, ref: dict, tokens, start: int, end: int) -> list:
+    """The mixer's ``mix()`` without rows, on a copy and the replay's own inputs, must give the
+    entries of the rows it gives when asked for them (a fast path that scores otherwise is a lie)."""
+    mixer = snap.mixer
+    if mixer is None:
+        return []
+    targets = np.asarray(tokens[start:end], dtype=np.int64)
+    dists = ref["dists"]
+    with np.errstate(divide="ignore"):
+        logp = np.log(dists[:, np.arange(end - start), targets])
+    fast = np.asarray(copy.deepcopy(mixer).mix(logp, targets, dists if mixer.needs_distributions else None), dtype=np.float64)
+    diff = np.abs(fast - ref["mixed"])
+    if not np.all(diff <= CONSISTENCY_TOLERANCE):
+        i = int(np.argmax(~(diff <= CONSISTENCY_TOLERANCE)))
+        return [f"C2: mixer {mixer.name!r}'s mix() gave log p = {fast[i]:.6g} for target {start + i}, its distribution "
+                f"gives {ref['mixed'][i]:.6g}: the fast path is not the mixture"]
+    return []
 
 
 def _same(a: dict, b: dict, i: int) -> bool:

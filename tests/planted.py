@@ -188,3 +188,27 @@ class PeekingMixer(EqualMixer):
         rows[np.nonzero(sure)[0], np.asarray(targets)[sure]] += 0.5
         out = np.log(rows[np.arange(len(targets)), targets])
         return (out, rows) if return_distribution else out
+
+
+class PeakyUnnormalizedMixer(EqualMixer):
+    """Mass 1.5 whenever every input is confident (never on the synthetic audit inputs); its fast
+    path agrees with its rows, so only a check of the mixture's rows on real inputs sees it."""
+
+    name = "peaky-unnormalized"
+
+    def mix(self, logp, targets, dists=None, return_distribution=False):
+        _, rows = super().mix(logp, targets, dists, True)
+        rows[np.asarray(dists).max(axis=-1).min(axis=0) > 0.02] *= 1.5
+        out = np.minimum(np.log(rows[np.arange(len(targets)), targets]), 0.0)
+        return (out, rows) if return_distribution else out
+
+
+class SelfContradictingMixer(EqualMixer):
+    """Asked for rows, it returns honest rows but the best expert's log-probability beside them."""
+
+    name = "self-contradicting"
+
+    def mix(self, logp, targets, dists=None, return_distribution=False):
+        out, rows = super().mix(logp, targets, dists, True)
+        best = np.max(logp, axis=0)
+        return (best, rows) if return_distribution else best

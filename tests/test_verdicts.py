@@ -78,6 +78,19 @@ def test_live_spot_checks_catch_what_only_cheats_on_long_streams(stream):
     assert any("spot check" in v and "C1" in v for v in live.validity["violations"]), live.validity["violations"]
 
 
+def test_a_mixer_whose_score_contradicts_its_rows_in_the_same_call_makes_a_strict_run_invalid(stream):
+    from pgolf_core.builtin import UniformExpert
+
+    res = _eval([P.HonestCounter(V), UniformExpert(V)], P.SelfContradictingMixer(2, V), tokens=stream, strict=True)
+    assert res.level == "invalid" and any("not the mixture's entry" in v for v in res.validity["violations"])
+
+
+def test_nondeterminism_is_reported_as_such_by_the_static_audit(stream):
+    static = audit([P.Nondeterministic(V)], tokens=stream, tokenizer=_tok(), random_tokens=0)
+    c1 = [c for c in static.checks if c.rule == "C1 causal"][0]
+    assert c1.status == "FAIL" and "nondeterministic" in c1.evidence and "looks ahead" not in c1.evidence
+
+
 def test_nondeterminism_is_reported_as_such(stream):
     live = _eval([P.Nondeterministic(V)], tokens=stream, audit=True, spot_checks=2)
     assert live.level == "invalid"
@@ -93,6 +106,10 @@ def test_best_of_experts_mixer_is_caught(stream):
     strict = _eval([P.HonestCounter(V), P.HonestCounter(V)], P.BestOfMixer(2, V), tokens=stream, strict=True)
     honest = _eval([P.HonestCounter(V), P.HonestCounter(V)], P.EqualMixer(2, V), tokens=stream)
     assert strict.bpb == pytest.approx(honest.bpb, abs=1e-12)  # strict scoring reads the rows, not mix()
+    from pgolf_core.builtin import UniformExpert
+
+    live = _eval([P.HonestCounter(V), UniformExpert(V)], P.BestOfMixer(2, V), tokens=stream, audit=True, spot_checks=2)
+    assert any(v.startswith("spot check") and "fast path" in v for v in live.validity["violations"])
 
 
 def test_a_mixer_that_peeks_only_on_real_inputs_is_caught_by_the_configuration_checks(stream):
@@ -100,6 +117,14 @@ def test_a_mixer_that_peeks_only_on_real_inputs_is_caught_by_the_configuration_c
     failed = _failed(static)
     assert "mixer 'peeking' C1-C3 synthetic" not in failed  # synthetic inputs never trigger it
     assert "configuration C1+C3 causal" in failed
+
+
+def test_a_mixer_unnormalized_only_on_real_inputs_is_caught_by_the_mixture_check(stream):
+    static = audit([P.HonestCounter(V), P.HonestCounter(V)], mixer=P.PeakyUnnormalizedMixer(2, V), tokens=stream,
+                   tokenizer=_tok(), random_tokens=0)
+    failed = _failed(static)
+    assert "mixer 'peaky-unnormalized' C1-C3 synthetic" not in failed  # synthetic inputs never trigger it
+    assert "configuration C2 mixture" in failed
 
 
 def test_score_only_experts_are_probed_inside_multi_target_calls(stream):

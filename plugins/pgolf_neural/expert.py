@@ -19,7 +19,7 @@ from pgolf_core.errors import DataError, UsageError
 
 from .config import GPTConfig
 from .model import GPT
-from .scoring import score_span
+from .scoring import predict_row, score_span
 
 
 class NeuralExpert(Expert):
@@ -52,6 +52,20 @@ class NeuralExpert(Expert):
     def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         rows = self._score(tokens, start, end, distributions=True)[1]  # float64
         return rows if rows.dtype == self.dist_dtype else rows.astype(self.dist_dtype)
+
+    def predict(self, tokens: np.ndarray, t: int) -> np.ndarray:
+        """Row of target ``t`` from ``tokens[:t]``: the sliding window that scores ``t``, whole, as a
+        batch of one, its positions from ``t`` on set to token 0 (``scoring.predict_row``).
+
+        Nothing is cached between calls: every activation depends on the weights, which a
+        test-time-training adapter changes between chunks, and reusing a window's earlier positions
+        would change the kernels' shapes (and so the rounding) away from the batch path's.
+        ``observe`` stays a no-op: the weights are the only state, and adapters change them."""
+        t = int(t)
+        self._check_tokens(tokens, t, t)
+        row = predict_row(self.model, tokens, t, seq_len=self.seq_len, stride=self.stride, device=self.device,
+                          dtype=self.dtype)
+        return row if row.dtype == self.dist_dtype else row.astype(self.dist_dtype)
 
     def reset(self) -> None:
         """Back to the weights the expert was built with (undoing any test-time training)."""

@@ -106,18 +106,53 @@ def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: 
     ``tokens`` must hold the stream at least up to ``max(w.hi)`` (exclusive); only tokens before
     each target are read to predict it.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = _device_of(model, device)
     ids = np.asarray(tokens)
     n = sum(w.hi - w.lo for w in windows)
     logp = np.empty(n, dtype=np.float64)
     dists = np.empty((n, model.config.vocab_size), dtype=np.float64) if distributions else None
-    was_training = model.training
-    model.eval()  # training-only behaviour (e.g. fake quantization during QAT) stays off
-    try:
+    with _eval_mode(model):
         _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists)
+    return (logp, dists) if distributions else logp
+
+
+def predict_row(model, tokens: np.ndarray, t: int, *, seq_len: int = DEFAULT_SEQ_LEN, stride: int = DEFAULT_STRIDE,
+                device=None, dtype: Optional[torch.dtype] = None) -> np.ndarray:
+    """The float64 distribution of target ``t`` from ``tokens[:t]`` alone (the decoder's view).
+
+    It runs the window that scores ``t`` in the sliding-window plan, whole (``seq_len`` inputs, every
+    target of the window projected by the head, as a batch of one), with the inputs from position
+    ``t`` on, not known yet, set to token 0. The model is causal, so the rows up to ``t`` are the
+    plan's; the rows after it are discarded. Running the window whole rather than only up to ``t``
+    keeps the kernels' shapes those of the plan (a one-row head product rounds differently)."""
+    check_geometry(seq_len, stride)
+    if not 1 <= t <= len(tokens):
+        raise ValueError(f"target {t} needs the {t} tokens before it, got {len(tokens)}")
+    k = window_index(t, seq_len, stride)
+    begin = k * stride
+    lo, hi = window_targets(k, seq_len, stride)
+    inputs = np.zeros(seq_len, dtype=np.int64)  # the window's inputs, in its own coordinates
+    inputs[: t - begin] = tokens[begin:t]  # known; the rest stays 0 (placeholder)
+    with _eval_mode(model), torch.no_grad():
+        rows = _run_batch(model, inputs, [Window(0, lo - begin, hi - begin)], seq_len, _device_of(model, device),
+                          dtype)[0]
+        return rows[t - lo].exp().cpu().numpy()
+
+
+def _device_of(model, device) -> torch.device:
+    return torch.device(device) if device is not None else next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """The model in eval mode for the block (training-only behaviour, e.g. fake quantization during
+    QAT, stays off), back to its previous mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
     finally:
         model.train(was_training)
-    return (logp, dists) if distributions else logp
 
 
 def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists) -> None:

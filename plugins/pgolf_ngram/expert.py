@@ -19,6 +19,9 @@ tail says nothing about the next one, while "start of document" is a strong cont
 A target with a shorter context simply uses fewer orders. BOS is itself an ordinary target (the
 end of a document is predictable from its last tokens).
 
+Decoding target by target (``predict``/``observe``, the compressor's protocol) reads and counts the
+same tables with the same kernels, so its rows are the rows of ``distributions`` bit for bit.
+
 Counts come only from scored targets: each target is scored from the counts of targets before it,
 then counted at every order it used (score first, C3). Strings are stored exactly (a trie keyed by
 ``parent id * V + token``, see ``kernels``), so no two contexts ever share counts and nothing is hashed

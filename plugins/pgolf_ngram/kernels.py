@@ -15,8 +15,9 @@ The counts live in a trie of *nodes*, one per token string that has been counted
   N1+(h), the number of w with c(h, w) > 0; ``last`` is the node's final token (set for hashed
   nodes). Scoring reads and writes only these rows.
 - Two views serve the full distributions (``distribution_row``), kept up to date while
-  distributions are computed and rebuilt by ``successor_layout``/``fill_successors`` (and a copy of
-  the dense counts) after score-only runs, which skip them:
+  distributions are computed (or predicted by ``predict_row`` and counted one target at a time) and
+  rebuilt by ``successor_layout``/``fill_successors`` (and a copy of the dense counts) after
+  score-only runs, which skip them:
   ``dense[i] = node[i, 0]`` for the implicit nodes i < ``first_hashed``, contiguous so that the
   unigram counts and a context's bigram counts are rows one vectorized pass reads; and ``succ``, a
   pool of successor lists: a context h whose children are hashed keeps the ids of its N1+(h)
