@@ -235,8 +235,11 @@ def plot_cmd(results, out):
 
 def _add_audit_command() -> None:
     from .audit_cli import audit_command
+    from .compress_cli import compress_command, decompress_command
 
     cli.add_command(audit_command)
+    cli.add_command(compress_command)
+    cli.add_command(decompress_command)
 
 
 _add_audit_command()

@@ -76,6 +76,23 @@ class Results:
                             expert_names=np.array(lp["expert_names"]))
 
 
+def check_output_path(path) -> None:
+    """Fail before any work starts when ``path`` cannot be written: its folder is missing or not
+    writable, or the path is a folder. (A long run must never end in a traceback over its output.)"""
+    import os
+
+    from .errors import UsageError
+
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{p} is a folder; give a file name to write")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {p}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(f"cannot write {p}: permission denied")
+
+
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}

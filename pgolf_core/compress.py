@@ -1,0 +1,293 @@
+"""``compress`` / ``decompress``: a file whose size is the score, decoded without the data.
+
+The compressor runs the one loop (``pgolf_core.loop``) target by target (``step_targets``): each
+expert's ``predict`` row, the mixer's ``predict`` row, the token range-coded with the mixture's row
+(``pgolf_core.coding``), then ``observe``/``update``/adapters exactly as in an evaluation. The
+decompressor builds the same components from the file's header alone and makes the same calls in
+the same order, except that each token comes out of the decoder; its stream holds only tokens
+already decoded, so no component can have used a token before it existed. A deterministic
+configuration therefore decodes bit for bit; anything else (another machine's arithmetic, library
+or thread count, a nondeterministic plugin) is caught by the per-chunk checksums in the header and
+reported with the first chunk that differs (and the exact position, given the original data).
+
+The file (``pgolf_core.container``): a JSON header with the format, the resolved configuration and
+every option, the sha256 of the tokenizer and of every file an option names (checkpoints,
+artifacts), the token count, the first token (position 0 is context, never a target), the
+chunking, library versions, thread counts and checksums of the tokens; then the payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from .build import as_components, build_components, mixer_spec
+from .bytes import bits_per_byte, byte_table_from_sentencepiece, load_sentencepiece
+from .errors import DataError, PgolfError, UsageError
+from .loop import Guards, Loop
+
+FORMAT = "pgolf-core/compressed"
+FORMAT_VERSION = 1
+DEFAULT_CODE_CHUNK = 8192  # targets between adapter calls and checksums (an evaluation's default chunk)
+
+
+class RoundTripError(PgolfError):
+    """A decoded stream is not the stream that was coded."""
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _chunk_digest(tokens: np.ndarray) -> str:
+    """A short digest of one chunk's tokens (int64 little-endian), for locating a divergence."""
+    return hashlib.sha256(np.ascontiguousarray(tokens, dtype="<i8").tobytes()).hexdigest()[:16]
+
+
+def _file_options(specs) -> dict:
+    """{label: {option: sha256}} for every option whose value names an existing file."""
+    out = {}
+    for c in specs:
+        for k, v in c.options.items():
+            if isinstance(v, (str, os.PathLike)) and str(v) and Path(v).is_file():
+                out.setdefault(c.label, {})[k] = sha256_file(v)
+    return out
+
+
+def _threads() -> dict:
+    out = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    import sys
+
+    if "torch" in sys.modules:
+        out["torch"] = sys.modules["torch"].get_num_threads()
+    return out
+
+
+def _set_threads(threads: dict) -> None:
+    """Pin the thread count the encoder used: a matrix product's rounding may depend on it."""
+    n = threads.get("torch")
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+@dataclass
+class CodingReport:
+    """What one direction measured: sizes, ideal and coded BPB, speed."""
+
+    path: str
+    targets: int
+    bytes: int  # UTF-8 bytes the targets stand for
+    file_bytes: int
+    payload_bytes: int
+    header_bytes: int
+    ideal_bpb: float  # from the mixture's rows at the targets (what an evaluation prints)
+    coded_bpb: float  # 8 x payload bytes / stream bytes
+    seconds: float
+    timers: dict
+
+    @property
+    def targets_per_second(self) -> float:
+        return self.targets / max(self.seconds, 1e-12)
+
+    def to_dict(self) -> dict:
+        return {"file": self.path, "targets": self.targets, "bytes": self.bytes, "file_bytes": self.file_bytes,
+                "payload_bytes": self.payload_bytes, "header_bytes": self.header_bytes, "ideal_bpb": self.ideal_bpb,
+                "coded_bpb": self.coded_bpb, "file_bpb": 8.0 * self.file_bytes / self.bytes, "seconds": self.seconds,
+                "targets_per_second": self.targets_per_second, "components": self.timers}
+
+
+def _check_decodable(comps) -> None:
+    lacking = [lb for e, lb in zip(comps.experts, comps.labels) if not e.decodable]
+    if lacking:
+        raise UsageError(f"expert(s) {', '.join(map(repr, lacking))} cannot decode (no predict()): the stream cannot be "
+                         f"compressed with them; see 'Bit-exact prediction' in pgolf_core.api.Expert")
+
+
+def _run_chunks(loop: Loop, chunk: int, choose, digests: Optional[list], progress: bool, label: str,
+                expected: Optional[list] = None, reference: Optional[np.ndarray] = None) -> None:
+    """Drive the loop target by target, chunk by chunk; check chunk digests when ``expected``."""
+    from .report import progress_bar
+
+    with progress_bar(loop.n_tokens - 1, enabled=progress, label=label) as advance:
+        for i, (start, end, final) in enumerate(loop.chunk_spans(chunk)):
+            loop.step_targets(start, end, final=final, choose=choose)
+            d = _chunk_digest(loop.stream.view(end)[start:end])
+            if digests is not None:
+                digests.append(d)
+            if expected is not None and d != expected[i]:
+                raise RoundTripError(_divergence(loop, start, end, reference))
+            advance(end - start)
+
+
+def _divergence(loop: Loop, start: int, end: int, reference: Optional[np.ndarray]) -> str:
+    msg = f"the decoded stream differs from the coded one within targets [{start}, {end})"
+    if reference is not None:
+        got = loop.stream.view(end)[start:end]
+        bad = np.nonzero(np.asarray(got, dtype=np.int64) != np.asarray(reference[start:end], dtype=np.int64))[0]
+        if len(bad):
+            msg = f"the decoded stream first differs from the original at position {start + int(bad[0])}"
+    return (msg + ": the components did not predict bit for bit what they predicted when coding (another "
+            "machine, library version or thread count, or a nondeterministic component)")
+
+
+def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, tokenizer=None, output=None, *,
+             expert_options: Optional[Mapping] = None, mixer_options: Optional[dict] = None,
+             adapter_options: Optional[Mapping] = None, chunk_size: int = DEFAULT_CODE_CHUNK,
+             limit: Optional[int] = None, trim_seq_len: Optional[int] = None, plugins=None,
+             plugin_modules: Sequence[str] = (), device: str = "cpu", seed: int = 0,
+             progress: bool = False) -> CodingReport:
+    """Code a token stream into ``output`` (same arguments as ``evaluate``); returns the report."""
+    from .coding import RowEncoder
+    from .container import header_bytes, tokens_checksum, write_container
+    from .evaluate import resolve_stream, run_context
+    from .plugins import load_plugins
+    from .report import collect_versions
+
+    if output is None:
+        raise UsageError("compress needs an output file (-o FILE)")
+    if chunk_size < 1:
+        raise UsageError(f"chunk_size must be positive, got {chunk_size}")
+    t0 = time.perf_counter()
+    plugins = plugins if plugins is not None else load_plugins(plugin_modules)
+    stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit, trim_seq_len)
+    especs, aspecs = as_components(experts, expert_options), as_components(adapters, adapter_options)
+    mspec = mixer_spec(mixer, mixer_options, len(especs))
+    for c in [*especs, *aspecs, *([mspec] if mspec else [])]:
+        if c.instance is not None:
+            raise UsageError(f"{c.label!r} was passed as a built instance: the decompressor rebuilds every component "
+                             f"from the file's header, so give registered names and options")
+    ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed)
+    comps, problems = build_components(plugins, ctx, especs, mspec, aspecs)
+    if problems:
+        raise UsageError("; ".join(problems) + ": an invalid configuration cannot be proven")
+    _check_decodable(comps)
+    for a in comps.adapters:
+        a.setup(dict(zip(comps.labels, comps.experts)))
+    threads = _threads()
+    loop = Loop(comps, table, len(stream), stream.dtype, strict=True, guards=Guards())
+    loop.stream.reveal(stream[:1], 0)
+    enc, digests = RowEncoder(table.vocab_size), []
+
+    def choose(t, row):
+        enc.encode(int(stream[t]), row)
+        return int(stream[t])
+
+    _run_chunks(loop, chunk_size, choose, digests, progress, "compressing")
+    if loop.guards.violations:
+        raise PgolfError("the mixture broke a runtime guard while coding: " + "; ".join(loop.guards.violations))
+    payload = enc.finish()
+    header = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "config": {
+            "experts": [{"name": c.name, "label": c.label, "options": c.options} for c in especs],
+            "mixer": None if mspec is None else {"name": mspec.name, "options": mspec.options},
+            "adapters": [{"name": c.name, "label": c.label, "options": c.options} for c in aspecs],
+            "resolved": {"experts": [e.describe() for e in comps.experts],
+                         "mixer": None if comps.mixer is None else comps.mixer.describe(),
+                         "adapters": [a.describe() for a in comps.adapters]},
+            "dataset": dataset, "device": device, "seed": seed, "plugin_modules": list(plugin_modules),
+        },
+        "tokenizer": {"path": tok_path, "sha256": sha256_file(tok_path), "vocab_size": table.vocab_size},
+        "files": _file_options([*especs, *aspecs]),
+        "tokens": {"count": int(len(stream)), "first": int(stream[0]), "dtype": str(stream.dtype),
+                   "sha256": tokens_checksum(stream), "chunk_size": int(chunk_size), "chunk_digests": digests},
+        "bytes": int(loop.n_bytes), "ideal_bpb": bits_per_byte(loop.nll, loop.n_bytes),
+        "versions": collect_versions(plugins), "threads": threads,
+    }
+    size = write_container(output, header, payload)
+    return CodingReport(str(output), loop.n_targets, loop.n_bytes, size, len(payload), header_bytes(header),
+                        header["ideal_bpb"], 8.0 * len(payload) / loop.n_bytes, time.perf_counter() - t0,
+                        dict(loop.timers))
+
+
+def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None,
+               adapter_options: Optional[Mapping] = None, plugins=None, reference: Optional[np.ndarray] = None,
+               progress: bool = False):
+    """Decode ``path`` from its header and payload alone; returns (tokens, report).
+
+    ``tokenizer`` and ``expert_options``/``adapter_options`` may point files named in the header to
+    another place; their sha256 must match. ``reference`` (the original stream, optional) only
+    serves to name the first diverging position when the round trip fails.
+    """
+    from .coding import RowDecoder
+    from .container import read_container, tokens_checksum
+    from .evaluate import run_context
+    from .plugins import load_plugins
+
+    t0 = time.perf_counter()
+    header, payload = read_container(path)
+    if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file (header says {header.get('format')!r} "
+                        f"v{header.get('format_version')!r})")
+    cfg, tok = header["config"], header["tokenizer"]
+    tok_path = str(tokenizer or tok["path"])
+    _check_file(tok_path, tok["sha256"], "the tokenizer", path)
+    table = byte_table_from_sentencepiece(load_sentencepiece(tok_path))
+    plugins = plugins if plugins is not None else load_plugins(cfg.get("plugin_modules", ()))
+    especs = _specs(cfg["experts"], expert_options, header.get("files", {}), path)
+    aspecs = _specs(cfg["adapters"], adapter_options, header.get("files", {}), path)
+    mspec = None if cfg["mixer"] is None else mixer_spec(cfg["mixer"]["name"], dict(cfg["mixer"]["options"]), len(especs))
+    n = int(header["tokens"]["count"])
+    ctx = run_context(table, tok_path, cfg["dataset"], n, plugins, cfg["device"], cfg["seed"])
+    comps, _ = build_components(plugins, ctx, especs, mspec, aspecs)
+    _check_decodable(comps)
+    for a in comps.adapters:
+        a.setup(dict(zip(comps.labels, comps.experts)))
+    _set_threads(header.get("threads", {}))
+    loop = Loop(comps, table, n, np.dtype(header["tokens"]["dtype"]), strict=True, guards=Guards())
+    loop.stream.reveal(np.array([header["tokens"]["first"]]), 0)
+    dec = RowDecoder(payload, n_symbols=n - 1, vocab_size=table.vocab_size)
+    _run_chunks(loop, int(header["tokens"]["chunk_size"]), lambda t, row: dec.decode(row), None, progress,
+                "decompressing", expected=header["tokens"]["chunk_digests"], reference=reference)
+    tokens = loop.stream.copy()
+    if tokens_checksum(tokens) != header["tokens"]["sha256"]:
+        raise RoundTripError(f"{path}: the decoded stream's checksum differs from the header's")
+    report = CodingReport(str(path), loop.n_targets, loop.n_bytes, Path(path).stat().st_size, len(payload),
+                          Path(path).stat().st_size - len(payload), bits_per_byte(loop.nll, loop.n_bytes),
+                          8.0 * len(payload) / max(loop.n_bytes, 1), time.perf_counter() - t0, dict(loop.timers))
+    return tokens, report
+
+
+def _specs(entries, overrides: Optional[Mapping], files: dict, path) -> list:
+    """Components from the header, with file options optionally moved (sha256 checked)."""
+    overrides = dict(overrides or {})
+    specs = []
+    for entry in entries:
+        options = dict(entry["options"])
+        moved = overrides.pop(entry["label"], overrides.pop(entry["name"], {}))
+        for k, v in moved.items():
+            if k not in files.get(entry["label"], {}):
+                raise UsageError(f"{entry['label']}.{k}: only options that name a file may be changed when decoding "
+                                 f"(the file's configuration is fixed)")
+            options[k] = v
+        for k, digest in files.get(entry["label"], {}).items():
+            _check_file(options[k], digest, f"{entry['label']}.{k}", path)
+        specs.append(entry | {"options": options})
+    if overrides:
+        raise UsageError(f"options given for {', '.join(sorted(overrides))}, which is not among the file's components")
+    return as_components([_component(e) for e in specs])
+
+
+def _component(entry):
+    from .build import Component
+
+    return Component(entry["name"], entry["options"], label=entry["label"] if entry["label"] != entry["name"] else "")
+
+
+def _check_file(p, digest: str, what: str, path) -> None:
+    if not Path(p).is_file():
+        raise DataError(f"{path}: {what} {p} is not there (give its new place with the matching option)")
+    if sha256_file(p) != digest:
+        raise DataError(f"{path}: {what} {p} is not the file the stream was coded with (sha256 differs)")
