@@ -96,6 +96,9 @@ def cli():
               help="Read every score from the mixture's full distribution (default: on with --audit, off otherwise).")
 @click.option("--spot-checks", type=click.IntRange(min=0), default=3, show_default=True,
               help="Live spot checks at secret positions of an audited run.")
+@click.option("--prove", is_flag=True,
+              help="Also code the stream into a file and decode it back from the file alone; PROVEN if it round-trips.")
+@click.option("--proof", "proof_path", type=click.Path(), help="Keep the compressed file of --prove here.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON results document to stdout.")
@@ -105,7 +108,7 @@ def cli():
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
 def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, device, seed, as_json, output, save_logprobs, plot_path,
+             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
              progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
     from .evaluate import DEFAULT_CHUNK, evaluate
@@ -120,6 +123,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         mixer_options=parse_assignments(mixer_opt, False, "--mixer-opt"),
         adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"),
     )
+    _check_outputs(output, save_logprobs, plot_path, proof_path)
     if preset:
         components = _apply_preset(preset, components, get_plugins(plugin_modules))
     res = evaluate(
@@ -127,12 +131,13 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         chunk_size=chunk_size or DEFAULT_CHUNK, limit=limit, trim_seq_len=trim_seq_len,
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
         keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(), audit=run_audit,
-        strict=strict, spot_checks=spot_checks,
+        strict=strict, spot_checks=spot_checks, prove=prove, proof_path=proof_path,
     )
     from .distributed import dist_info_from_env
 
     if not dist_info_from_env().is_main:  # under torchrun every rank has the same results; one prints
         return
+    click.echo(res.to_json() if as_json else format_table(res))  # the result first: outputs come after it
     if output:
         with open(output, "w") as f:
             f.write(res.to_json())
@@ -142,7 +147,23 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         from .plot import plot_results
 
         plot_results(json.loads(res.to_json()), plot_path)
-    click.echo(res.to_json() if as_json else format_table(res))
+
+
+def _check_outputs(output, save_logprobs, plot_path, proof_path) -> None:
+    """Every output path writable, and what writes it installed, before the run starts."""
+    from .report import check_output_path
+
+    for p in (output, save_logprobs, plot_path, proof_path):
+        if p:
+            check_output_path(p)
+    if save_logprobs and not str(save_logprobs).endswith(".npz"):
+        raise click.BadParameter(f"{save_logprobs!r}: the log-probabilities are an .npz archive; name it *.npz",
+                                 param_hint="--save-logprobs")
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--plot needs matplotlib (pip install 'pgolf-core[plot]')") from None
 
 
 def _apply_preset(name: str, given: dict, plugins) -> dict:

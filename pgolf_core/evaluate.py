@@ -18,7 +18,7 @@ from .api import Adapter, BuildContext, Expert, Mixer
 from .build import Component, as_components as _as_components, build_components, mixer_spec
 from .bytes import byte_table_from_sentencepiece, load_sentencepiece
 from .distributed import init_distributed
-from .errors import DataError, InvalidConfigurationError, UsageError
+from .errors import DataError, InvalidConfigurationError, PgolfError, UsageError
 from .loop import Guards, Loop
 from .plugins import load_plugins
 from .report import Results, collect_versions
@@ -91,6 +91,8 @@ def evaluate(
     audit: bool = False,
     strict: Optional[bool] = None,
     spot_checks: int = DEFAULT_SPOT_CHECKS,
+    prove: bool = False,
+    proof_path: Union[str, Path, None] = None,
 ) -> Results:
     """Score a token stream and return a ``Results`` (``bpb``, ``loss``, ``targets``, ``bytes``,
     ``expert_bpb``, ``weights``, ``level``, ...).
@@ -104,14 +106,17 @@ def evaluate(
     ``strict=True`` reads every score from the mixture's full distribution (``pgolf_core.loop``).
     ``audit=True`` (strict by default) audits this run's own components with this run's context
     before the pass and spot-checks the live pass at secret positions (``spot_checks`` of them);
-    a passing audit makes the result ``audited``, a failing one ``invalid``. Without it the result
-    is ``unchecked``: only the runtime guards ran.
+    a passing audit makes the result ``audited``, a failing one ``invalid``. ``prove=True`` also
+    codes the stream into a file (``proof_path``, or a temporary one) and decodes it back from the
+    file alone (``pgolf_core.compress``); when the tokens come back identical and the coded run's
+    BPB equals this one, the result is ``proven``. Without either the result is ``unchecked``: only
+    the runtime guards ran.
     """
     t_start = time.perf_counter()
     if chunk_size < 1:
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
     if strict is None:
-        strict = bool(audit)
+        strict = bool(audit or prove)
     if audit and not strict:
         raise UsageError("an audited result needs strict scoring: drop strict=False (--no-strict)")
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
@@ -142,9 +147,15 @@ def evaluate(
     loop = Loop(comps, table, len(stream), stream.dtype, strict=strict, guards=guards, keep_logprobs=keep_logprobs,
                 observers=observers)
     loop.run(stream, chunk_size, progress and dist.is_main)
-    verdict = make_verdict(guards, strict=strict, audit=audit_report, spot=observers[0] if observers else None)
+    summary = loop.summary()
+    proof = None
+    if prove:
+        proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, tok_path, plugins, plugin_modules,
+                       device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main)
+    verdict = make_verdict(guards, strict=strict, audit=audit_report, spot=observers[0] if observers else None,
+                           proof=proof)
     return Results(
-        **loop.summary(),
+        **summary,
         validity=verdict,
         config={
             "experts": [{"name": c.name, "label": c.label, "options": c.options, "resolved": e.describe()}
@@ -161,9 +172,47 @@ def evaluate(
                  "loop_seconds": loop.loop_seconds, "components": loop.timers,
                  "targets_per_second": loop.n_targets / max(loop.loop_seconds, 1e-12),
                  **({"audit_seconds": audit_report.seconds} if audit_report is not None else {}),
-                 **({"spot_check_seconds": observers[0].seconds} if observers else {})},
+                 **({"spot_check_seconds": observers[0].seconds} if observers else {}),
+                 **({"encode_seconds": proof["encode"]["seconds"]} if proof else {}),
+                 **({"decode_seconds": proof["decode"]["seconds"]} if proof and "decode" in proof else {})},
         adapters={a.name: a.stats() for a in comps.adapters},
     )
+
+
+PROOF_BPB_TOLERANCE = 1e-8  # the coded run's BPB must equal the evaluation's (per-target paths round alike)
+
+
+def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, tok_path, plugins, plugin_modules, device, seed,
+           chunk_size, proof_path, bpb, progress) -> dict:
+    """Compress the stream with the same configuration, decompress it from the file alone, compare."""
+    import tempfile
+
+    from .compress import compress, decompress
+
+    given = [c for c in [*expert_specs, *adapter_specs] if c.instance is not None]
+    if given or not (mixer is None or isinstance(mixer, str)):
+        raise UsageError("prove=True needs components given by registered name: the decoder rebuilds them from the file")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(proof_path) if proof_path else Path(tmp) / "proof.pgz"
+        enc = compress(expert_specs, mixer=mixer, adapters=adapter_specs, tokens=stream, tokenizer=tok_path,
+                       output=path, mixer_options=mixer_options, chunk_size=chunk_size, plugins=plugins,
+                       plugin_modules=plugin_modules, device=device, seed=seed, progress=progress)
+        proof = {"ok": False, "file": str(path) if proof_path else None, "encode": enc.to_dict()}
+        try:
+            tokens, dec = decompress(path, plugins=plugins, reference=stream, progress=progress)
+        except PgolfError as exc:
+            proof["error"] = str(exc)
+            return proof
+    proof["decode"] = dec.to_dict()
+    same = len(tokens) == len(stream) and bool(np.array_equal(tokens.astype(np.int64), stream.astype(np.int64)))
+    if not same:
+        proof["error"] = "the decoded tokens differ from the stream"
+    elif abs(enc.ideal_bpb - bpb) > PROOF_BPB_TOLERANCE:
+        proof["error"] = (f"the coded run's BPB {enc.ideal_bpb:.9f} differs from this evaluation's {bpb:.9f}: the "
+                          f"components predict differently target by target than in blocks")
+    proof.update(ok="error" not in proof, coded_bpb=enc.coded_bpb, ideal_bpb=enc.ideal_bpb,
+                 file_bytes=enc.file_bytes, payload_bytes=enc.payload_bytes, header_bytes=enc.header_bytes)
+    return proof
 
 
 def run_context(table, tok_path, dataset, n_tokens: int, plugins, device, seed, dist=None) -> BuildContext:

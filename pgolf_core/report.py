@@ -137,6 +137,12 @@ def format_table(res: Results) -> str:
         lines.append("weights    " + "  ".join(f"{k}={v:.4f}" for k, v in res.weights.items()))
     t = res.timings
     lines.append(f"time       {t['total_seconds']:.2f} s total, {t['targets_per_second']:,.0f} targets/s in the loop")
+    proof = res.validity.get("proof")
+    if proof and "encode" in proof:
+        e = proof["encode"]
+        lines.append(f"proof      coded {e['coded_bpb']:.6f} BPB: {e['file_bytes']:,} bytes = {e['payload_bytes']:,} payload + "
+                     f"{e['header_bytes']:,} header; " + ("decoded back identical from the file alone" if proof.get("ok")
+                                                            else f"FAILED: {proof.get('error')}"))
     if res.level == "unchecked":
         lines.append("verdict    UNCHECKED: only runtime guards ran; --audit checks C1-C4, --prove codes and decodes the stream")
     if not res.valid:

@@ -157,7 +157,7 @@ def test_mixture_of_identical_experts_is_that_expert(seed, k, n, mode):
 @given(seed=seeds, k=st.integers(2, 4), n=st.integers(2, 40), loss=st.sampled_from(["sum", "mean"]))
 def test_batch_update_scores_a_batch_with_weights_from_before_it(seed, k, n, loss):
     dists, targets, logp = experts(seed, k, 2 * n, 6)
-    mixer = build("hedge", k, 6, update="batch", batch_loss=loss, eta=0.7)
+    mixer = build("hedge", k, 6, update="batch", batch_loss=loss, eta=0.7, batch=n)
     mixer.mix(logp[:, :n], targets[:n])  # a first batch moves the weights
     before = mixer.weights.copy()
     out = mixer.mix(logp[:, n:], targets[n:])
@@ -166,6 +166,20 @@ def test_batch_update_scores_a_batch_with_weights_from_before_it(seed, k, n, los
     step = logp[:, n:].sum(axis=1) if loss == "sum" else logp[:, n:].mean(axis=1)
     after = np.log(before) + 0.7 * step
     np.testing.assert_allclose(mixer.weights, np.exp(after - logsumexp(after)), rtol=1e-9, atol=1e-300)
+
+
+@SETTINGS
+@given(seed=seeds, n=st.integers(2, 60), batch=st.integers(1, 25), cuts=st.lists(st.integers(1, 59), max_size=4))
+def test_batch_updates_do_not_depend_on_how_the_stream_is_split_into_calls(seed, n, batch, cuts):
+    dists, targets, logp = experts(seed, 3, n, 6)
+    whole = build("hedge", 3, 6, update="batch", batch_loss="mean", eta=0.5, batch=batch)
+    ref = whole.mix(logp, targets, dists, return_distribution=True)[1]
+    parts, rows = build("hedge", 3, 6, update="batch", batch_loss="mean", eta=0.5, batch=batch), []
+    bounds = [0, *sorted({c for c in cuts if c < n}), n]
+    for s, e in zip(bounds, bounds[1:]):
+        rows.append(parts.mix(logp[:, s:e], targets[s:e], dists[:, s:e], return_distribution=True)[1])
+    np.testing.assert_allclose(np.concatenate(rows), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(parts.weights, whole.weights, rtol=1e-12)
 
 
 @SETTINGS
@@ -193,7 +207,7 @@ def test_per_token_hedge_does_not_depend_on_chunking(seed, k, n, mode, cuts):
 
 def test_seed_settings_score_the_first_targets_with_the_first_expert_then_hedge_on_batch_means():
     dists, targets, logp = experts(3, 4, 30, 6)
-    mixer = build("hedge", 4, 6, eta=0.1, update="batch", batch_loss="mean", bias=2.0, solo_first=10)
+    mixer = build("hedge", 4, 6, eta=0.1, update="batch", batch_loss="mean", bias=2.0, solo_first=10, batch=2)
     first = mixer.mix(logp[:, :12], targets[:12])
     np.testing.assert_array_equal(first[:10], logp[0, :10])
     w0 = np.exp([2.0, 0, 0, 0]) / np.exp([2.0, 0, 0, 0]).sum()
@@ -208,7 +222,7 @@ def test_seed_settings_score_the_first_targets_with_the_first_expert_then_hedge_
 def test_a_zero_probability_expert_loses_its_weight_without_nans():
     with np.errstate(divide="ignore"):
         logp = np.log(np.array([[0.5, 0.5, 0.5], [0.0, 0.5, 0.5]]))
-    for mode in ({}, {"share": 0.1}, {"update": "batch"}):
+    for mode in ({}, {"share": 0.1}, {"update": "batch", "batch": 3}):
         mixer = build("hedge", 2, 4, **mode)
         out = mixer.mix(logp, np.zeros(3, dtype=int))
         assert np.all(np.isfinite(out)) and np.all(np.isfinite(mixer.weights))

@@ -10,8 +10,11 @@ mixture sum_k w_k p_k is a normalized distribution for every target (C2) built f
 Modes:
 - ``update="token"``: weights move after every target (cumulative sums, or the numba kernel of
   ``hedge_kernels`` when fixed share is on, since sharing makes the recursion non-linear).
-- ``update="batch"``: weights move once per ``mix`` call, after the whole span is scored, on the
-  span's summed (``batch_loss="sum"``) or mean (``"mean"``, the seed record's choice) loss.
+- ``update="batch"``: weights move once every ``batch`` targets of the stream (default 2,048, the
+  seed's 32 windows of 64 scored targets), on that batch's summed (``batch_loss="sum"``) or mean
+  (``"mean"``, the seed record's choice) loss. Batches are counted along the stream, not per
+  ``mix`` call, so the mixture does not depend on how the loop splits the stream (an evaluation's
+  blocks and the compressor's single targets give the same weights).
 - ``share=alpha``: fixed share (Herbster & Warmuth 1998): after each update w <- (1-alpha) w + alpha/K,
   so an input that was bad for a while can come back quickly.
 - ``solo_first=N``: the first N targets of the stream are scored by the first input alone and do
@@ -62,18 +65,24 @@ def check_rows(mixer: Mixer, dists) -> np.ndarray:
     return dists
 
 
+DEFAULT_BATCH = 2048  # targets per batch update: the seed's 32 windows x 64 scored targets
+
+
 class HedgeMixer(Mixer):
     """Exponentially weighted average of the inputs under log loss; see the module docstring."""
 
     def __init__(self, n_experts: int, vocab_size: int, *, eta: float = 1.0, prior: Optional[np.ndarray] = None,
                  update: str = "token", share: float = 0.0, bias: float = 0.0, batch_loss: str = "sum",
-                 solo_first: int = 0, input_names=()):
+                 solo_first: int = 0, batch: int = DEFAULT_BATCH, input_names=()):
         super().__init__(n_experts, vocab_size)
         k = self.n_experts
         prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
         self.prior = prior / prior.sum()
         self.eta, self.update, self.share = float(eta), update, float(share)
         self.bias, self.batch_loss, self.solo_first = float(bias), batch_loss, int(solo_first)
+        if int(batch) < 1:
+            raise UsageError(f"mixer 'hedge': batch must be at least 1 target, got {batch}")
+        self.batch = int(batch)
         self.input_names = tuple(input_names)
         lw0 = np.log(self.prior)
         lw0[0] += self.bias
@@ -83,6 +92,8 @@ class HedgeMixer(Mixer):
     def reset(self) -> None:
         self._lw = self._lw0.copy()  # normalized log-weights for the next target
         self._seen = 0  # targets mixed so far (for solo_first)
+        self._acc = np.zeros(self.n_experts)  # batch mode: summed log loss of the open batch
+        self._acc_n = 0  # and its number of targets
 
     @property
     def weights(self) -> np.ndarray:
@@ -109,25 +120,44 @@ class HedgeMixer(Mixer):
         dists = check_rows(self, dists)
         if self._seen < self.solo_first:
             return np.asarray(dists[0], dtype=np.float64)
-        used, _ = self._plan(np.zeros((self.n_experts, 1)))
+        if self.update == "batch":  # the open batch's weights, whatever its loss will be
+            used = self._lw[None, :]
+        else:
+            used, _ = self._plan(np.zeros((self.n_experts, 1)))
         return mixture_distribution(used, dists[:, None, :])[0]
 
     def _step(self, lp: np.ndarray) -> np.ndarray:
-        """Weights used for each target of ``lp`` (K, m); moves ``self._lw`` past them."""
+        """Weights used for each target of ``lp`` (K, m); moves the state past them."""
+        if self.update == "batch":
+            used, (self._lw, self._acc, self._acc_n) = self._plan_batch(lp)
+            return used
         used, self._lw = self._plan(lp)
         return used
 
+    def _plan_batch(self, lp: np.ndarray):
+        """Batch mode: every ``batch`` targets of the stream (counted from its first mixed target,
+        however the loop splits it into calls), the weights move once on that batch's summed or
+        mean loss. Returns (weights used (m, K), (log-weights, open loss sum, open count)); pure."""
+        m, k = lp.shape[1], self.n_experts
+        used, lw, acc, cnt, i = np.empty((m, k)), self._lw, self._acc.copy(), self._acc_n, 0
+        while i < m:
+            take = min(m - i, self.batch - cnt)
+            used[i:i + take] = lw
+            with np.errstate(invalid="ignore"):
+                acc = acc - lp[:, i:i + take].sum(axis=1)
+            cnt, i = cnt + take, i + take
+            if cnt == self.batch:
+                v = lw - self.eta * (acc if self.batch_loss == "sum" else acc / cnt)
+                lw = self._shared(normalize_log(v)) if np.isfinite(v.max()) else lw
+                acc, cnt = np.zeros(k), 0
+        return used, (lw, acc, cnt)
+
     def _plan(self, lp: np.ndarray):
-        """(log-weights used for each target of ``lp`` (m, K), log-weights after them); pure."""
+        """Per-token modes: (log-weights used for each target of ``lp`` (m, K), log-weights after
+        them); pure."""
         m = lp.shape[1]
         if m == 0:
             return np.empty((0, self.n_experts)), self._lw
-        if self.update == "batch":
-            used = np.broadcast_to(self._lw, (m, self.n_experts)).copy()
-            with np.errstate(invalid="ignore"):
-                loss = -(lp.sum(axis=1) if self.batch_loss == "sum" else lp.mean(axis=1))
-            v = self._lw - self.eta * loss
-            return used, (self._shared(normalize_log(v)) if np.isfinite(v.max()) else self._lw)
         if self.share > 0.0 or not np.all(np.isfinite(lp)):
             from .hedge_kernels import hedge_share_kernel
 
@@ -148,6 +178,6 @@ class HedgeMixer(Mixer):
         return np.logaddexp(np.log1p(-self.share) + lw, np.log(self.share / self.n_experts))
 
     def describe(self) -> dict:
-        return {"eta": self.eta, "prior": self.prior.tolist(), "update": self.update, "share": self.share,
+        return {"eta": self.eta, "prior": self.prior.tolist(), "update": self.update, "batch": self.batch, "share": self.share,
                 "bias": self.bias, "batch_loss": self.batch_loss, "solo_first": self.solo_first,
                 "inputs": list(self.input_names), "weights": self.weights.tolist()}

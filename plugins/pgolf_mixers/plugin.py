@@ -12,7 +12,7 @@ from .options import input_count, parse_bool, parse_choice, parse_float, parse_i
 
 
 def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias="0", batch_loss="sum",
-               solo_first="0"):
+               solo_first="0", batch="2048"):
     """Hedge / Bayesian mixture. The seed record's variant: eta=0.1 update=batch batch_loss=mean
     bias=2 solo_first=10000."""
     from .hedge import HedgeMixer
@@ -30,6 +30,7 @@ def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias=
         bias=parse_float(bias, m, "bias"),
         batch_loss=parse_choice(batch_loss, m, "batch_loss", ("sum", "mean")),
         solo_first=parse_int(solo_first, m, "solo_first", low=0),
+        batch=parse_int(batch, m, "batch", low=1),
         input_names=ctx.expert_names,
     )
 
@@ -64,7 +65,7 @@ def make_stack(ctx, inputs="", top="hedge", top_opts=""):
 def pgolf_register_mixers(register):
     register("hedge", make_hedge,
              description="Hedge / Bayesian mixture (options eta, prior, update=token|batch, share, bias, "
-                         "batch_loss=sum|mean, solo_first)")
+                         "batch_loss=sum|mean, batch, solo_first)")
     register("logistic", make_logistic, aliases=["geometric"],
              description="online geometric mixture, exactly renormalized (options lr, init, bias, "
                          "context=none|entropy|confidence, buckets)")
