@@ -257,7 +257,11 @@ class RowDecoder:
         """Decode one symbol under the probability ``row`` of shape (V,)."""
         arr = _as_row(row, self.vocab_size)
         self._reserve(1)
-        symbol = int(self._decoder.decode(self._family, arr[None, :])[0])
+        try:
+            symbol = int(self._decoder.decode(self._family, arr[None, :])[0])
+        except (AssertionError, ValueError, RuntimeError) as exc:  # constriction's "invalid for the model"
+            raise CodingError(f"symbol {self.decoded}: the payload cannot be decoded under this row ({exc}): the rows "
+                              f"are not the ones it was coded with") from None
         self.vocab_size = arr.shape[0]
         self.decoded += 1
         return symbol

@@ -29,6 +29,7 @@ import numpy as np
 
 from .build import as_components, build_components, mixer_spec
 from .bytes import bits_per_byte, byte_table_from_sentencepiece, load_sentencepiece
+from .coding import CodingError
 from .errors import DataError, PgolfError, UsageError
 from .loop import Guards, Loop
 
@@ -122,7 +123,13 @@ def _run_chunks(loop: Loop, chunk: int, choose, digests: Optional[list], progres
 
     with progress_bar(loop.n_tokens - 1, enabled=progress, label=label) as advance:
         for i, (start, end, final) in enumerate(loop.chunk_spans(chunk)):
-            loop.step_targets(start, end, final=final, choose=choose)
+            try:
+                loop.step_targets(start, end, final=final, choose=choose)
+            except CodingError:
+                if expected is None:
+                    raise
+                raise RoundTripError(_divergence(loop, start, loop.stream.revealed, reference,
+                                                 failed_at=loop.stream.revealed)) from None
             d = _chunk_digest(loop.stream.view(end)[start:end])
             if digests is not None:
                 digests.append(d)
@@ -131,13 +138,17 @@ def _run_chunks(loop: Loop, chunk: int, choose, digests: Optional[list], progres
             advance(end - start)
 
 
-def _divergence(loop: Loop, start: int, end: int, reference: Optional[np.ndarray]) -> str:
+def _divergence(loop: Loop, start: int, end: int, reference: Optional[np.ndarray], failed_at: Optional[int] = None) -> str:
     msg = f"the decoded stream differs from the coded one within targets [{start}, {end})"
+    if failed_at is not None:
+        msg = f"the payload stopped decoding at target {failed_at} (so the stream differs at or before it)"
     if reference is not None:
+        end = min(end, loop.stream.revealed)
         got = loop.stream.view(end)[start:end]
         bad = np.nonzero(np.asarray(got, dtype=np.int64) != np.asarray(reference[start:end], dtype=np.int64))[0]
-        if len(bad):
-            msg = f"the decoded stream first differs from the original at position {start + int(bad[0])}"
+        if len(bad) or failed_at is not None:
+            first = start + int(bad[0]) if len(bad) else failed_at
+            msg = f"the decoded stream first differs from the original at position {first}"
     return (msg + ": the components did not predict bit for bit what they predicted when coding (another "
             "machine, library version or thread count, or a nondeterministic component)")
 

@@ -212,3 +212,25 @@ class SelfContradictingMixer(EqualMixer):
         out, rows = super().mix(logp, targets, dists, True)
         best = np.max(logp, axis=0)
         return (best, rows) if return_distribution else best
+
+
+class DecodableCounter(HonestCounter):
+    """The honest counter with the target-by-target protocol: it can be compressed."""
+
+    name = "decodable-counter"
+
+    def predict(self, tokens, t):
+        return self.counts / self.counts.sum()
+
+    def observe(self, tokens, t):
+        self.counts[int(tokens[t])] += 1
+
+
+class NoisyDecodable(DecodableCounter):
+    """Decodable but nondeterministic: the decoder cannot reproduce its rows."""
+
+    name = "noisy-decodable"
+
+    def predict(self, tokens, t):
+        row = super().predict(tokens, t) * (1.0 + 1e-2 * np.random.default_rng().random(self.vocab_size))
+        return row / row.sum()

@@ -1,0 +1,11 @@
+"""Registers the decodable planted experts by name (the compressor rebuilds components by name)."""
+
+from pgolf_core import hookimpl
+
+import planted
+
+
+@hookimpl
+def pgolf_register_experts(register):
+    register("decodable-counter", lambda ctx: planted.DecodableCounter(ctx.vocab_size), description="test: honest")
+    register("noisy-decodable", lambda ctx: planted.NoisyDecodable(ctx.vocab_size), description="test: nondeterministic")
