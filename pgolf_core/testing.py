@@ -623,3 +623,64 @@ def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n
                                         f"only targets >= {c} changed: its weights looked at the target")
         _compare_fingerprints(fps, fq, c, who)
     return {"C2": c2, "C1_C3": {"cuts": cuts, "spans": len(spans)}}
+
+
+def trace_targets(comps, tokens: np.ndarray, chunk: int = 512, probe_fingerprints: bool = False):
+    """Drive components target by target (``predict``/``observe``: the compressor's path) through the
+    loop; returns the mixture row of every target (n - 1, V) and the number of fingerprint probes.
+
+    With ``probe_fingerprints``, every component's fingerprint is taken before and after each
+    ``predict`` of the first targets of every chunk (``predict`` must not change the state)."""
+    from .loop import Guards, Loop, NoBytes
+
+    stream = as_stream(tokens, comps.experts[0].vocab_size)
+    loop = Loop(comps, NoBytes(), len(stream), stream.dtype, strict=True, guards=Guards(raise_nonfinite=False))
+    loop.stream.reveal(stream[:1], 0)
+    rows, probes = np.empty((len(stream) - 1, comps.experts[0].vocab_size)), [0]
+
+    def choose(t, row):
+        rows[t - 1] = row
+        return int(stream[t])
+
+    for start, end, final in loop.chunk_spans(chunk):
+        if probe_fingerprints:
+            before = comps.fingerprints()
+            for e in comps.experts:
+                e.predict(loop.stream.view(start), start)
+            assert comps.fingerprints() == before, f"predict() at target {start} changed a component's state"
+            probes[0] += 1
+        loop.step_targets(start, end, final=final, choose=choose)
+    return rows, probes[0]
+
+
+def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = 1e-6) -> dict:
+    """The compressor's contract for an expert (``pgolf_core.api.Expert``, "Bit-exact prediction"):
+    ``predict`` never changes the state, two fresh copies driven target by target give bitwise
+    identical rows (what makes the decoder reproduce the encoder), and those rows equal the ones
+    ``distributions()`` gives in blocks (to ``tol``)."""
+    from .loop import Components
+
+    first = fresh(source)
+    assert first.decodable, f"expert {first.name or type(first).__name__!r} has no predict(): it cannot be decoded"
+    stream = as_stream(tokens, first.vocab_size)
+    a, probes = trace_targets(Components([first], ["expert"]), stream, chunk, probe_fingerprints=True)
+    b, _ = trace_targets(Components([fresh(source)], ["expert"]), stream, chunk)
+    same = np.array_equal(a, b)
+    assert same, (f"two runs of predict() on the same stream differ (first at target "
+                  f"{int(np.argmax(np.any(a != b, axis=1))) + 1}): the decoder could not reproduce the encoder's rows")
+    spans = [(s, e) for s, e, _ in _chunks(len(stream), chunk)]
+    ref = {}
+    trace_expert(fresh(source), stream, spans, mode="dist", on_rows=lambda s, r: ref.__setitem__(s, np.array(r)))
+    block = np.concatenate([ref[s] for s, _ in spans])
+    worst = float(np.max(np.abs(block - a)))
+    assert worst <= tol, f"predict() rows differ from distributions() rows by up to {worst:.3g} (tolerance {tol:g})"
+    return {"targets": len(stream) - 1, "bitwise_repeatable": same, "max_vs_distributions": worst,
+            "predict_fingerprint_probes": probes}
+
+
+def _chunks(n: int, chunk: int):
+    start = 1
+    while start < n:
+        end = min(start + chunk, n)
+        yield start, end, end == n
+        start = end

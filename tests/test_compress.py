@@ -122,3 +122,18 @@ def test_components_that_cannot_decode_are_refused_before_encoding(tmp_path, plu
         compress(["counting"], tokens=np.asarray(demo_tokens("val")[:100]), tokenizer=demo_tokenizer_path(),
                  output=tmp_path / "x.pgz", plugins=load_plugins(["sample_plugin"]))
     assert not (tmp_path / "x.pgz").exists()
+
+
+def test_the_decoding_contract_check_passes_builtins_and_catches_nondeterminism(plugins):
+    from pgolf_core.api import BuildContext
+    from pgolf_core.testing import check_decodable
+
+    import planted
+
+    tokens = np.asarray(demo_tokens("val")[:1500])
+    ctx = BuildContext(vocab_size=1024)
+    ev = check_decodable(lambda: plugins.experts.create("trigram", ctx), tokens)
+    assert ev["bitwise_repeatable"] and ev["max_vs_distributions"] == 0.0
+    check_decodable(lambda: planted.DecodableCounter(1024), tokens)
+    with pytest.raises(AssertionError, match="differ"):
+        check_decodable(lambda: planted.NoisyDecodable(1024), tokens)
