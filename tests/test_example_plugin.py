@@ -55,3 +55,13 @@ def test_eval_with_the_example_plugin(recency_plugins):
     res = evaluate(["recency"], plugins=recency_plugins)  # the built-in demo stream
     uniform = evaluate(["uniform"], plugins=recency_plugins)
     assert res.valid and res.bpb < uniform.bpb
+
+
+def test_the_example_plugin_meets_the_compressors_contract_and_is_proven(recency_plugins):
+    from pgolf_core.demo import demo_tokens
+    from pgolf_core.testing import check_decodable
+
+    ctx = BuildContext(vocab_size=1024)
+    check_decodable(lambda: recency_plugins.experts.create("recency", ctx), demo_tokens("val")[:800])
+    res = evaluate(["recency", "bigram"], plugins=recency_plugins, limit=1500, prove=True)
+    assert res.level == "proven", res.validity["violations"]
