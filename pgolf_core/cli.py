@@ -87,7 +87,7 @@ def cli():
 @click.option("--mixer-opt", multiple=True, metavar="K=V", help="Mixer option, e.g. eta=0.1 (repeatable).")
 @click.option("--adapter-opt", multiple=True, metavar="NAME.K=V", help="Adapter option (repeatable).")
 @click.option("--limit", type=int, help="Score only the first N tokens of the stream (N-1 targets).")
-@click.option("--chunk-size", type=int, default=None, help="Targets per evaluator chunk.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Targets per evaluator chunk.")
 @click.option("--trim-seq-len", type=int, help="Apply the official cut ((N-1)//L)*L+1 for parity with published logs.")
 @click.option("--allow-invalid", is_flag=True, help="Run components known to break C1-C4; the BPB is reported as INVALID.")
 @click.option("--audit", "run_audit", is_flag=True,
@@ -96,6 +96,8 @@ def cli():
               help="Read every score from the mixture's full distribution (default: on with --audit, off otherwise).")
 @click.option("--spot-checks", type=click.IntRange(min=0), default=3, show_default=True,
               help="Live spot checks at secret positions of an audited run.")
+@click.option("--tokenizer-check/--no-tokenizer-check", default=True, show_default=True,
+              help="Decode and re-encode a few documents of --data to make sure the tokenizer wrote them.")
 @click.option("--prove", is_flag=True,
               help="Also code the stream into a file and decode it back from the file alone; PROVEN if it round-trips.")
 @click.option("--proof", "proof_path", type=click.Path(), help="Keep the compressed file of --prove here.")
@@ -108,7 +110,7 @@ def cli():
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
 def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
+             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, tokenizer_check, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
              progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
     from .evaluate import DEFAULT_CHUNK, evaluate
@@ -132,6 +134,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
         keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(), audit=run_audit,
         strict=strict, spot_checks=spot_checks, prove=prove, proof_path=proof_path,
+        check_tokenizer=None if tokenizer_check else False,
     )
     from .distributed import dist_info_from_env
 

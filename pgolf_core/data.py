@@ -66,8 +66,8 @@ def check_vocab(tokens: np.ndarray, vocab_size: Optional[int], source) -> None:
     if top >= vocab_size:
         where = int(np.argmax(tokens >= vocab_size))
         raise DataError(
-            f"{source}: token id {top} at position {where} is out of range for a vocabulary of "
-            f"{vocab_size} (does the tokenizer match the data?)"
+            f"{source}: token id {int(tokens[where])} at position {where} is out of range for a vocabulary of "
+            f"{vocab_size} (the largest id is {top}; does the tokenizer match the data?)"
         )
 
 
@@ -93,7 +93,15 @@ def shard_paths(path, split: str = "val") -> list:
     if p.is_file():
         return [p]
     if p.is_dir():
-        found = sorted(p.glob(f"fineweb_{split}_*.bin")) or sorted(p.glob("*.bin"))
+        found = sorted(p.glob(f"fineweb_{split}_*.bin"))
+        if found:
+            return found
+        named = sorted(p.glob("fineweb_*_*.bin"))
+        if named:  # e.g. only training shards: never score another split than the one asked for
+            splits = sorted({q.name.split("_")[1] for q in named})
+            raise DataError(f"data directory {p} has no fineweb_{split}_*.bin shards, only {', '.join(splits)} "
+                            f"shards; name the shards to score explicitly (e.g. {named[0]})")
+        found = sorted(p.glob("*.bin"))
         if not found:
             raise DataError(f"data directory {p}: no fineweb_{split}_*.bin shards")
         return found
@@ -114,6 +122,10 @@ def load_tokens(path, vocab_size: Optional[int] = None, split: str = "val") -> n
 
 def official_trim(tokens: np.ndarray, seq_len: int = 2048) -> np.ndarray:
     """The official scripts' cut: keep ``((N - 1) // seq_len) * seq_len + 1`` tokens."""
+    if int(seq_len) < 1:
+        from .errors import UsageError
+
+        raise UsageError(f"the official trim needs a positive sequence length, got {seq_len}")
     n = ((len(tokens) - 1) // seq_len) * seq_len + 1
     if n < 2:
         raise DataError(f"stream of {len(tokens)} tokens is shorter than one window of {seq_len}")
@@ -179,3 +191,32 @@ def prepare_shards(docs_path, tokenizer_path, out_dir, val_docs: int = 0, shard_
             files.append(str(f))
         summary[split] = {"docs": len(part), "tokens": int(len(stream)), "shards": files}
     return summary
+
+
+TOKENIZER_CHECK_DOCS = 8  # complete documents decoded and re-encoded to check a tokenizer against data
+TOKENIZER_CHECK_MAX_TOKENS = 4096  # longer documents are skipped (the check stays a few milliseconds)
+
+
+def check_tokenizer_matches(tokens: np.ndarray, sp, source, tokenizer) -> dict:
+    """Decode complete documents of the stream (BOS to BOS) and re-encode them: with the tokenizer
+    that wrote the data they come back token for token. A wrong tokenizer of the same or a larger
+    vocabulary passes the id-range check but not this one, and would count the wrong bytes.
+
+    Returns the evidence; raises ``DataError`` when fewer than half of the sampled documents round
+    trip. Streams without complete documents are not checked (``{"documents": 0}``)."""
+    starts = np.flatnonzero(np.asarray(tokens) == BOS_ID)
+    docs = [(a + 1, b) for a, b in zip(starts[:-1], starts[1:]) if 0 < b - a - 1 <= TOKENIZER_CHECK_MAX_TOKENS]
+    if not docs:
+        return {"documents": 0}
+    picks = [docs[i] for i in np.linspace(0, len(docs) - 1, min(TOKENIZER_CHECK_DOCS, len(docs))).astype(int)]
+    bad = []
+    for a, b in picks:
+        ids = [int(x) for x in tokens[a:b]]
+        if sp.encode(sp.decode(ids)) != ids:
+            bad.append(int(a))
+    if 2 * len(bad) > len(picks):
+        raise DataError(f"{source}: the tokenizer {tokenizer} does not match the data: {len(bad)} of {len(picks)} "
+                        f"sampled documents (starting at positions {bad[:3]}) do not re-encode to their own tokens, so "
+                        f"their bytes would be counted wrong. Give the tokenizer that wrote the data, or skip this "
+                        f"check (--no-tokenizer-check) for a stream that legitimately does not round-trip")
+    return {"documents": len(picks), "round_trip_failures": len(bad)}

@@ -29,8 +29,12 @@ DEFAULT_SPOT_CHECKS = 3  # live spot checks of an audited run (each deep-copies 
 DEFAULT_CHUNK = 8192  # targets per chunk: small enough for per-chunk weight trajectories
 
 
-def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len: Optional[int] = None):
-    """Return (tokens, byte table, tokenizer path, dataset label) with vocab checks."""
+def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len: Optional[int] = None,
+                   check_tokenizer: Optional[bool] = None):
+    """Return (tokens, byte table, tokenizer path, dataset label) with vocab checks.
+
+    ``check_tokenizer`` (default: for data read from files) decodes and re-encodes a few complete
+    documents to make sure the tokenizer is the one that wrote them (``data.check_tokenizer_matches``)."""
     from .data import load_tokens, official_trim
 
     dataset = None
@@ -44,7 +48,8 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
         raise UsageError("the tokenizer is needed to count bytes: pass tokenizer=PATH (--tokenizer)")
     sp = load_sentencepiece(tokenizer)
     table = byte_table_from_sentencepiece(sp)
-    if isinstance(tokens, (str, Path)):
+    from_file = isinstance(tokens, (str, Path))
+    if from_file:
         dataset = dataset or str(tokens)
         tokens = load_tokens(tokens, vocab_size=table.vocab_size)
     else:
@@ -55,7 +60,11 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
 
         check_vocab(tokens, table.vocab_size, "tokens")
         dataset = dataset or "array"
-    if trim_seq_len:
+    if check_tokenizer or (check_tokenizer is None and from_file):
+        from .data import check_tokenizer_matches
+
+        check_tokenizer_matches(tokens, sp, dataset, tokenizer)
+    if trim_seq_len is not None:
         tokens = official_trim(tokens, trim_seq_len)
     if limit is not None:
         if limit < 2:
@@ -93,6 +102,7 @@ def evaluate(
     spot_checks: int = DEFAULT_SPOT_CHECKS,
     prove: bool = False,
     proof_path: Union[str, Path, None] = None,
+    check_tokenizer: Optional[bool] = None,
 ) -> Results:
     """Score a token stream and return a ``Results`` (``bpb``, ``loss``, ``targets``, ``bytes``,
     ``expert_bpb``, ``weights``, ``level``, ...).
@@ -121,7 +131,7 @@ def evaluate(
         raise UsageError("an audited result needs strict scoring: drop strict=False (--no-strict)")
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     dist = init_distributed(device)
-    stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit, trim_seq_len)
+    stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer)
     expert_specs = _as_components(experts, expert_options)
     adapter_specs = _as_components(adapters, adapter_options)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed, dist)

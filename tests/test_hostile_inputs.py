@@ -1,0 +1,116 @@
+"""Hostile inputs a new user produces: each is refused before any work, with one line that names the
+problem and no score printed; the shard and .npy readers never raise anything but DataError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from pgolf_core.cli import cli
+from pgolf_core.data import load_tokens, write_shard
+from pgolf_core.demo import demo_tokenizer_path, demo_tokens
+from pgolf_core.errors import DataError
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _refused(res, code: int, needle: str) -> None:
+    out = res.output
+    assert res.exit_code == code, out
+    assert needle in out, out
+    assert "BPB" not in out and "Traceback" not in out, out
+
+
+@pytest.fixture
+def val_npy(tmp_path):
+    path = tmp_path / "val.npy"
+    np.save(path, np.asarray(demo_tokens("val")[:3000]))
+    return path
+
+
+def test_a_tokenizer_that_did_not_write_the_data_is_refused(tmp_path, tokenizer_path):
+    from pgolf_core.bytes import load_sentencepiece
+
+    sp = load_sentencepiece(tokenizer_path)  # the official sp1024: same vocabulary size as the demo's
+    docs = [sp.encode("The quick brown fox jumps over the lazy dog number %d." % i) for i in range(6)]
+    data = tmp_path / "val.npy"
+    np.save(data, np.array([t for d in docs for t in [1, *d]] + [1], dtype=np.uint16))
+    ok = _run("eval", "-e", "bigram", "--data", data, "--tokenizer", tokenizer_path, "--no-progress")
+    assert ok.exit_code == 0, ok.output
+    _refused(_run("eval", "-e", "bigram", "--data", data, "--tokenizer", demo_tokenizer_path(), "--no-progress"),
+             1, "does not match the data")
+    skipped = _run("eval", "-e", "bigram", "--data", data, "--tokenizer", demo_tokenizer_path(), "--no-progress",
+                   "--no-tokenizer-check")
+    assert skipped.exit_code == 0, skipped.output
+
+
+def test_a_directory_with_only_training_shards_is_refused(tmp_path):
+    write_shard(tmp_path / "fineweb_train_000000.bin", np.asarray(demo_tokens("val")[:500]))
+    _refused(_run("eval", "-e", "bigram", "--data", tmp_path, "--tokenizer", demo_tokenizer_path(), "--no-progress"),
+             1, "only train shards")
+
+
+@pytest.mark.parametrize("flag", ["-o", "--save-logprobs", "--plot", "--proof"])
+def test_unwritable_outputs_are_refused_before_the_run(tmp_path, val_npy, flag):
+    target = tmp_path / "missing" / ("out.npz" if flag == "--save-logprobs" else "out")
+    _refused(_run("eval", "-e", "bigram", "--data", val_npy, "--tokenizer", demo_tokenizer_path(), flag, target,
+                  "--no-progress"), 2, "does not exist")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--save-logprobs", "run.dat"], "name it *.npz"),
+    (["--trim-seq-len", "0"], "positive sequence length"),
+    (["--trim-seq-len", "-5"], "positive sequence length"),
+    (["--chunk-size", "0"], "--chunk-size"),
+    (["--mixer-opt", "eta=2"], "one expert and no mixer"),
+])
+def test_bad_values_are_refused_up_front(tmp_path, val_npy, args, needle, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _refused(_run("eval", "-e", "bigram", "--data", val_npy, "--tokenizer", demo_tokenizer_path(), "--no-progress",
+                  *args), 2, needle)
+
+
+def test_the_out_of_range_message_names_the_offending_token(tmp_path):
+    toks = np.arange(40, dtype=np.uint16) % 1000
+    toks[7], toks[20] = 1500, 3000
+    np.save(tmp_path / "t.npy", toks)
+    with pytest.raises(DataError, match="token id 1500 at position 7 .*largest id is 3000"):
+        load_tokens(tmp_path / "t.npy", vocab_size=1024)
+
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(blob=st.binary(max_size=2048), keep_header=st.booleans())
+def test_the_shard_reader_never_raises_anything_but_a_data_error(tmp_path, blob, keep_header):
+    path = tmp_path / "fineweb_val_000000.bin"
+    if keep_header:  # a valid header followed by garbage: the length checks must catch it
+        header = np.zeros(256, dtype="<i4")
+        header[:3] = (20240520, 1, len(blob) // 2 + (len(blob) % 3))
+        blob = header.tobytes() + blob
+    path.write_bytes(blob)
+    try:
+        load_tokens(path, vocab_size=1024)
+    except DataError:
+        pass
+
+
+@FUZZ
+@given(blob=st.binary(max_size=1024), arr=st.sampled_from(["empty", "2d", "float", "negative", "big", "bytes"]))
+def test_the_npy_reader_never_raises_anything_but_a_data_error(tmp_path, blob, arr):
+    path = tmp_path / "x.npy"
+    if arr == "bytes":
+        path.write_bytes(b"\x93NUMPY" + blob)
+    else:
+        value = {"empty": np.zeros(0, np.int64), "2d": np.zeros((3, 3), np.int64), "float": np.ones(5),
+                 "negative": np.array([1, -2, 3]), "big": np.array([1, 70000])}[arr]
+        np.save(path, value)
+    try:
+        load_tokens(path, vocab_size=1024)
+    except DataError:
+        pass
