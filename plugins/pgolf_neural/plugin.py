@@ -29,7 +29,7 @@ def _device(value, default: str):
         device = torch.device(text)
     except RuntimeError:
         raise UsageError(f"expert 'neural': option device must be a torch device such as cpu or cuda:0, "
-                         f"got {value!r}") from None
+                         f"got {text!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"expert 'neural': device {text!r} requested but CUDA is not available")
     return device
