@@ -39,6 +39,32 @@ class ByteTable:
         x = np.asarray(tokens[start - 1 : end - 1], dtype=np.int64)
         return self.base_bytes[y] + (self.has_space[y] & ~self.is_boundary[x])
 
+    def describe(self) -> dict:
+        return {"method": "tokenizer table"}
+
+
+@dataclass(frozen=True)
+class SidecarBytes:
+    """Byte counts given per token by a sidecar file (the CaseOps data of today's records): target t
+    stands for ``counts[t]`` original UTF-8 bytes (BOS and case operators count 0). It replaces the
+    tokenizer's table, which cannot know the bytes a case transform removed."""
+
+    counts: np.ndarray  # int64 (N,), aligned with the token stream
+    source: str  # the sidecar file(s)
+
+    def target_bytes(self, tokens: np.ndarray, start: int = 1, end: int | None = None) -> np.ndarray:
+        end = len(tokens) if end is None else end
+        if start < 1:
+            raise ValueError("position 0 has no previous token and is never a target")
+        return self.counts[start:end]
+
+    def head(self, n: int) -> "SidecarBytes":
+        """The counts of the first ``n`` tokens (the stream was cut to them)."""
+        return SidecarBytes(self.counts[:n], self.source)
+
+    def describe(self) -> dict:
+        return {"method": "sidecar", "source": self.source}
+
 
 def load_sentencepiece(path) -> "object":
     """Load a SentencePiece model, with a clear error naming the file."""

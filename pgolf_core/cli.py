@@ -96,6 +96,8 @@ def cli():
               help="Read every score from the mixture's full distribution (default: on with --audit, off otherwise).")
 @click.option("--spot-checks", type=click.IntRange(min=0), default=3, show_default=True,
               help="Live spot checks at secret positions of an audited run.")
+@click.option("--bytes", "byte_counts", type=click.Path(),
+              help="Per-token byte sidecar (fineweb_val_bytes_*.bin); default: the sidecars beside the shards, if any.")
 @click.option("--tokenizer-check/--no-tokenizer-check", default=True, show_default=True,
               help="Decode and re-encode a few documents of --data to make sure the tokenizer wrote them.")
 @click.option("--prove", is_flag=True,
@@ -110,7 +112,7 @@ def cli():
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
 def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, tokenizer_check, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
+             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, byte_counts, tokenizer_check, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
              progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
     from .evaluate import DEFAULT_CHUNK, evaluate
@@ -134,7 +136,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
         keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(), audit=run_audit,
         strict=strict, spot_checks=spot_checks, prove=prove, proof_path=proof_path,
-        check_tokenizer=None if tokenizer_check else False,
+        check_tokenizer=None if tokenizer_check else False, byte_counts=byte_counts,
     )
     from .distributed import dist_info_from_env
 

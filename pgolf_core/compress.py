@@ -158,8 +158,10 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
              adapter_options: Optional[Mapping] = None, chunk_size: int = DEFAULT_CODE_CHUNK,
              limit: Optional[int] = None, trim_seq_len: Optional[int] = None, plugins=None,
              plugin_modules: Sequence[str] = (), device: str = "cpu", seed: int = 0,
-             progress: bool = False) -> CodingReport:
-    """Code a token stream into ``output`` (same arguments as ``evaluate``); returns the report."""
+             progress: bool = False, byte_counts=None, byte_counter=None) -> CodingReport:
+    """Code a token stream into ``output`` (same arguments as ``evaluate``); returns the report.
+
+    ``byte_counts`` names a byte sidecar (as ``evaluate``'s); ``byte_counter`` passes a resolved one."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
     from .evaluate import resolve_stream, run_context
@@ -172,7 +174,9 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
     t0 = time.perf_counter()
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
-    stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit, trim_seq_len)
+    stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len,
+                                                               byte_counts=byte_counts)
+    counter = byte_counter if byte_counter is not None else counter
     especs, aspecs = as_components(experts, expert_options), as_components(adapters, adapter_options)
     mspec = mixer_spec(mixer, mixer_options, len(especs))
     for c in [*especs, *aspecs, *([mspec] if mspec else [])]:
@@ -187,7 +191,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     for a in comps.adapters:
         a.setup(dict(zip(comps.labels, comps.experts)))
     threads = _threads()
-    loop = Loop(comps, table, len(stream), stream.dtype, strict=True, guards=Guards())
+    loop = Loop(comps, counter, len(stream), stream.dtype, strict=True, guards=Guards())
     loop.stream.reveal(stream[:1], 0)
     enc, digests = RowEncoder(table.vocab_size), []
 
@@ -214,7 +218,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
         "files": _file_options([*especs, *aspecs]),
         "tokens": {"count": int(len(stream)), "first": int(stream[0]), "dtype": str(stream.dtype),
                    "sha256": tokens_checksum(stream), "chunk_size": int(chunk_size), "chunk_digests": digests},
-        "bytes": int(loop.n_bytes), "ideal_bpb": bits_per_byte(loop.nll, loop.n_bytes),
+        "bytes": int(loop.n_bytes), "byte_counting": counter.describe(), "ideal_bpb": bits_per_byte(loop.nll, loop.n_bytes),
         "versions": collect_versions(plugins), "threads": threads,
     }
     size = write_container(output, header, payload)
@@ -265,9 +269,12 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     tokens = loop.stream.copy()
     if tokens_checksum(tokens) != header["tokens"]["sha256"]:
         raise RoundTripError(f"{path}: the decoded stream's checksum differs from the header's")
-    report = CodingReport(str(path), loop.n_targets, loop.n_bytes, Path(path).stat().st_size, len(payload),
-                          Path(path).stat().st_size - len(payload), bits_per_byte(loop.nll, loop.n_bytes),
-                          8.0 * len(payload) / max(loop.n_bytes, 1), time.perf_counter() - t0, dict(loop.timers))
+    # bytes: the tokenizer's table recounts them; a sidecar's total comes from the header (the
+    # decoder has no data file to read it from, and the bytes are not part of what is proven)
+    n_bytes = loop.n_bytes if header.get("byte_counting", {}).get("method") != "sidecar" else int(header["bytes"])
+    report = CodingReport(str(path), loop.n_targets, n_bytes, Path(path).stat().st_size, len(payload),
+                          Path(path).stat().st_size - len(payload), bits_per_byte(loop.nll, n_bytes),
+                          8.0 * len(payload) / max(n_bytes, 1), time.perf_counter() - t0, dict(loop.timers))
     return tokens, report
 
 

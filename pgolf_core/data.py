@@ -93,10 +93,10 @@ def shard_paths(path, split: str = "val") -> list:
     if p.is_file():
         return [p]
     if p.is_dir():
-        found = sorted(p.glob(f"fineweb_{split}_*.bin"))
+        found = [q for q in sorted(p.glob(f"fineweb_{split}_*.bin")) if not q.name.startswith(f"fineweb_{split}_bytes_")]
         if found:
             return found
-        named = sorted(p.glob("fineweb_*_*.bin"))
+        named = [q for q in sorted(p.glob("fineweb_*_*.bin")) if "_bytes_" not in q.name]
         if named:  # e.g. only training shards: never score another split than the one asked for
             splits = sorted({q.name.split("_")[1] for q in named})
             raise DataError(f"data directory {p} has no fineweb_{split}_*.bin shards, only {', '.join(splits)} "
@@ -220,3 +220,36 @@ def check_tokenizer_matches(tokens: np.ndarray, sp, source, tokenizer) -> dict:
                         f"their bytes would be counted wrong. Give the tokenizer that wrote the data, or skip this "
                         f"check (--no-tokenizer-check) for a stream that legitimately does not round-trip")
     return {"documents": len(picks), "round_trip_failures": len(bad)}
+
+
+def sidecar_path(shard: Path) -> Path:
+    """``fineweb_val_000000.bin`` -> ``fineweb_val_bytes_000000.bin`` (the parameter-golf naming)."""
+    stem, _, index = shard.stem.rpartition("_")
+    return shard.with_name(f"{stem}_bytes_{index}{shard.suffix}")
+
+
+def load_byte_sidecar(data, n_tokens: int, explicit=None):
+    """Per-token byte counts for the stream read from ``data``: from ``explicit`` (a sidecar shard,
+    directory or glob) or, when the token shards have ``fineweb_*_bytes_*`` files beside them, from
+    those. Returns ``SidecarBytes`` or None (no sidecar: the tokenizer's table counts). Each sidecar
+    is a shard (same header) of uint16 counts and must have as many entries as its token shard."""
+    from .bytes import SidecarBytes
+
+    if explicit is not None:
+        paths = [Path(explicit)] if Path(explicit).is_file() else shard_paths(explicit, "val_bytes")
+    else:
+        if data is None or Path(data).suffix == ".npy":
+            return None
+        shards = shard_paths(data)
+        paths = [sidecar_path(q) for q in shards]
+        present = [q.is_file() for q in paths]
+        if not any(present):
+            return None
+        if not all(present):
+            missing = [str(q) for q, ok in zip(paths, present) if not ok]
+            raise DataError(f"byte sidecars: {missing[0]} is missing while other shards of {data} have one")
+    counts = np.concatenate([read_shard(q) for q in paths]).astype(np.int64)
+    if len(counts) != n_tokens:
+        raise DataError(f"byte sidecar {paths[0] if len(paths) == 1 else paths}: {len(counts)} counts for "
+                        f"{n_tokens} tokens (expected one count per token)")
+    return SidecarBytes(counts, ", ".join(str(q) for q in paths))

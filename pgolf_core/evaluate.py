@@ -30,8 +30,12 @@ DEFAULT_CHUNK = 8192  # targets per chunk: small enough for per-chunk weight tra
 
 
 def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len: Optional[int] = None,
-                   check_tokenizer: Optional[bool] = None):
-    """Return (tokens, byte table, tokenizer path, dataset label) with vocab checks.
+                   check_tokenizer: Optional[bool] = None, byte_counts=None):
+    """Return (tokens, byte table, tokenizer path, dataset label, byte counter) with vocab checks.
+
+    The byte counter is the tokenizer's table, or a per-token sidecar (``byte_counts``: a sidecar
+    shard, directory or glob; by default the ``fineweb_*_bytes_*`` files beside the token shards,
+    when there are any); see ``pgolf_core.bytes``.
 
     ``check_tokenizer`` (default: for data read from files) decodes and re-encodes a few complete
     documents to make sure the tokenizer is the one that wrote them (``data.check_tokenizer_matches``)."""
@@ -49,9 +53,13 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
     sp = load_sentencepiece(tokenizer)
     table = byte_table_from_sentencepiece(sp)
     from_file = isinstance(tokens, (str, Path))
+    counter = table
     if from_file:
         dataset = dataset or str(tokens)
-        tokens = load_tokens(tokens, vocab_size=table.vocab_size)
+        source, tokens = tokens, load_tokens(tokens, vocab_size=table.vocab_size)
+        from .data import load_byte_sidecar
+
+        counter = load_byte_sidecar(source, len(tokens), byte_counts) or table
     else:
         tokens = np.asarray(tokens)
         if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
@@ -64,17 +72,21 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
         from .data import check_tokenizer_matches
 
         check_tokenizer_matches(tokens, sp, dataset, tokenizer)
+    if byte_counts is not None and counter is table:
+        raise UsageError("a byte sidecar was given for data that is not read from files; pass the token shards as --data")
     if trim_seq_len is not None:
         tokens = official_trim(tokens, trim_seq_len)
     if limit is not None:
         if limit < 2:
             raise UsageError(f"limit must be at least 2 tokens (one target), got {limit}")
         tokens = tokens[:limit]
+    if counter is not table:
+        counter = counter.head(len(tokens))
     if len(tokens) < 2:
         raise DataError(f"the stream has {len(tokens)} tokens; at least 2 are needed for one target")
     tokens = np.array(tokens, dtype=np.int64 if tokens.dtype.itemsize > 2 else np.uint16)
     tokens.flags.writeable = False  # plugins get views of this array and must not write to it
-    return tokens, table, str(tokenizer), dataset
+    return tokens, table, str(tokenizer), dataset, counter
 
 
 def evaluate(
@@ -103,6 +115,7 @@ def evaluate(
     prove: bool = False,
     proof_path: Union[str, Path, None] = None,
     check_tokenizer: Optional[bool] = None,
+    byte_counts: Union[str, Path, None] = None,
 ) -> Results:
     """Score a token stream and return a ``Results`` (``bpb``, ``loss``, ``targets``, ``bytes``,
     ``expert_bpb``, ``weights``, ``level``, ...).
@@ -131,7 +144,8 @@ def evaluate(
         raise UsageError("an audited result needs strict scoring: drop strict=False (--no-strict)")
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     dist = init_distributed(device)
-    stream, table, tok_path, dataset = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer)
+    stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer,
+                                                               byte_counts)
     expert_specs = _as_components(experts, expert_options)
     adapter_specs = _as_components(adapters, adapter_options)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed, dist)
@@ -154,14 +168,14 @@ def evaluate(
         a.setup(dict(zip(comps.labels, comps.experts)))
     build_seconds = time.perf_counter() - t_build
 
-    loop = Loop(comps, table, len(stream), stream.dtype, strict=strict, guards=guards, keep_logprobs=keep_logprobs,
+    loop = Loop(comps, counter, len(stream), stream.dtype, strict=strict, guards=guards, keep_logprobs=keep_logprobs,
                 observers=observers)
     loop.run(stream, chunk_size, progress and dist.is_main)
     summary = loop.summary()
     proof = None
     if prove:
-        proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, tok_path, plugins, plugin_modules,
-                       device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main)
+        proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, plugins,
+                       plugin_modules, device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main)
     verdict = make_verdict(guards, strict=strict, audit=audit_report, spot=observers[0] if observers else None,
                            proof=proof)
     return Results(
@@ -173,7 +187,7 @@ def evaluate(
             "mixer": None if comps.mixer is None else {"name": comps.mixer.name, "resolved": comps.mixer.describe()},
             "adapters": [{"name": c.name, "options": c.options, "resolved": a.describe()}
                          for c, a in zip(adapter_specs, comps.adapters)],
-            "data": dataset, "tokenizer": tok_path, "chunk_size": chunk_size, "limit": limit,
+            "data": dataset, "tokenizer": tok_path, "bytes": counter.describe(), "chunk_size": chunk_size, "limit": limit,
             "trim_seq_len": trim_seq_len, "device": device, "seed": seed, "allow_invalid": allow_invalid,
             "world_size": dist.world_size, "strict": strict,
         },
@@ -192,8 +206,8 @@ def evaluate(
 PROOF_BPB_TOLERANCE = 1e-8  # the coded run's BPB must equal the evaluation's (per-target paths round alike)
 
 
-def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, tok_path, plugins, plugin_modules, device, seed,
-           chunk_size, proof_path, bpb, progress) -> dict:
+def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, plugins, plugin_modules, device,
+           seed, chunk_size, proof_path, bpb, progress) -> dict:
     """Compress the stream with the same configuration, decompress it from the file alone, compare."""
     import tempfile
 
@@ -205,7 +219,7 @@ def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, tok_path, 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(proof_path) if proof_path else Path(tmp) / "proof.pgz"
         enc = compress(expert_specs, mixer=mixer, adapters=adapter_specs, tokens=stream, tokenizer=tok_path,
-                       output=path, mixer_options=mixer_options, chunk_size=chunk_size, plugins=plugins,
+                       output=path, mixer_options=mixer_options, byte_counter=counter, chunk_size=chunk_size, plugins=plugins,
                        plugin_modules=plugin_modules, device=device, seed=seed, progress=progress)
         proof = {"ok": False, "file": str(path) if proof_path else None, "encode": enc.to_dict()}
         try:
