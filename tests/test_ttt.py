@@ -94,7 +94,7 @@ def test_ttt_lowers_bpb_on_a_repeating_stream_and_reports_its_work():
 
 def test_frozen_blocks_and_embeddings_do_not_move_and_the_rest_does():
     fresh = TinyExpert(0).model.state_dict()
-    _, expert = _run(FAST)
+    _, expert = _run(dict(FAST, frozen_blocks="2"))
     after = expert.model.state_dict()
     for name, value in fresh.items():
         same = torch.equal(value, after[name])
@@ -135,3 +135,17 @@ def test_options_are_checked_with_clear_errors(plugins):
         plugins.adapters.create("ttt", ctx, epoch="2")
     with pytest.raises(UsageError, match="names no expert"):
         _run(dict(FAST, target="nope"))
+
+
+def test_the_seeds_trainable_set_is_its_last_two_blocks_plus_norms_scales_and_head():
+    """The seed's TTT_FREEZE_BLOCKS=2 trains the *last* 2 blocks: 5,780,500 parameters in its log."""
+    from pgolf_neural.config import preset
+    from pgolf_neural.model import GPT
+    from pgolf_ttt.ttt import trainable_parameters
+
+    model = GPT(preset("pr700"))
+    count = lambda params: sum(p.numel() for p in params)  # noqa: E731
+    assert count(trainable_parameters(model, trained_blocks=2)) == 5_780_500
+    assert count(trainable_parameters(model, frozen_blocks=2)) == 25_972_812  # the other reading, still available
+    names = {n for n, p in model.named_parameters() if id(p) in {id(q) for q in trainable_parameters(model, trained_blocks=2)}}
+    assert "blocks.10.attn.c_q.weight" in names and "blocks.8.attn.c_q.weight" not in names

@@ -36,15 +36,21 @@ def _common(name, target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, p
     }
 
 
-def make_ttt(ctx, target="neural", optimizer="adamw", epochs=4, lr=1e-4, frozen_blocks=2, chunk_tokens=131072,
-             seq_len=0, batch=32, polyak=0.998, grad_clip=1.0, schedule="cosine", ramp_max=3.0, horizon=0):
-    """The seed's recipe. ``seq_len=0``: the expert's scoring length. ``horizon=0``: the run's stream
-    length when known, else the official validation split (for the cosine across chunks)."""
+def make_ttt(ctx, target="neural", optimizer="adamw", epochs=4, lr=1e-4, trained_blocks=2, frozen_blocks=None,
+             chunk_tokens=131072, seq_len=0, batch=32, polyak=0.998, grad_clip=1.0, schedule="cosine", ramp_max=3.0,
+             horizon=0):
+    """The seed's recipe: train the last ``trained_blocks`` blocks (its TTT_FREEZE_BLOCKS=2) plus
+    norms, scales and head; ``frozen_blocks=N`` trains every block after the first N instead.
+    ``seq_len=0``: the expert's scoring length. ``horizon=0``: the run's stream length when known,
+    else the official validation split (for the cosine across chunks)."""
     from .ttt import TTTAdapter
 
     common = _common("ttt", target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, polyak, grad_clip,
                      schedule, ramp_max, horizon)
-    return TTTAdapter(ctx, frozen_blocks=parse_int(frozen_blocks, _who("ttt"), "frozen_blocks", low=0), **common)
+    if frozen_blocks is not None:  # the other way of choosing: then trained_blocks is not used
+        return TTTAdapter(ctx, trained_blocks=None, frozen_blocks=parse_int(frozen_blocks, _who("ttt"), "frozen_blocks",
+                                                                            low=0), **common)
+    return TTTAdapter(ctx, trained_blocks=parse_int(trained_blocks, _who("ttt"), "trained_blocks", low=0), **common)
 
 
 def make_lora_ttt(ctx, target="neural", optimizer="adamw", epochs=2, lr=1e-3, rank=8, alpha=16.0,
