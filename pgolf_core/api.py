@@ -52,6 +52,23 @@ class BuildContext:
     world_size: int = 1  # distributed evaluation: number of processes
     extra: dict = field(default_factory=dict)  # free-form, for plugins that cooperate
 
+    def __getstate__(self):
+        """Pickled (a resume point) without the plugin manager, which belongs to the process."""
+        state = dict(self.__dict__)
+        state["extra"] = {k: v for k, v in self.extra.items() if k != "plugins"}
+        return state
+
+    def __deepcopy__(self, memo):
+        """Deep copies (the audit's) keep sharing the process's plugin manager."""
+        import copy
+
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, {kk: (vv if kk == "plugins" else copy.deepcopy(vv, memo)) for kk, vv in v.items()}
+                    if k == "extra" else copy.deepcopy(v, memo))
+        return new
+
 
 class Expert(ABC):
     """A sequential predictor of the next token.

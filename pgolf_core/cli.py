@@ -1,7 +1,8 @@
 """The ``pgolf-core`` command line: a thin layer over the Python API.
 
 Exit codes: 0 success; 1 a failure (bad file, broken plugin, invalid configuration, a failed
-audit); 2 a usage error (unknown option or name, bad value).
+audit); 2 a usage error (unknown option or name, bad value); 130 interrupted (Ctrl-C) after
+saving a resume point (``eval --resume``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def cli():
               help="Per-token byte sidecar (fineweb_val_bytes_*.bin); default: the sidecars beside the shards, if any.")
 @click.option("--tokenizer-check/--no-tokenizer-check", default=True, show_default=True,
               help="Decode and re-encode a few documents of --data to make sure the tokenizer wrote them.")
+@click.option("--resume", "resume_path", type=click.Path(),
+              help="Resume file: continue from it when it holds a resume point of this run; save to it at Ctrl-C (exit 130).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), help="Also save a resume point every N targets.")
 @click.option("--prove", is_flag=True,
               help="Also code the stream into a file and decode it back from the file alone; PROVEN if it round-trips.")
 @click.option("--proof", "proof_path", type=click.Path(), help="Keep the compressed file of --prove here.")
@@ -112,7 +116,8 @@ def cli():
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
 def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, byte_counts, tokenizer_check, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
+             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, byte_counts, tokenizer_check, resume_path,
+             checkpoint_every, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
              progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
     from .evaluate import DEFAULT_CHUNK, evaluate
@@ -127,7 +132,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         mixer_options=parse_assignments(mixer_opt, False, "--mixer-opt"),
         adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"),
     )
-    _check_outputs(output, save_logprobs, plot_path, proof_path)
+    _check_outputs(output, save_logprobs, plot_path, proof_path, resume_path)
     if preset:
         components = _apply_preset(preset, components, get_plugins(plugin_modules))
     res = evaluate(
@@ -136,7 +141,8 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
         keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(), audit=run_audit,
         strict=strict, spot_checks=spot_checks, prove=prove, proof_path=proof_path,
-        check_tokenizer=None if tokenizer_check else False, byte_counts=byte_counts,
+        check_tokenizer=None if tokenizer_check else False, byte_counts=byte_counts, resume=resume_path,
+        checkpoint_every=checkpoint_every,
     )
     from .distributed import dist_info_from_env
 
@@ -154,11 +160,11 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         plot_results(json.loads(res.to_json()), plot_path)
 
 
-def _check_outputs(output, save_logprobs, plot_path, proof_path) -> None:
+def _check_outputs(output, save_logprobs, plot_path, proof_path, resume_path=None) -> None:
     """Every output path writable, and what writes it installed, before the run starts."""
     from .report import check_output_path
 
-    for p in (output, save_logprobs, plot_path, proof_path):
+    for p in (output, save_logprobs, plot_path, proof_path, resume_path):
         if p:
             check_output_path(p)
     if save_logprobs and not str(save_logprobs).endswith(".npz"):
@@ -283,13 +289,16 @@ def data_group():
 @click.option("--val-docs", type=int, default=0, show_default=True, help="The first N documents form the validation split.")
 @click.option("--exclude-source", multiple=True, help="Skip documents whose 'source' field has this value.")
 @click.option("--shard-tokens", type=int, default=100_000_000, show_default=True)
-def data_prepare(docs, tokenizer, out, val_docs, exclude_source, shard_tokens):
+@click.option("--caseops", is_flag=True,
+              help="Apply the lossless case transform (tokenizer: a CaseOps model) and write the validation byte sidecar.")
+def data_prepare(docs, tokenizer, out, val_docs, exclude_source, shard_tokens, caseops):
     """Tokenize documents into parameter-golf shards (BOS before each document, val docs first)."""
     from .data import prepare_shards
 
     if val_docs < 0 or shard_tokens < 1:
         raise click.BadParameter("--val-docs must be >= 0 and --shard-tokens >= 1")
-    summary = prepare_shards(docs, tokenizer, out, val_docs=val_docs, shard_tokens=shard_tokens, exclude_sources=exclude_source)
+    summary = prepare_shards(docs, tokenizer, out, val_docs=val_docs, shard_tokens=shard_tokens,
+                             exclude_sources=exclude_source, caseops=caseops)
     click.echo(json.dumps(summary, indent=2))
 
 

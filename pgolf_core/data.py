@@ -168,12 +168,42 @@ def encode_documents(texts: Iterable[str], sp, bos_id: int = BOS_ID) -> np.ndarr
     return out
 
 
+def encode_caseops_documents(texts: Iterable[str], sp, bos_id: int = BOS_ID) -> tuple:
+    """CaseOps documents into one stream, BOS before each, with the original UTF-8 bytes of each
+    token (BOS 0): (tokens uint16, byte counts uint16), the shard and its sidecar."""
+    from .caseops import encode_document
+
+    tokens, counts = [], []
+    for text in texts:
+        ids, nbytes = encode_document(text, sp)
+        tokens += [bos_id, *ids]
+        counts += [0, *nbytes]
+    if counts and max(counts) >= 2**16:
+        raise DataError(f"a token stands for {max(counts)} bytes: more than a uint16 sidecar holds")
+    return np.array(tokens, dtype=np.uint16), np.array(counts, dtype=np.uint16)
+
+
+def _check_caseops_model(sp, tokenizer_path) -> None:
+    from .caseops import OPERATORS
+
+    ids = [sp.piece_to_id(op) for op in OPERATORS]
+    if any(i == sp.unk_id() for i in ids):
+        raise DataError(f"tokenizer {tokenizer_path}: not a CaseOps model (the operators U+E001..U+E004 are not "
+                        f"pieces of it); use fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model")
+
+
 def prepare_shards(docs_path, tokenizer_path, out_dir, val_docs: int = 0, shard_tokens: int = SHARD_TOKENS,
-                   exclude_sources: Sequence[str] = ()) -> dict:
-    """Write ``fineweb_val_*.bin`` (the first ``val_docs`` documents) and ``fineweb_train_*.bin``."""
+                   exclude_sources: Sequence[str] = (), caseops: bool = False) -> dict:
+    """Write ``fineweb_val_*.bin`` (the first ``val_docs`` documents) and ``fineweb_train_*.bin``.
+
+    ``caseops``: apply the lossless case transform (``pgolf_core.caseops``) before tokenizing with
+    a CaseOps model, and write the validation byte sidecar ``fineweb_val_bytes_*.bin`` beside the
+    validation shards (each token's original UTF-8 bytes: BPB stays on the original text)."""
     from .bytes import load_sentencepiece
 
     sp = load_sentencepiece(tokenizer_path)
+    if caseops:
+        _check_caseops_model(sp, tokenizer_path)
     texts = list(read_jsonl_texts(docs_path, exclude_sources))
     if val_docs > len(texts):
         raise DataError(f"documents {docs_path}: asked for {val_docs} validation docs but the file has {len(texts)}")
@@ -183,13 +213,21 @@ def prepare_shards(docs_path, tokenizer_path, out_dir, val_docs: int = 0, shard_
     for split, part in (("val", texts[:val_docs]), ("train", texts[val_docs:])):
         if not part:
             continue
-        stream = encode_documents(part, sp)
+        if caseops:
+            stream, counts = encode_caseops_documents(part, sp)
+        else:
+            stream, counts = encode_documents(part, sp), None
         files = []
         for k, s in enumerate(range(0, len(stream), shard_tokens)):
             f = out / f"fineweb_{split}_{k:06d}.bin"
             write_shard(f, stream[s : s + shard_tokens])
             files.append(str(f))
+            if counts is not None and split == "val":
+                write_shard(out / f"fineweb_{split}_bytes_{k:06d}.bin", counts[s : s + shard_tokens])
         summary[split] = {"docs": len(part), "tokens": int(len(stream)), "shards": files}
+        if counts is not None and split == "val":
+            summary[split]["sidecar_bytes"] = int(counts.sum())
+            summary[split]["text_bytes"] = sum(len(t.encode("utf-8")) for t in part)
     return summary
 
 

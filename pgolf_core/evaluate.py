@@ -116,6 +116,8 @@ def evaluate(
     proof_path: Union[str, Path, None] = None,
     check_tokenizer: Optional[bool] = None,
     byte_counts: Union[str, Path, None] = None,
+    resume: Union[str, Path, None] = None,
+    checkpoint_every: Optional[int] = None,
 ) -> Results:
     """Score a token stream and return a ``Results`` (``bpb``, ``loss``, ``targets``, ``bytes``,
     ``expert_bpb``, ``weights``, ``level``, ...).
@@ -134,6 +136,11 @@ def evaluate(
     file alone (``pgolf_core.compress``); when the tokens come back identical and the coded run's
     BPB equals this one, the result is ``proven``. Without either the result is ``unchecked``: only
     the runtime guards ran.
+
+    ``resume=FILE`` makes a long run resumable (``pgolf_core.resume``): a resume point of the whole
+    loop state is written to FILE every ``checkpoint_every`` targets and at Ctrl-C (which then raises
+    ``Interrupted``), and a run given a FILE that holds a resume point of the same configuration and
+    stream continues from it, to exactly the BPB of an uninterrupted run.
     """
     t_start = time.perf_counter()
     if chunk_size < 1:
@@ -142,6 +149,10 @@ def evaluate(
         strict = bool(audit or prove)
     if audit and not strict:
         raise UsageError("an audited result needs strict scoring: drop strict=False (--no-strict)")
+    if checkpoint_every is not None and (resume is None or checkpoint_every < 1):
+        raise UsageError("checkpoint_every needs a positive number of targets and resume=FILE (--resume) to write to")
+    if resume is not None and (audit or prove):
+        raise UsageError("a resumable run cannot also be audited or proven in the same pass; audit or prove it separately")
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     dist = init_distributed(device)
     stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer,
@@ -170,7 +181,17 @@ def evaluate(
 
     loop = Loop(comps, counter, len(stream), stream.dtype, strict=strict, guards=guards, keep_logprobs=keep_logprobs,
                 observers=observers)
-    loop.run(stream, chunk_size, progress and dist.is_main)
+    if resume is not None:
+        from .resume import run_digest, run_resumable
+
+        digest = run_digest({"experts": [(c.name, c.label, c.options) for c in expert_specs],
+                             "mixer": [str(mixer), mixer_options], "adapters": [(c.name, c.label, c.options) for c in adapter_specs],
+                             "chunk": chunk_size, "strict": strict, "seed": seed, "device": device,
+                             "keep_logprobs": keep_logprobs, "bytes": counter.describe()}, stream)
+        run_resumable(loop, stream, chunk_size, resume, checkpoint_every or 0, digest, progress and dist.is_main)
+        comps, guards = loop.comps, loop.guards  # the resumed components and what their guards saw
+    else:
+        loop.run(stream, chunk_size, progress and dist.is_main)
     summary = loop.summary()
     proof = None
     if prove:

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 TOKENIZER = SHARED / "tokenizers" / "fineweb_1024_bpe.model"
+CASEOPS_TOKENIZER = SHARED / "tokenizers" / "fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model"
 VAL_HEAD = SHARED / "corpus" / "fineweb_val_head_sp1024_tokens.npy"
 VAL_DOCS = SHARED / "corpus" / "fineweb_val_head_sp1024.jsonl"
 FINEWEB_SAMPLE = SHARED / "corpus" / "fineweb_sample.jsonl"
@@ -29,6 +30,11 @@ def _need(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer_path() -> Path:
     return _need(TOKENIZER)
+
+
+@pytest.fixture(scope="session")
+def caseops_tokenizer_path() -> Path:
+    return _need(CASEOPS_TOKENIZER)
 
 
 @pytest.fixture(scope="session")
