@@ -85,7 +85,7 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
     if len(tokens) < 2:
         raise DataError(f"the stream has {len(tokens)} tokens; at least 2 are needed for one target")
     tokens = np.array(tokens, dtype=np.int64 if tokens.dtype.itemsize > 2 else np.uint16)
-    tokens.flags.writeable = False  # plugins get views of this array and must not write to it
+    tokens.flags.writeable = False  # the source the loop reveals from; plugins only see the sealed stream
     return tokens, table, str(tokenizer), dataset, counter
 
 
