@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=2048)
     ap.add_argument("--random-tokens", type=int, default=50_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--checkpoint", help="neural checkpoint (default: the demo checkpoint) when neural is an expert")
     args = ap.parse_args()
 
     from pgolf_core.audit import audit
@@ -38,11 +39,18 @@ def main() -> None:
     names = args.experts.split(",")
     tok = demo_tokenizer_path()
     rand = random_stream(args.random_tokens, 1024)
+    opts = {}
+    if "neural" in names:  # the random stream is not the demo, so the checkpoint is named explicitly
+        from pgolf_neural.artifact import demo_checkpoint_path
+
+        opts = {"neural": {"checkpoint": args.checkpoint or str(demo_checkpoint_path())}}
     runs = {
-        "evaluate, audit stream": lambda: evaluate(names, mixer=args.mixer, plugins=plugins, limit=args.limit),
-        "evaluate, random stream": lambda: evaluate(names, mixer=args.mixer, plugins=plugins, tokens=rand, tokenizer=tok),
+        "evaluate, audit stream": lambda: evaluate(names, mixer=args.mixer, plugins=plugins, limit=args.limit,
+                                                   expert_options=opts),
+        "evaluate, random stream": lambda: evaluate(names, mixer=args.mixer, plugins=plugins, tokens=rand, tokenizer=tok,
+                                                    expert_options=opts),
         "audit (all checks)": lambda: audit(names, mixer=args.mixer, plugins=plugins, limit=args.limit,
-                                            random_tokens=args.random_tokens),
+                                            random_tokens=args.random_tokens, expert_options=opts),
     }
     warm = {k: _timed(fn) for k, fn in runs.items()}
     med = {k: statistics.median(_timed(fn) for _ in range(args.repeats)) for k, fn in runs.items()}
