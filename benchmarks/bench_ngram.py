@@ -3,8 +3,11 @@
     python benchmarks/bench_ngram.py [--tokens 4000000] [--repeats 3] [--orders 1,2,3,5,8]
 
 For each order: JIT warm-up (first call in a fresh process, compilation or cache load) reported
-apart, then the median over repeats of a fresh expert scoring the stream in 131,072-token chunks
-(as the evaluator calls it), tables growing from empty, with the table memory at the end and BPB.
+apart, then the median over repeats of a fresh expert scoring the stream in the evaluator's chunks
+(``pgolf_core.evaluate.DEFAULT_CHUNK`` targets per call), tables growing from empty, with BPB, the
+tables' allocated size at the end, and the peak resident memory of a separate process that does
+the same (its resident memory with the counted expert alive, over the same process with the tokens
+loaded: the pages counting actually touched, which the allocated size overstates or understates).
 References measured in the same run: np.bincount over the same tokens (a lower bound on any
 counting pass) and the plain-Python reference estimator on a small slice.
 
@@ -28,13 +31,47 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fineweb_sample_tokens, median_time, timed  # noqa: E402
 
-CHUNK = 131_072
-DIST_CHUNK = 4096  # pgolf_core.evaluate.FULL_BLOCK_TARGETS
+from pgolf_core.evaluate import DEFAULT_CHUNK as CHUNK  # noqa: E402
+from pgolf_core.loop import FULL_BLOCK_TARGETS as DIST_CHUNK  # noqa: E402
+
 REF_DIST_ROWS = 300
 
 
 def score_all(expert, tokens):
     return np.concatenate([expert.score(tokens, s, min(s + CHUNK, len(tokens))) for s in range(1, len(tokens), CHUNK)])
+
+
+def _vm_rss_mb() -> float:
+    """This process's resident memory now (Linux /proc), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _resident_child(order, n_tokens):
+    """In a fresh process: resident MB the counted tables occupy (RSS with the expert alive after
+    counting the stream, minus RSS with the tokens loaded and an expert that counted 1,000)."""
+    import gc
+
+    from pgolf_ngram.expert import NgramExpert
+
+    tokens = fineweb_sample_tokens(n_tokens)
+    NgramExpert(1024, order).score(tokens, 1, 1000)  # JIT and imports in the baseline, not in the growth
+    gc.collect()
+    base = _vm_rss_mb()
+    expert = NgramExpert(1024, order)
+    score_all(expert, tokens)
+    return _vm_rss_mb() - base
+
+
+def resident_mb(order, n_tokens) -> float:
+    """Resident memory (MB) of the tables after counting the stream, measured in a fresh process."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_resident_child, (order, n_tokens))
 
 
 def timed_runs(order, tokens, repeats):
@@ -82,14 +119,14 @@ def main() -> None:
 
     n_bytes = int(byte_table_from_sentencepiece(TOKENIZER).target_bytes(tokens, 1).sum())
     print(f"\n{'order':>5} {'warm-up s':>9} {'M tok/s':>8} {'cpu M tok/s':>11} {'x bincount':>10} "
-          f"{'x python':>8} {'table MB':>9} {'BPB':>7}")
+          f"{'x python':>8} {'tables MB':>9} {'resident MB':>11} {'BPB':>7}")
     for order in orders:
         _, warm = timed(lambda: NgramExpert(1024, order).score(tokens, 1, 1000))
         wall, cpu, e, logp = timed_runs(order, tokens, args.repeats)
         rate = n / wall
         print(f"{order:>5} {warm:>9.2f} {rate / 1e6:>8.2f} {n / cpu / 1e6:>11.2f} {rate * t_bincount / n:>10.3f} "
               f"{rate / ref_rate:>8.0f} {e.describe()['memory_bytes'] / 1e6:>9.1f} "
-              f"{bits_per_byte(-logp.sum(), n_bytes):>7.4f}")
+              f"{resident_mb(order, args.tokens):>11.1f} {bits_per_byte(-logp.sum(), n_bytes):>7.4f}")
         del e
 
     print()
