@@ -65,6 +65,17 @@ def _file_options(specs) -> dict:
     return out
 
 
+def _resolved_files(comps) -> dict:
+    """{label: {key: sha256}} for every file a built component says it uses (top-level strings of its
+    ``describe()`` that name a file: e.g. the demo checkpoint the neural expert picks by default)."""
+    out = {}
+    for label, c in zip([*comps.labels, *comps.adapter_labels], [*comps.experts, *comps.adapters]):
+        for k, v in (c.describe() or {}).items():
+            if isinstance(v, str) and v and Path(v).is_file():
+                out.setdefault(label, {})[k] = sha256_file(v)
+    return out
+
+
 def _threads() -> dict:
     out = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
     import sys
@@ -158,10 +169,11 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
              adapter_options: Optional[Mapping] = None, chunk_size: int = DEFAULT_CODE_CHUNK,
              limit: Optional[int] = None, trim_seq_len: Optional[int] = None, plugins=None,
              plugin_modules: Sequence[str] = (), device: str = "cpu", seed: int = 0,
-             progress: bool = False, byte_counts=None, byte_counter=None) -> CodingReport:
+             progress: bool = False, byte_counts=None, byte_counter=None, dataset=None) -> CodingReport:
     """Code a token stream into ``output`` (same arguments as ``evaluate``); returns the report.
 
-    ``byte_counts`` names a byte sidecar (as ``evaluate``'s); ``byte_counter`` passes a resolved one."""
+    ``byte_counts`` names a byte sidecar (as ``evaluate``'s); ``byte_counter`` passes a resolved one;
+    ``dataset`` overrides the stream's label (an array handed over by ``evaluate`` keeps its own)."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
     from .evaluate import resolve_stream, run_context
@@ -174,9 +186,10 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
     t0 = time.perf_counter()
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
-    stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len,
-                                                               byte_counts=byte_counts)
+    stream, table, tok_path, label, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len,
+                                                             byte_counts=byte_counts)
     counter = byte_counter if byte_counter is not None else counter
+    dataset = dataset or label
     especs, aspecs = as_components(experts, expert_options), as_components(adapters, adapter_options)
     mspec = mixer_spec(mixer, mixer_options, len(especs))
     for c in [*especs, *aspecs, *([mspec] if mspec else [])]:
@@ -216,6 +229,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
         },
         "tokenizer": {"path": tok_path, "sha256": sha256_file(tok_path), "vocab_size": table.vocab_size},
         "files": _file_options([*especs, *aspecs]),
+        "resolved_files": _resolved_files(comps),
         "tokens": {"count": int(len(stream)), "first": int(stream[0]), "dtype": str(stream.dtype),
                    "sha256": tokens_checksum(stream), "chunk_size": int(chunk_size), "chunk_digests": digests},
         "bytes": int(loop.n_bytes), "byte_counting": counter.describe(), "ideal_bpb": bits_per_byte(loop.nll, loop.n_bytes),
@@ -258,6 +272,9 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     ctx = run_context(table, tok_path, cfg["dataset"], n, plugins, cfg["device"], cfg["seed"])
     comps, _ = build_components(plugins, ctx, especs, mspec, aspecs)
     _check_decodable(comps)
+    if _resolved_files(comps) != header.get("resolved_files", {}):
+        raise DataError(f"{path}: a file the components use is not the one the stream was coded with (sha256 "
+                        f"differs): {header.get('resolved_files')}")
     for a in comps.adapters:
         a.setup(dict(zip(comps.labels, comps.experts)))
     _set_threads(header.get("threads", {}))

@@ -195,7 +195,7 @@ def evaluate(
     summary = loop.summary()
     proof = None
     if prove:
-        proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, plugins,
+        proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins,
                        plugin_modules, device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main)
     verdict = make_verdict(guards, strict=strict, audit=audit_report, spot=observers[0] if observers else None,
                            proof=proof)
@@ -224,11 +224,14 @@ def evaluate(
     )
 
 
-PROOF_BPB_TOLERANCE = 1e-8  # the coded run's BPB must equal the evaluation's (per-target paths round alike)
+# The coded run's BPB must equal the evaluation's. n-gram and mixer rows agree to ~1e-15; a float32
+# network's rows round differently by ~1e-7 when the evaluation cuts a window short at the stream's
+# end (the decoder always runs full windows), which moves the BPB by ~1e-7 at most.
+PROOF_BPB_TOLERANCE = 1e-6
 
 
-def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, plugins, plugin_modules, device,
-           seed, chunk_size, proof_path, bpb, progress) -> dict:
+def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins, plugin_modules,
+           device, seed, chunk_size, proof_path, bpb, progress) -> dict:
     """Compress the stream with the same configuration, decompress it from the file alone, compare."""
     import tempfile
 
@@ -240,7 +243,7 @@ def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, t
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(proof_path) if proof_path else Path(tmp) / "proof.pgz"
         enc = compress(expert_specs, mixer=mixer, adapters=adapter_specs, tokens=stream, tokenizer=tok_path,
-                       output=path, mixer_options=mixer_options, byte_counter=counter, chunk_size=chunk_size, plugins=plugins,
+                       output=path, mixer_options=mixer_options, byte_counter=counter, dataset=dataset, chunk_size=chunk_size, plugins=plugins,
                        plugin_modules=plugin_modules, device=device, seed=seed, progress=progress)
         proof = {"ok": False, "file": str(path) if proof_path else None, "encode": enc.to_dict()}
         try:

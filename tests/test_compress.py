@@ -137,3 +137,13 @@ def test_the_decoding_contract_check_passes_builtins_and_catches_nondeterminism(
     check_decodable(lambda: planted.DecodableCounter(1024), tokens)
     with pytest.raises(AssertionError, match="differ"):
         check_decodable(lambda: planted.NoisyDecodable(1024), tokens)
+
+
+def test_the_demo_with_its_default_checkpoint_is_proven():
+    """The demo's neural expert picks its checkpoint itself: the proof must rebuild it the same way
+    (and record its sha256 among the files the components resolved)."""
+    from pgolf_core import evaluate
+
+    res = evaluate(["neural", "bigram"], limit=200, prove=True)
+    assert res.level == "proven", res.validity["violations"]
+    assert abs(res.validity["proof"]["ideal_bpb"] - res.bpb) < 1e-6
