@@ -229,7 +229,12 @@ def _torch_load(raw: bytes, path):
     except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
         raise ArtifactError(f"checkpoint {path}: not a readable torch file (truncated or corrupted? {exc})") from exc
     except Exception as exc:  # weights_only refusals (pickled objects) land here
-        raise ArtifactError(f"checkpoint {path}: refused to load ({type(exc).__name__}: {exc})") from exc
+        # torch's own text advises weights_only=False, which would run the file's code: keep only
+        # the line that names what the file holds
+        what = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), "")
+        raise ArtifactError(f"checkpoint {path}: refused: it holds pickled Python objects, not only tensors"
+                            f"{' (' + what + ')' if what else ''}; pgolf-core never runs code from a checkpoint. "
+                            f"Save a plain state_dict of tensors instead") from None
 
 
 def read_artifact(path) -> tuple[dict, dict]:
