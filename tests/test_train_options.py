@@ -65,3 +65,11 @@ def test_batch_plan_does_not_depend_on_process_count():
         assert a.shape == (8, 17) and np.array_equal(a[:, 1:], a[:, :-1] + 1)
     with pytest.raises(UsageError, match="does not split"):
         BatchPlan(tokens, 16, 8, world_size=3, micro_seqs=1)
+
+
+@pytest.mark.parametrize("name", ["VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM"])
+def test_model_settings_in_the_environment_are_refused_not_ignored(name):
+    from pgolf_neural.train.options import env_overrides
+
+    with pytest.raises(UsageError, match=f"--model-set {name.lower()}=3"):
+        env_overrides({name: "3"})

@@ -120,11 +120,22 @@ def env_overrides(environ=None) -> dict:
             out[ALIASES[key]] = _convert(ALIASES[key], value, f"environment {key}")
         elif key in UNSUPPORTED:
             raise UsageError(f"environment {key} is not supported by pgolf-core train ({UNSUPPORTED[key]})")
+        elif key in _model_env_names():
+            raise UsageError(f"environment {key} is a model setting, which the environment does not set here: "
+                             f"pass --model-set {key.lower()}={value}")
         else:
             close = difflib.get_close_matches(key, list(ALIASES), n=1, cutoff=0.85)
             if close:
                 raise UsageError(f"unknown environment setting {key} (did you mean {close[0]}?)")
     return out
+
+
+def _model_env_names() -> set:
+    """The seed's names of model settings (VOCAB_SIZE, NUM_LAYERS, MODEL_DIM, ...): refused rather
+    than ignored, so a run never trains another model than the one asked for."""
+    from ..config import GPTConfig
+
+    return {f.name.upper() for f in fields(GPTConfig)} - set(ALIASES)
 
 
 def resolve(preset: str, cli_overrides: dict, environ=None) -> TrainConfig:
