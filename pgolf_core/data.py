@@ -138,8 +138,12 @@ def read_jsonl_texts(path, exclude_sources: Sequence[str] = (), limit: Optional[
     if not path.is_file():
         raise DataError(f"documents {path}: no such file")
     n = 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"documents {path}:{lineno}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
@@ -147,6 +151,8 @@ def read_jsonl_texts(path, exclude_sources: Sequence[str] = (), limit: Optional[
                 text = doc["text"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise DataError(f"documents {path}:{lineno}: expected a JSON object with a 'text' field ({exc})") from exc
+            if not isinstance(text, str):
+                raise DataError(f"documents {path}:{lineno}: 'text' must be a string, got {type(text).__name__}")
             if doc.get("source") in exclude_sources:
                 continue
             yield text
@@ -208,6 +214,8 @@ def prepare_shards(docs_path, tokenizer_path, out_dir, val_docs: int = 0, shard_
     if val_docs > len(texts):
         raise DataError(f"documents {docs_path}: asked for {val_docs} validation docs but the file has {len(texts)}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output {out} exists and is not a folder; --out names the folder the shards go to")
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
     for split, part in (("val", texts[:val_docs]), ("train", texts[val_docs:])):

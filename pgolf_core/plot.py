@@ -22,7 +22,9 @@ def load_results(path) -> dict:
         raise PgolfError(f"results {path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise PgolfError(f"results {path}: not JSON ({exc})") from exc
-    if doc.get("schema") != "pgolf-core/results":
+    if not isinstance(doc, dict) or doc.get("schema") != "pgolf-core/results":
+        if not isinstance(doc, dict):
+            raise PgolfError(f"results {path}: not a pgolf-core results document (a JSON {type(doc).__name__})")
         raise PgolfError(f"results {path}: not a pgolf-core results document (schema {doc.get('schema')!r})")
     return doc
 

@@ -73,7 +73,9 @@ def test_coded_size_is_the_evaluated_score(tmp_path, plugins):
 
 
 def test_a_nondeterministic_expert_is_caught_by_the_checksum(tmp_path, plugins):
-    with pytest.raises(RoundTripError, match=r"differs from the coded one within targets \[1, 2000\)"):
+    # the decoder either finishes and the chunk digest differs, or stops at a symbol the payload
+    # cannot hold under the rows it now sees: a round-trip error either way, never wrong tokens
+    with pytest.raises(RoundTripError, match="did not predict bit for bit"):
         _roundtrip(tmp_path, ["noisy-decodable"], plugins, 2000)
     tokens = np.asarray(demo_tokens("val")[:2000])
     from pgolf_core import evaluate

@@ -114,3 +114,39 @@ def test_the_npy_reader_never_raises_anything_but_a_data_error(tmp_path, blob, a
         load_tokens(path, vocab_size=1024)
     except DataError:
         pass
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b'{"text": 5}\n', "'text' must be a string"),
+    (b'{"text": "ok"}\n\xff\xfe bad\n', "not UTF-8"),
+])
+def test_data_prepare_refuses_bad_documents_in_one_line(tmp_path, content, needle):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_bytes(content)
+    _refused(_run("data", "prepare", "--docs", docs, "--tokenizer", demo_tokenizer_path(), "--out", tmp_path / "o"),
+             1, needle)
+
+
+def test_data_prepare_refuses_an_output_that_is_a_file(tmp_path):
+    docs, out = tmp_path / "docs.jsonl", tmp_path / "out"
+    docs.write_text('{"text": "Hello"}\n')
+    out.write_text("")
+    _refused(_run("data", "prepare", "--docs", docs, "--tokenizer", demo_tokenizer_path(), "--out", out),
+             1, "is not a folder")
+
+
+def test_plot_refuses_a_json_that_is_not_a_results_document(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    _refused(_run("plot", path), 1, "not a pgolf-core results document")
+
+
+def test_train_refuses_a_non_finite_learning_rate(tmp_path):
+    from pgolf_core.cli import _add_plugin_commands
+
+    _add_plugin_commands([])  # train comes from the neural plugin's command hook
+    shards = tmp_path / "s"
+    shards.mkdir()
+    write_shard(shards / "fineweb_train_000000.bin", np.asarray(demo_tokens("val")[:3000]))
+    _refused(_run("train", shards, "--preset", "tiny-quick", "--out", tmp_path / "o", "--matrix-lr", "inf"),
+             2, "must be a finite number")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field, fields
 
@@ -95,7 +96,10 @@ def _convert(name: str, value, source: str):
         if kind in ("int", int):
             return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
         if kind in ("float", float):
-            return float(value)
+            out = float(value)
+            if not math.isfinite(out):
+                raise UsageError(f"{source}: {name} must be a finite number, got {value!r}")
+            return out
         return str(value)
     except (TypeError, ValueError):
         raise UsageError(f"{source}: expected {kind} for {name}, got {value!r}") from None
