@@ -149,3 +149,20 @@ def test_the_demo_with_its_default_checkpoint_is_proven():
     res = evaluate(["neural", "bigram"], limit=200, prove=True)
     assert res.level == "proven", res.validity["violations"]
     assert abs(res.validity["proof"]["ideal_bpb"] - res.bpb) < 1e-6
+
+
+def test_the_compress_and_decompress_commands(tmp_path):
+    from click.testing import CliRunner
+
+    from pgolf_core.cli import cli
+
+    run = lambda *a: CliRunner().invoke(cli, [str(x) for x in a], catch_exceptions=False)  # noqa: E731
+    coded = run("compress", "-e", "bigram,trigram", "--limit", 800, "-o", tmp_path / "s.pgz", "--no-progress")
+    assert coded.exit_code == 0 and "coded" in coded.output and "header" in coded.output, coded.output
+    decoded = run("decompress", tmp_path / "s.pgz", "-o", tmp_path / "t.npy", "--no-progress")
+    assert decoded.exit_code == 0, decoded.output
+    assert np.array_equal(np.load(tmp_path / "t.npy"), np.asarray(demo_tokens("val")[:800]))
+    proven = run("eval", "-e", "bigram,trigram", "--limit", 800, "--prove", "--no-progress")
+    assert proven.exit_code == 0 and "PROVEN" in proven.output.splitlines()[0], proven.output
+    missing = run("decompress", tmp_path / "nope.pgz", "-o", tmp_path / "t2.npy", "--no-progress")
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
