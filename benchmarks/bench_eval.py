@@ -1,9 +1,10 @@
 """Where evaluation time goes: every second of the loop booked to what spent it.
 
 For each configuration the same stream is scored through ``pgolf_core.evaluate``; the loop
-(``pgolf_core.loop``) times each expert's calls (for the neural expert: its forward and its softmax
-rows), the row work of the loop itself (checking the experts' rows, their log at the target,
-stacking them for the mixer), the mixer, the byte and sum bookkeeping and the adapters; what is
+(``pgolf_core.loop``) times each expert's calls, split for the neural expert by its own timers into
+the network's forward, the log-softmax, the copies of its rows to NumPy and the rest; the row work
+of the loop itself (checking the experts' rows, their log at the target, stacking them for the
+mixer), the mixer, the byte and sum bookkeeping and the adapters; what is
 left of the loop's wall time is the loop's own overhead, printed too, so the shares add up to 100%.
 The reference is the neural expert alone, measured in the same run: ``loop / neural-alone loop`` is
 what adding the other experts and the mixer costs.
@@ -43,6 +44,12 @@ def run_once(experts, mixer, options, tokens, tokenizer, plugins):
                               expert_options={k: v for k, v in options.items() if k in experts})
     loop = res.timings["loop_seconds"]
     parts = dict(res.timings["components"])
+    inner = res.timings.get("expert_stats", {}).get("neural", {})
+    if inner and "neural" in parts:  # the expert's own split: forward, softmax, row copies, the rest
+        total = parts.pop("neural")
+        for k in ("forward", "softmax", "rows"):
+            parts[f"neural {k}"] = inner.get(k, 0.0)
+        parts["neural other"] = total - sum(inner.get(k, 0.0) for k in ("forward", "softmax", "rows"))
     parts["loop overhead"] = loop - sum(parts.values())
     return {"loop": loop, "parts": parts, "bpb": res.bpb, "targets": res.targets}
 

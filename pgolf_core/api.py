@@ -147,6 +147,10 @@ class Expert(ABC):
         """A digest of the mutable state, or None for a stateless expert."""
         return None
 
+    def stats(self) -> dict:
+        """Timings and counters reported in results (e.g. seconds of a network's forward)."""
+        return {}
+
     @property
     def provides_distributions(self) -> bool:
         return type(self).distributions is not Expert.distributions

@@ -215,6 +215,7 @@ def evaluate(
         versions=collect_versions(plugins),
         timings={"total_seconds": time.perf_counter() - t_start, "build_seconds": build_seconds,
                  "loop_seconds": loop.loop_seconds, "components": loop.timers,
+                 "expert_stats": {lb: e.stats() for lb, e in zip(comps.labels, comps.experts) if e.stats()},
                  "targets_per_second": loop.n_targets / max(loop.loop_seconds, 1e-12),
                  **({"audit_seconds": audit_report.seconds} if audit_report is not None else {}),
                  **({"spot_check_seconds": observers[0].seconds} if observers else {}),

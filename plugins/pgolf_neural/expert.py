@@ -31,6 +31,7 @@ class NeuralExpert(Expert):
         self.device, self.dtype, self.source = device, dtype, source
         self.dist_dtype = np.dtype(dist_dtype)  # of the rows distributions() returns
         self._initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.timers: dict = {}  # seconds of the forward, the softmax and the row copies (stats())
 
     def _check_tokens(self, tokens: np.ndarray, start: int, end: int) -> None:
         if len(tokens) < end or not 1 <= start <= end:
@@ -44,7 +45,7 @@ class NeuralExpert(Expert):
         self._check_tokens(tokens, start, end)
         return score_span(self.model, tokens, start, end, seq_len=self.seq_len, stride=self.stride,
                           batch=self.batch, device=self.device, dtype=self.dtype,
-                          distributions=distributions, split=_distributed())
+                          distributions=distributions, split=_distributed(), timers=self.timers)
 
     def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         return self._score(tokens, start, end, distributions=False)
@@ -66,6 +67,10 @@ class NeuralExpert(Expert):
         row = predict_row(self.model, tokens, t, seq_len=self.seq_len, stride=self.stride, device=self.device,
                           dtype=self.dtype)
         return row if row.dtype == self.dist_dtype else row.astype(self.dist_dtype)
+
+    def stats(self) -> dict:
+        """Where the expert's time went: {"forward", "softmax", "rows"} seconds."""
+        return dict(self.timers)
 
     def reset(self) -> None:
         """Back to the weights the expert was built with (undoing any test-time training)."""

@@ -21,6 +21,7 @@ distributed evaluator can give each rank a share of the windows and gather the r
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -82,8 +83,13 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return contextlib.nullcontext()
 
 
-def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device, dtype) -> list:
-    """float64 log-softmax rows of each window's targets: a list of (hi - lo, V) tensors."""
+def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device, dtype, timers=None) -> list:
+    """float64 log-softmax rows of each window's targets: a list of (hi - lo, V) tensors.
+
+    ``timers`` (a dict) gets the seconds of the network's forward ("forward") and of the
+    log-softmax ("softmax"), on the CPU clock of the calling thread's view (CUDA is asynchronous:
+    there the split is only indicative)."""
+    t0 = time.perf_counter()
     width = max(w.hi - 1 - w.begin for w in batch)  # inputs up to the last target's predecessor
     x = np.zeros((len(batch), width), dtype=np.int64)  # right padding cannot affect earlier positions
     for i, w in enumerate(batch):
@@ -92,19 +98,24 @@ def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device
         h = model.hidden(torch.from_numpy(x).to(device), rope_len=seq_len)  # (b, width, C)
         rows = torch.cat([h[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)])
         logits = model.head(rows)  # (n, V) float32
+    t1 = time.perf_counter()
     logp = F.log_softmax(logits.double(), dim=-1)
+    if timers is not None:
+        timers["forward"] = timers.get("forward", 0.0) + t1 - t0
+        timers["softmax"] = timers.get("softmax", 0.0) + time.perf_counter() - t1
     return list(torch.split(logp, [w.hi - w.lo for w in batch]))
 
 
 def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: int = DEFAULT_SEQ_LEN,
                   batch: int = DEFAULT_BATCH, device=None, dtype: Optional[torch.dtype] = None,
-                  distributions: bool = False):
+                  distributions: bool = False, timers: Optional[dict] = None):
     """Score a list of windows (any subset of a plan, in any order).
 
     Returns the log-probs of their targets (float64, concatenated in list order) and, with
     ``distributions=True``, also the full float64 distributions ``(n, V)`` whose rows sum to 1.
     ``tokens`` must hold the stream at least up to ``max(w.hi)`` (exclusive); only tokens before
-    each target are read to predict it.
+    each target are read to predict it. ``timers`` (a dict) accumulates the seconds of the forward,
+    the softmax and the row copies (``_run_batch``, ``_fill``).
     """
     device = _device_of(model, device)
     ids = np.asarray(tokens)
@@ -112,7 +123,7 @@ def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: 
     logp = np.empty(n, dtype=np.float64)
     dists = np.empty((n, model.config.vocab_size), dtype=np.float64) if distributions else None
     with _eval_mode(model):
-        _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists)
+        _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers)
     return (logp, dists) if distributions else logp
 
 
@@ -155,24 +166,29 @@ def _eval_mode(model):
         model.train(was_training)
 
 
-def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists) -> None:
-    """Write each window's target log-probs (and distributions) into the preallocated outputs."""
+def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers=None) -> None:
+    """Write each window's target log-probs (and distributions) into the preallocated outputs;
+    ``timers`` also gets the seconds of copying them out ("rows": gather, exp, to NumPy)."""
     pos = 0
     with torch.no_grad():  # not inference_mode: a TTT adapter trains this model between spans
         for b0 in range(0, len(windows), batch):
             chunk = windows[b0: b0 + batch]
-            for w, rows in zip(chunk, _run_batch(model, ids, chunk, seq_len, device, dtype)):
+            for w, rows in zip(chunk, _run_batch(model, ids, chunk, seq_len, device, dtype, timers)):
+                t0 = time.perf_counter()
                 m = w.hi - w.lo
                 targets = torch.from_numpy(ids[w.lo: w.hi].astype(np.int64)).to(rows.device)
                 logp[pos: pos + m] = rows.gather(1, targets[:, None])[:, 0].cpu().numpy()
                 if dists is not None:
                     dists[pos: pos + m] = rows.exp().cpu().numpy()
                 pos += m
+                if timers is not None:
+                    timers["rows"] = timers.get("rows", 0.0) + time.perf_counter() - t0
 
 
 def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int = DEFAULT_SEQ_LEN,
                stride: int = DEFAULT_STRIDE, batch: int = DEFAULT_BATCH, device=None,
-               dtype: Optional[torch.dtype] = None, distributions: bool = False, split: bool = False):
+               dtype: Optional[torch.dtype] = None, distributions: bool = False, split: bool = False,
+               timers: Optional[dict] = None):
     """Log-probs (and optionally distributions) of targets ``[start, end)`` of ``tokens``.
 
     ``split=True`` shares the windows across the ranks of the torch.distributed process group
@@ -184,11 +200,12 @@ def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int 
     windows = plan_windows(start, end, seq_len, stride)
     score = score_windows_split if split else score_windows
     return score(model, tokens, windows, seq_len=seq_len, batch=batch, device=device, dtype=dtype,
-                 distributions=distributions)
+                 distributions=distributions, timers=timers)
 
 
 def score_windows_split(model, tokens: np.ndarray, windows: list[Window], *, seq_len: int, batch: int,
-                        device=None, dtype: Optional[torch.dtype] = None, distributions: bool = False):
+                        device=None, dtype: Optional[torch.dtype] = None, distributions: bool = False,
+                        timers: Optional[dict] = None):
     """``score_windows`` with the windows shared across the torch.distributed ranks.
 
     Rank r scores the contiguous share ``pgolf_core.distributed.share(len(windows), r, world)``;
@@ -201,7 +218,7 @@ def score_windows_split(model, tokens: np.ndarray, windows: list[Window], *, seq
     lo, hi = share(len(windows), rank, size)
     counts = [sum(w.hi - w.lo for w in windows[slice(*share(len(windows), r, size))]) for r in range(size)]
     out = score_windows(model, tokens, windows[lo:hi], seq_len=seq_len, batch=batch, device=device,
-                        dtype=dtype, distributions=distributions)
+                        dtype=dtype, distributions=distributions, timers=timers)
     logp, dists = out if distributions else (out, None)
     logp = gather_rows(torch.from_numpy(logp), counts).numpy()
     if not distributions:
