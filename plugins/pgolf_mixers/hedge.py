@@ -126,6 +126,18 @@ class HedgeMixer(Mixer):
             used, _ = self._plan(np.zeros((self.n_experts, 1)))
         return mixture_distribution(used, dists[:, None, :])[0]
 
+    def observe(self, logp, target, dists=None) -> None:
+        """One scored target. Plain per-token Hedge takes its step directly (the same expression a
+        one-target ``mix`` evaluates, so the weights are bitwise the same); every other mode is the
+        one-target ``mix``."""
+        lp = np.asarray(logp, dtype=np.float64)
+        simple = self.update == "token" and self.share <= 0.0 and self._seen >= self.solo_first
+        if not (simple and lp.shape == (self.n_experts,) and np.all(np.isfinite(lp))):
+            super().observe(logp, target, dists)
+            return
+        self._seen += 1
+        self._lw = normalize_log(self._lw + self.eta * lp)
+
     def _step(self, lp: np.ndarray) -> np.ndarray:
         """Weights used for each target of ``lp`` (K, m); moves the state past them."""
         if self.update == "batch":
