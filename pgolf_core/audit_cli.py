@@ -8,16 +8,11 @@ import sys
 
 import click
 
+from .cli_options import component_options
+
 
 @click.command("audit")
-@click.option("--experts", "-e", default="bigram,trigram", show_default=True, help="Comma-separated expert names.")
-@click.option("--mixer", "-m", default=None, help="Mixer name (default: hedge when there are several experts).")
-@click.option("--adapters", "-a", default="", help="Comma-separated test-time-training adapters.")
-@click.option("--data", "-d", type=click.Path(), help="Tokens (.npy, shard, directory, glob). Default: the built-in demo.")
-@click.option("--tokenizer", "-t", type=click.Path(), help="SentencePiece model of the data (needed with --data).")
-@click.option("--expert-opt", multiple=True, metavar="NAME.K=V", help="Expert option, e.g. ngram.order=5 (repeatable).")
-@click.option("--mixer-opt", multiple=True, metavar="K=V", help="Mixer option, e.g. eta=0.1 (repeatable).")
-@click.option("--adapter-opt", multiple=True, metavar="NAME.K=V", help="Adapter option (repeatable).")
+@component_options("bigram,trigram")
 @click.option("--limit", type=int, default=2048, show_default=True, help="Tokens of the stream used for C1-C4.")
 @click.option("--chunk-size", type=int, default=512, show_default=True, help="Targets per span in the checks.")
 @click.option("--random-tokens", type=int, default=50_000, show_default=True,

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import click
 
+from .cli_options import component_options
 from .errors import PgolfError, UsageError
 
 plugin_option = click.option(
@@ -78,15 +79,8 @@ def cli():
 
 
 @cli.command("eval")
-@click.option("--experts", "-e", default="neural,bigram,trigram", show_default=True, help="Comma-separated expert names.")
-@click.option("--mixer", "-m", default=None, help="Mixer name (default: hedge when there are several experts).")
-@click.option("--adapters", "-a", default="", help="Comma-separated test-time-training adapters.")
+@component_options("neural,bigram,trigram")
 @click.option("--preset", default=None, help="A named configuration (pr700, pr700-legal); explicit options win.")
-@click.option("--data", "-d", type=click.Path(), help="Tokens: .npy, a shard, a shard directory or a glob. Default: the built-in demo.")
-@click.option("--tokenizer", "-t", type=click.Path(), help="SentencePiece model of the data (needed with --data).")
-@click.option("--expert-opt", multiple=True, metavar="NAME.K=V", help="Expert option, e.g. ngram.order=5 (repeatable).")
-@click.option("--mixer-opt", multiple=True, metavar="K=V", help="Mixer option, e.g. eta=0.1 (repeatable).")
-@click.option("--adapter-opt", multiple=True, metavar="NAME.K=V", help="Adapter option (repeatable).")
 @click.option("--limit", type=int, help="Score only the first N tokens of the stream (N-1 targets).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Targets per evaluator chunk.")
 @click.option("--trim-seq-len", type=int, help="Apply the official cut ((N-1)//L)*L+1 for parity with published logs.")

@@ -7,16 +7,11 @@ import sys
 
 import click
 
+from .cli_options import component_options
+
 
 @click.command("compress")
-@click.option("--experts", "-e", default="neural,bigram,trigram", show_default=True, help="Comma-separated expert names.")
-@click.option("--mixer", "-m", default=None, help="Mixer name (default: hedge when there are several experts).")
-@click.option("--adapters", "-a", default="", help="Comma-separated test-time-training adapters.")
-@click.option("--data", "-d", type=click.Path(), help="Tokens (.npy, shard, directory, glob). Default: the built-in demo.")
-@click.option("--tokenizer", "-t", type=click.Path(), help="SentencePiece model of the data (needed with --data).")
-@click.option("--expert-opt", multiple=True, metavar="NAME.K=V", help="Expert option (repeatable).")
-@click.option("--mixer-opt", multiple=True, metavar="K=V", help="Mixer option (repeatable).")
-@click.option("--adapter-opt", multiple=True, metavar="NAME.K=V", help="Adapter option (repeatable).")
+@component_options("neural,bigram,trigram")
 @click.option("--limit", type=click.IntRange(min=2), help="Code only the first N tokens.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Targets per chunk (adapters run and checksums are taken after each).")

@@ -172,6 +172,15 @@ class Components:
         return tuple(c.state_fingerprint() for c in self.all())
 
 
+def chunk_spans(n_tokens: int, chunk: int):
+    """(start, end, final) of each chunk of ``chunk`` targets, tiling targets 1..N-1 once, the tail included."""
+    start = 1
+    while start < n_tokens:
+        end = min(start + int(chunk), n_tokens)
+        yield start, end, end == n_tokens
+        start = end
+
+
 class Loop:
     """The accumulators of one pass and the step that feeds them (see the module docstring).
 
@@ -224,12 +233,8 @@ class Loop:
         return max(1, min(FULL_BLOCK_TARGETS, FULL_BLOCK_BYTES // (8 * v * len(self.comps.experts))))
 
     def chunk_spans(self, chunk: int):
-        """(start, end, final) of each chunk, tiling targets 1..N-1 once, the tail included."""
-        start, n = 1, self.n_tokens
-        while start < n:
-            end = min(start + int(chunk), n)
-            yield start, end, end == n
-            start = end
+        """(start, end, final) of each chunk of this stream (``chunk_spans`` below)."""
+        return chunk_spans(self.n_tokens, chunk)
 
     def run(self, source: np.ndarray, chunk: int, progress: bool = False) -> None:
         """Score ``source`` block by block in chunks of ``chunk`` targets."""

@@ -668,7 +668,9 @@ def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = 1e
     same = np.array_equal(a, b)
     assert same, (f"two runs of predict() on the same stream differ (first at target "
                   f"{int(np.argmax(np.any(a != b, axis=1))) + 1}): the decoder could not reproduce the encoder's rows")
-    spans = [(s, e) for s, e, _ in _chunks(len(stream), chunk)]
+    from .loop import chunk_spans
+
+    spans = [(s, e) for s, e, _ in chunk_spans(len(stream), chunk)]
     ref = {}
     trace_expert(fresh(source), stream, spans, mode="dist", on_rows=lambda s, r: ref.__setitem__(s, np.array(r)))
     block = np.concatenate([ref[s] for s, _ in spans])
@@ -677,10 +679,3 @@ def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = 1e
     return {"targets": len(stream) - 1, "bitwise_repeatable": same, "max_vs_distributions": worst,
             "predict_fingerprint_probes": probes}
 
-
-def _chunks(n: int, chunk: int):
-    start = 1
-    while start < n:
-        end = min(start + chunk, n)
-        yield start, end, end == n
-        start = end
