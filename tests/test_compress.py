@@ -61,6 +61,21 @@ def test_ttt_round_trips(tmp_path, plugins):
     assert np.array_equal(out, tokens)
 
 
+def test_the_cached_scorer_with_isolated_documents_and_ttt_round_trips(tmp_path, plugins):
+    """The cached scorer's rows are the same bits target by target as in blocks, and a TTT step
+    (weights changed between chunks) rebuilds its cache the same way on both sides."""
+    from pgolf_core import evaluate
+
+    opts = {"neural": {**_neural(), "scorer": "cache", "block": "32", "isolate_docs": "true"}}
+    ttt = {"ttt": {"chunk_tokens": "130", "epochs": "1"}}
+    tokens, out, enc, _ = _roundtrip(tmp_path, ["neural"], plugins, 400, adapters=["ttt"], chunk_size=130,
+                                     expert_options=opts, adapter_options=ttt)
+    assert np.array_equal(out, tokens)
+    res = evaluate(["neural"], tokens=tokens, tokenizer=demo_tokenizer_path(), chunk_size=130, strict=True,
+                   adapters=["ttt"], expert_options=opts, adapter_options=ttt, plugins=plugins)
+    assert res.bpb == pytest.approx(enc.ideal_bpb, abs=1e-12)
+
+
 def test_coded_size_is_the_evaluated_score(tmp_path, plugins):
     from pgolf_core import evaluate
 

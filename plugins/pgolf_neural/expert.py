@@ -1,8 +1,14 @@
-"""The ``neural`` expert: the GPT scored with sliding windows.
+"""The ``neural`` expert: the GPT scored with sliding windows (``scorer=windows``, the seed's way)
+or with the cached scorer (``scorer=cache``, each position computed once; ``cache.py``).
 
-The expert holds no state built from the stream; its only mutable state is the network's
-parameters, which a test-time-training adapter may change between spans (through ``.model``). The
-fingerprint therefore digests the parameters, and ``reset`` restores the weights it was built with.
+With windows the expert holds no state built from the stream; its only mutable state is the
+network's parameters, which a test-time-training adapter may change between spans (through
+``.model``). The cached scorer adds the keys and values of the last ``seq_len - 1`` positions,
+built from scored tokens only. The fingerprint digests the parameters, and ``reset`` restores the
+weights it was built with and empties the cache.
+
+``isolate_docs`` (document isolation): attention never crosses a BOS token and the previous-token
+paths restart at each BOS, with either scorer.
 """
 
 from __future__ import annotations
@@ -18,16 +24,25 @@ from pgolf_core.api import Expert
 from pgolf_core.errors import DataError, UsageError
 
 from .config import GPTConfig
+from .cache import CachedScorer
 from .model import GPT
 from .scoring import predict_row, score_span
+
+SCORERS = ("windows", "cache")
 
 
 class NeuralExpert(Expert):
     def __init__(self, model: GPT, *, seq_len: int, stride: int, batch: int, device: torch.device,
-                 dtype: Optional[torch.dtype], source: str, dist_dtype: str = "float64"):
+                 dtype: Optional[torch.dtype], source: str, dist_dtype: str = "float64", scorer: str = "windows",
+                 block: Optional[int] = None, bos: Optional[int] = None):
         super().__init__(model.config.vocab_size)
+        if scorer not in SCORERS:
+            raise UsageError(f"expert 'neural': scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
         self.model = model.to(device)
         self.seq_len, self.stride, self.batch = seq_len, stride, batch
+        self.scorer, self.bos = scorer, bos  # bos: None = documents are not isolated
+        self.block = (block or seq_len) if scorer == "cache" else None
+        self.cache = CachedScorer(seq_len, self.block, bos) if scorer == "cache" else None
         self.device, self.dtype, self.source = device, dtype, source
         self.dist_dtype = np.dtype(dist_dtype)  # of the rows distributions() returns
         self._initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -43,9 +58,29 @@ class NeuralExpert(Expert):
 
     def _score(self, tokens, start, end, distributions: bool):
         self._check_tokens(tokens, start, end)
+        if self.cache is not None:
+            return self._score_cached(tokens, start, end, distributions)
         return score_span(self.model, tokens, start, end, seq_len=self.seq_len, stride=self.stride,
                           batch=self.batch, device=self.device, dtype=self.dtype,
-                          distributions=distributions, split=_distributed(), timers=self.timers)
+                          distributions=distributions, split=_distributed(), timers=self.timers, bos=self.bos)
+
+    def _score_cached(self, tokens, start, end, distributions: bool):
+        """The cached scorer walks the stream in order, so it is not split across ranks: under
+        torchrun every rank computes the same rows (no speed-up, same result)."""
+        import time
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            rows = self.cache.rows(self.model, tokens, start, end, self.device, self.dtype, self.timers)
+        finally:
+            self.model.train(was_training)
+        t0 = time.perf_counter()
+        targets = torch.from_numpy(np.asarray(tokens[start:end], dtype=np.int64)).to(rows.device)
+        logp = rows.gather(1, targets[:, None])[:, 0].cpu().numpy()
+        dists = rows.exp().cpu().numpy() if distributions else None
+        self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
+        return (logp, dists) if distributions else logp
 
     def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         return self._score(tokens, start, end, distributions=False)
@@ -55,18 +90,28 @@ class NeuralExpert(Expert):
         return rows if rows.dtype == self.dist_dtype else rows.astype(self.dist_dtype)
 
     def predict(self, tokens: np.ndarray, t: int) -> np.ndarray:
-        """Row of target ``t`` from ``tokens[:t]``: the sliding window that scores ``t``, whole, as a
-        batch of one, its positions from ``t`` on set to token 0 (``scoring.predict_row``).
+        """Row of target ``t`` from ``tokens[:t]``.
 
-        Nothing is cached between calls: every activation depends on the weights, which a
-        test-time-training adapter changes between chunks, and reusing a window's earlier positions
-        would change the kernels' shapes (and so the rounding) away from the batch path's.
-        ``observe`` stays a no-op: the weights are the only state, and adapters change them."""
+        Windows: the sliding window that scores ``t``, whole, as a batch of one, its positions from
+        ``t`` on set to token 0 (``scoring.predict_row``). Nothing is cached between calls: reusing a
+        window's earlier positions would change the kernels' shapes (and so the rounding) away from
+        the batch path's. Cached scorer: the block holding input ``t - 1``, whole, with the inputs
+        from ``t`` on set to 0; its keys and values are kept once the block is complete, as in the
+        batch path. ``observe`` stays a no-op: the weights (and the cache, built from ``tokens``
+        alone) are the only state."""
         t = int(t)
         self._check_tokens(tokens, t, t)
-        row = predict_row(self.model, tokens, t, seq_len=self.seq_len, stride=self.stride, device=self.device,
-                          dtype=self.dtype)
+        if self.cache is not None:
+            row = self._score_cached(tokens[:t], t, t + 1, distributions=True)[1][0]
+        else:
+            row = predict_row(self.model, tokens, t, seq_len=self.seq_len, stride=self.stride, device=self.device,
+                              dtype=self.dtype, bos=self.bos)
         return row if row.dtype == self.dist_dtype else row.astype(self.dist_dtype)
+
+    def weights_changed(self) -> None:
+        """Called by adapters that change the weights: the cached keys and values are stale."""
+        if self.cache is not None:
+            self.cache.invalidate()
 
     def stats(self) -> dict:
         """Where the expert's time went: {"forward", "softmax", "rows"} seconds."""
@@ -75,18 +120,24 @@ class NeuralExpert(Expert):
     def reset(self) -> None:
         """Back to the weights the expert was built with (undoing any test-time training)."""
         self.model.load_state_dict(self._initial, strict=True)
+        if self.cache is not None:
+            self.cache.clear()
 
     def state_fingerprint(self) -> bytes:
         h = hashlib.sha256()
         for name, p in self.model.state_dict().items():
             h.update(name.encode())
             h.update(p.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        # The cache is left out: it memoizes activations that are a function of the weights and the
+        # tokens already seen (cache.py), so keeping a block (even from predict) changes no result.
         return h.digest()
 
     def describe(self) -> dict:
         return {"source": self.source, "config": self.model.config.to_dict(),
                 "parameters": self.model.num_params(), "seq_len": self.seq_len, "stride": self.stride,
                 "batch": self.batch, "device": str(self.device), "dist_dtype": str(self.dist_dtype),
+                "scorer": self.scorer, "block": self.block,
+                "isolate_docs": self.bos is not None, **({"bos": self.bos} if self.bos is not None else {}),
                 "dtype": "auto" if self.dtype is None else str(self.dtype).replace("torch.", "")}
 
 

@@ -8,6 +8,11 @@ Parameter names follow the seed so that its export rules (which keep tensors who
 
 Every operation is position-wise or causal, so the prediction at position i depends only on
 ``ids[:, : i + 1]``; padding a sequence on the right never changes the outputs before the padding.
+
+Two optional inputs serve the other scorers (``cache.py``, document isolation): ``past``, the keys
+and values of earlier positions (attended to through an explicit ``mask``), and ``reset``, the
+positions where the previous-token paths (bigram hash, smear gate) start over, as at position 0.
+Without them every call computes exactly what it computed before they existed.
 """
 
 from __future__ import annotations
@@ -31,16 +36,19 @@ def rms_norm(x: Tensor) -> Tensor:
 
 # ----------------------------------------------------------------------------- embeddings
 
-def bigram_indices(ids: Tensor, table_size: int) -> Tensor:
+def bigram_indices(ids: Tensor, table_size: int, reset: Tensor | None = None) -> Tensor:
     """Row of the hashed-bigram table for every position: (B, T) -> (B, T) int64.
 
     Position 0 has no previous token and gets the reserved last row; position i >= 1 gets
-    (36313 * t[i] XOR 27191 * t[i-1]) mod (table_size - 1).
+    (36313 * t[i] XOR 27191 * t[i-1]) mod (table_size - 1). Positions where ``reset`` (bool, (B, T))
+    is true get the reserved row too: they are treated as having no previous token.
     """
     t = ids.long()
     mod = table_size - 1
     out = torch.full_like(t, mod)
     out[..., 1:] = torch.bitwise_xor(BIGRAM_MUL_CUR * t[..., 1:], BIGRAM_MUL_PREV * t[..., :-1]) % mod
+    if reset is not None:
+        out = out.masked_fill(reset, mod)
     return out
 
 
@@ -54,8 +62,8 @@ class BigramHash(nn.Module):
         self.proj = nn.Linear(dim, model_dim, bias=False)
         self.scale = nn.Parameter(torch.tensor(0.05))
 
-    def forward(self, ids: Tensor) -> Tensor:  # (B, T) -> (B, T, C)
-        h = self.proj(self.embed(bigram_indices(ids, self.table_size)))
+    def forward(self, ids: Tensor, reset: Tensor | None = None) -> Tensor:  # (B, T) -> (B, T, C)
+        h = self.proj(self.embed(bigram_indices(ids, self.table_size, reset)))
         return h * self.scale.to(h.dtype)
 
 
@@ -66,9 +74,11 @@ class SmearGate(nn.Module):
         super().__init__()
         self.gate = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, C)
+    def forward(self, x: Tensor, reset: Tensor | None = None) -> Tensor:  # (B, T, C) -> (B, T, C)
         g = torch.sigmoid(self.gate.to(x.dtype))
         x_prev = F.pad(x[:, :-1], (0, 0, 1, 0))  # shift right by one position, zeros in front
+        if reset is not None:  # no previous position to smear in where a document starts
+            x_prev = x_prev.masked_fill(reset[..., None], 0.0)
         return (1 - g) * x + g * x_prev
 
 
@@ -133,7 +143,16 @@ class Attention(nn.Module):
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), float(cfg.qk_gain_init)))
         self.use_xsa = use_xsa
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, ve: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, ve: Tensor | None = None,
+                past: tuple | None = None, mask: Tensor | None = None, kv_out: list | None = None) -> Tensor:
+        """Causal self-attention over the T positions of ``x``, rotated by ``cos``/``sin`` (T, half).
+
+        ``past`` = (k, v) of P earlier positions, (B, P, G, D) each, k RMS-normed and rotated: the
+        T queries also attend to them, and ``mask`` (bool, broadcastable to (B, 1, T, P + T), True =
+        may attend) replaces the causal rule. ``mask`` alone restricts attention within the T
+        positions. ``kv_out`` (a list) gets the (k, v) attended to (past and new, same form), from
+        which the caller keeps what the next call's ``past`` needs.
+        """
         B, T, C = x.shape
         q = self.c_q(x).view(B, T, self.num_heads, self.head_dim)  # (B, T, H, D)
         k = self.c_k(x).view(B, T, self.num_kv_heads, self.head_dim)  # (B, T, G, D)
@@ -142,9 +161,12 @@ class Attention(nn.Module):
             v = v + ve
         v = v.view(B, T, self.num_kv_heads, self.head_dim)
         q, k = apply_rope(rms_norm(q), cos, sin), apply_rope(rms_norm(k), cos, sin)
+        keys, values = (k, v) if past is None else (torch.cat((past[0], k), 1), torch.cat((past[1], v), 1))
+        if kv_out is not None:
+            kv_out.append((keys, values))
         q = q * self.q_gain.to(q.dtype)[None, None, :, None]
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                           is_causal=True,
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
+                                           attn_mask=mask, is_causal=mask is None,
                                            enable_gqa=self.num_kv_heads != self.num_heads)
         y = y.transpose(1, 2)  # (B, T, H, D)
         if self.use_xsa:
@@ -175,10 +197,12 @@ class Block(nn.Module):
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(C), torch.zeros(C))))  # (2, C)
         self.norm_scale = 1.0 / math.sqrt(index + 1)  # deeper blocks see smaller normed inputs
 
-    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Tensor | None,
+                past: tuple | None = None, mask: Tensor | None = None, kv_out: list | None = None) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
-        x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, ve)
+        x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, ve, past, mask,
+                                                        kv_out)
         return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale)
 
 
@@ -245,23 +269,40 @@ class GPT(nn.Module):
             self._rope_cache = {key: (freqs.cos(), freqs.sin())}  # keep one entry: lengths rarely change
         return self._rope_cache[key]
 
-    def embed(self, ids: Tensor) -> Tensor:
-        """x0 = smear(rms_norm(tok_emb + bigram)): (B, T) -> (B, T, C)."""
+    def embed(self, ids: Tensor, reset: Tensor | None = None) -> Tensor:
+        """x0 = smear(rms_norm(tok_emb + bigram)): (B, T) -> (B, T, C); ``reset`` as in ``hidden``."""
         x = self.tok_emb(ids)
         if self.bigram is not None:
-            x = x + self.bigram(ids)
-        return self.smear(rms_norm(x))
+            x = x + self.bigram(ids, reset)
+        return self.smear(rms_norm(x), reset)
 
-    def hidden(self, ids: Tensor, rope_len: int | None = None) -> Tensor:
-        """Final normed hidden states (B, T, C).
+    def rope_at(self, positions: Tensor, rope_len: int) -> tuple[Tensor, Tensor]:
+        """cos, sin (len(positions), rope_dims / 2) at any stream positions: the angles are computed
+        in float64, so they stay as accurate at position 10^8 as at position 10."""
+        cfg = self.config
+        inv_freq = rope_inv_freq(cfg.rope_dims or cfg.head_dim, cfg.rope_base, rope_len, cfg.rope_train_seq_len)
+        freqs = torch.outer(positions.double(), inv_freq.to(positions.device).double())
+        return freqs.cos().float(), freqs.sin().float()
+
+    def hidden(self, ids: Tensor, rope_len: int | None = None, *, lead: int = 0, reset: Tensor | None = None,
+               past: list | None = None, mask: Tensor | None = None, kv_out: list | None = None,
+               rope: tuple | None = None) -> Tensor:
+        """Final normed hidden states (B, T - lead, C) of the positions of ``ids`` after the first ``lead``.
 
         ``rope_len`` is the nominal window length that decides the RoPE base (default T). Scoring
         passes its window length so that a window cut short at the end of the stream computes
         exactly what the full window computes at the same positions.
+
+        The optional inputs (module docstring): ``lead`` leading tokens only feed the previous-token
+        paths of the first computed position; ``reset`` (bool (B, T)) marks positions with no
+        previous token; ``past`` is one (k, v) per block from an earlier call's ``kv_out`` (which gets
+        this call's), with ``mask`` as in ``Attention.forward``; ``rope`` (cos, sin) gives the rotary
+        tables of the computed positions (``rope_at``; default: positions 0 .. T - lead - 1).
         """
         B, T = ids.shape
-        cos, sin = self.rope_tables(T, rope_len or T, ids.device)
-        x = x0 = self.embed(ids)
+        x = x0 = self.embed(ids, reset)[:, lead:]
+        ids = ids[:, lead:]
+        cos, sin = rope if rope is not None else self.rope_tables(T - lead, rope_len or T - lead, ids.device)
         ve = self.ve_shared(ids) if self.ve_shared is not None else None  # (B, T, G * D)
         ve_slot = {layer: j for j, layer in enumerate(self.config.ve_layers)}
         skips = []
@@ -269,7 +310,7 @@ class GPT(nn.Module):
             if i >= self.num_encoder_layers and skips:  # U-Net: pair block n_enc + j with block n_enc-1-j
                 x = x + self.skip_weights[i - self.num_encoder_layers].to(x.dtype) * skips.pop()
             ve_i = ve * self.ve_layer_scales[ve_slot[i]].to(ve.dtype) if i in ve_slot else None
-            x = block(x, x0, cos, sin, ve_i)
+            x = block(x, x0, cos, sin, ve_i, past[i] if past else None, mask, kv_out)
             if i < self.num_encoder_layers:
                 skips.append(x)
         return rms_norm(x)

@@ -65,14 +65,28 @@ def _build_model(ctx, checkpoint, preset, init_seed):
 
 
 def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,
-                device=None, dtype="auto", dist_dtype="float64"):
+                device=None, dtype="auto", dist_dtype="float64", scorer="windows", block=None, isolate_docs="false"):
     """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len).
     ``dist_dtype=float32`` halves the cost of full distributions for mixers that need them (rows
-    still sum to 1 within 1e-6; log-probabilities then carry float32 precision, ~1e-7)."""
-    from .expert import NeuralExpert, check_vocab
+    still sum to 1 within 1e-6; log-probabilities then carry float32 precision, ~1e-7).
+    ``scorer=cache`` computes each position once (attention over the last seq_len positions,
+    ``block`` positions per forward, default seq_len); ``scorer=windows`` (the default) is the
+    seed's stride-64 sliding windows, kept as the reference. ``isolate_docs=true``: attention never
+    crosses a BOS token."""
+    from pgolf_core.data import BOS_ID
+    from pgolf_core.options import parse_bool
+
+    from .expert import SCORERS, NeuralExpert, check_vocab
 
     seq_len, stride = _int_option("seq_len", seq_len), _int_option("stride", stride)
     batch = _int_option("batch", batch) or DEFAULT_BATCH
+    scorer = parse_choice(scorer, "expert 'neural'", "scorer", SCORERS)
+    block = _int_option("block", block)
+    if block is not None and scorer != "cache":
+        raise UsageError("expert 'neural': option block is the cached scorer's; add scorer=cache or drop it")
+    if stride is not None and scorer == "cache":
+        raise UsageError("expert 'neural': option stride is the window scorer's; the cached scorer has block=N")
+    isolate = parse_bool(isolate_docs, "expert 'neural'", "isolate_docs")
     dev = _device(device, getattr(ctx, "device", "cpu"))
     torch_dtype = _dtype(dtype, dev)
     model, source = _build_model(ctx, checkpoint, preset, init_seed)
@@ -83,12 +97,13 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
         raise UsageError(f"expert 'neural': option stride ({stride}) must not exceed seq_len ({seq_len})")
     return NeuralExpert(model, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
                         source=source,
-                        dist_dtype=parse_choice(dist_dtype, "expert 'neural'", "dist_dtype", ("float64", "float32")))
+                        dist_dtype=parse_choice(dist_dtype, "expert 'neural'", "dist_dtype", ("float64", "float32")),
+                        scorer=scorer, block=block, bos=BOS_ID if isolate else None)
 
 
 @hookimpl
 def pgolf_register_experts(register):
     register("neural", make_neural,
-             description="the seed's GPT scored with sliding windows (checkpoint=PATH or preset+init_seed; "
-                         "seq_len, stride=64, batch=32, device, dtype=auto|float32|bfloat16, "
-                         "dist_dtype=float64|float32)")
+             description="the seed's GPT (checkpoint=PATH or preset+init_seed; seq_len, "
+                         "scorer=windows|cache, stride=64 (windows), block=seq_len (cache), isolate_docs=false, "
+                         "batch=32, device, dtype=auto|float32|bfloat16, dist_dtype=float64|float32)")

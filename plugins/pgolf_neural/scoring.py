@@ -74,6 +74,41 @@ def plan_windows(start: int, end: int, seq_len: int = DEFAULT_SEQ_LEN,
     return windows
 
 
+def document_start(tokens: np.ndarray, t: int, bos: int) -> int:
+    """Where the document of target t begins: its input ``t - 1``'s last BOS at or before it (0 if
+    none). A BOS target ends the document before it and is predicted from that document."""
+    ids, hi, step = np.asarray(tokens), t, 4096
+    while hi > 0:  # backwards, a slice at a time: documents are short next to the stream
+        lo = max(0, hi - step)
+        hits = np.flatnonzero(ids[lo:hi] == bos)
+        if hits.size:
+            return lo + int(hits[-1])
+        hi, step = lo, step * 2
+    return 0
+
+
+def plan_document_windows(tokens: np.ndarray, start: int, end: int, seq_len: int, stride: int,
+                          bos: int) -> list[Window]:
+    """Document isolation: the windows of ``plan_windows`` laid out inside each document, from its
+    own start, so no window reads a token of another document.
+
+    A document starting at position d (a BOS, or the stream's start) owns the targets ``d + 1``
+    up to and including the next BOS; they are planned as targets ``1 ..`` of a stream that begins
+    at d. Windows of different documents are independent and batch together."""
+    ids = np.asarray(tokens)
+    first = document_start(ids, start, bos)
+    starts = first + np.flatnonzero(ids[first: max(end - 1, first)] == bos)
+    starts = np.union1d([first], starts).astype(np.int64)  # document starts among the span's inputs
+    windows, t = [], start
+    while t < end:
+        i = int(np.searchsorted(starts, t - 1, side="right")) - 1
+        d = int(starts[i])
+        stop = min(end, int(starts[i + 1]) + 1) if i + 1 < len(starts) else end
+        windows += [Window(d + w.begin, d + w.lo, d + w.hi) for w in plan_windows(t - d, stop - d, seq_len, stride)]
+        t = stop
+    return windows
+
+
 def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     """bf16 autocast on CUDA unless float32 is asked for; plain float32 elsewhere."""
     if device.type == "cuda" and dtype in (None, torch.bfloat16, torch.float16):
@@ -128,20 +163,22 @@ def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: 
 
 
 def predict_row(model, tokens: np.ndarray, t: int, *, seq_len: int = DEFAULT_SEQ_LEN, stride: int = DEFAULT_STRIDE,
-                device=None, dtype: Optional[torch.dtype] = None) -> np.ndarray:
+                device=None, dtype: Optional[torch.dtype] = None, bos: Optional[int] = None) -> np.ndarray:
     """The float64 distribution of target ``t`` from ``tokens[:t]`` alone (the decoder's view).
 
     It runs the window that scores ``t`` in the sliding-window plan, whole (``seq_len`` inputs, every
     target of the window projected by the head, as a batch of one), with the inputs from position
     ``t`` on, not known yet, set to token 0. The model is causal, so the rows up to ``t`` are the
     plan's; the rows after it are discarded. Running the window whole rather than only up to ``t``
-    keeps the kernels' shapes those of the plan (a one-row head product rounds differently)."""
+    keeps the kernels' shapes those of the plan (a one-row head product rounds differently). With
+    ``bos`` set the window is the one ``plan_document_windows`` gives t, inside its document."""
     check_geometry(seq_len, stride)
     if not 1 <= t <= len(tokens):
         raise ValueError(f"target {t} needs the {t} tokens before it, got {len(tokens)}")
-    k = window_index(t, seq_len, stride)
-    begin = k * stride
-    lo, hi = window_targets(k, seq_len, stride)
+    d = 0 if bos is None else document_start(tokens, t, bos)  # windows start at the document's start
+    k = window_index(t - d, seq_len, stride)
+    begin = d + k * stride
+    lo, hi = (d + x for x in window_targets(k, seq_len, stride))
     inputs = np.zeros(seq_len, dtype=np.int64)  # the window's inputs, in its own coordinates
     inputs[: t - begin] = tokens[begin:t]  # known; the rest stays 0 (placeholder)
     with _eval_mode(model), torch.no_grad():
@@ -188,8 +225,9 @@ def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timer
 def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int = DEFAULT_SEQ_LEN,
                stride: int = DEFAULT_STRIDE, batch: int = DEFAULT_BATCH, device=None,
                dtype: Optional[torch.dtype] = None, distributions: bool = False, split: bool = False,
-               timers: Optional[dict] = None):
-    """Log-probs (and optionally distributions) of targets ``[start, end)`` of ``tokens``.
+               timers: Optional[dict] = None, bos: Optional[int] = None):
+    """Log-probs (and optionally distributions) of targets ``[start, end)`` of ``tokens``; with
+    ``bos`` set, each document gets its own windows (``plan_document_windows``).
 
     ``split=True`` shares the windows across the ranks of the torch.distributed process group
     (every rank must make the same call) and gives every rank the whole result.
@@ -197,7 +235,8 @@ def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int 
     check_geometry(seq_len, stride, batch)
     if len(tokens) < end:
         raise ValueError(f"tokens has {len(tokens)} entries but the span ends at {end}")
-    windows = plan_windows(start, end, seq_len, stride)
+    windows = (plan_windows(start, end, seq_len, stride) if bos is None
+               else plan_document_windows(tokens, start, end, seq_len, stride, bos))
     score = score_windows_split if split else score_windows
     return score(model, tokens, windows, seq_len=seq_len, batch=batch, device=device, dtype=dtype,
                  distributions=distributions, timers=timers)

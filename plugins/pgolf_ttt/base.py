@@ -73,6 +73,9 @@ class ChunkedAdapter(Adapter):
             raise RuntimeError(f"adapter {self.name!r} was not set up with the run's experts")
         for index, a, b in self.clock.advance(start, end, final):
             t0 = time.perf_counter()
+            notify = getattr(self.expert, "weights_changed", None)  # the expert may cache activations
+            if notify is not None:
+                notify()
             a, b = self._before_train(tokens, a, b)
             if a >= b or self.epochs == 0:
                 continue
