@@ -28,6 +28,7 @@ file) is stopped only by the compressed round trip: a decoder has no such array 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -189,7 +190,8 @@ class Loop:
     anything of a block is scored), ``on_step(loop, start, end, out)`` where ``out`` holds the
     step's ``logp`` (K, n), ``mixed`` (n,), ``targets`` and, when computed, ``dists`` (K, n, V) and
     ``rows`` (n, V) (the mixture's), and ``on_chunk_end(loop, start, end)`` (after the updates and
-    adapters of a chunk).
+    adapters of a chunk). Target-by-target chunks (``step_targets``) call ``on_step`` once for the
+    chunk, without ``dists`` and ``rows``.
     """
 
     def __init__(self, comps: Components, table, n_tokens: int, dtype=np.int64, *, strict: bool = False,
@@ -338,35 +340,64 @@ class Loop:
         return self.guards.logp(strict, n, "the mixture", start), rows
 
     def step_targets(self, start: int, end: int, *, final: bool, choose: Callable[[int, np.ndarray], int]) -> None:
-        """A chunk target by target: predict, ``choose`` the token from the mixture's row, observe."""
+        """A chunk target by target: predict, ``choose`` the token from the mixture's row, observe.
+
+        The decoder's inner loop, so it does per target only what each target needs: the guards'
+        checks run on plain floats and fall back to the full guard (which words the violation) only
+        when a value is out of bounds; the sums, byte counts and observers' ``on_step`` are done once
+        for the chunk."""
         self._check_order(start, end)
-        comps, k = self.comps, len(self.comps.experts)
-        mixer = comps.mixer
-        for t in range(start, end):
+        comps, timers, clock = self.comps, self.timers, time.perf_counter
+        experts, labels, mixer = comps.experts, comps.labels, comps.mixer
+        k, vocab = len(experts), experts[0].vocab_size
+        for key in (*labels, "mixer", "coder"):
+            timers.setdefault(key, 0.0)
+        n = end - start
+        logp_all, mixed_all = np.empty((k, n)), np.empty(n)
+        for i, t in enumerate(range(start, end)):
             ctx = self.stream.view(t)  # exactly the tokens before target t
-            rows = [self._timed(label, e.predict, ctx, t) for e, label in zip(comps.experts, comps.labels)]
-            dists = np.stack([np.asarray(r) for r in rows])
-            if dists.shape != (k, comps.experts[0].vocab_size):
-                raise PgolfError(f"an expert's predict() returned rows of shape {[np.shape(r) for r in rows]}")
-            row = dists[0] if mixer is None else np.asarray(self._timed("mixer", mixer.predict, dists))
-            self.guards.rows(row[None, :], "the mixture", t)
-            token = int(self._timed("coder", choose, t, row))
+            dists = np.empty((k, vocab))
+            for j, e in enumerate(experts):
+                t0 = clock()
+                r = np.asarray(e.predict(ctx, t))
+                timers[labels[j]] += clock() - t0
+                if r.shape != (vocab,):
+                    raise PgolfError(f"expert {labels[j]!r}'s predict() returned a row of shape {r.shape}, "
+                                     f"expected ({vocab},)")
+                dists[j] = r
+            t0 = clock()
+            row = dists[0] if mixer is None else np.asarray(mixer.predict(dists), dtype=np.float64)
+            t1 = clock()
+            timers["mixer"] += t1 - t0
+            total, low = float(row.sum()), float(row.min())
+            if not (abs(total - 1.0) <= MASS_TOLERANCE and low >= 0.0):
+                self.guards.rows(row[None, :], "the mixture", t)
+            token = int(choose(t, row))
+            timers["coder"] += clock() - t1
             self.stream.reveal(np.array([token]), t)
             view = self.stream.view(t + 1)
-            with np.errstate(divide="ignore"):
-                logp = np.log(np.asarray(dists[:, token], dtype=np.float64))[:, None]
-                mixed = np.log(np.array([row[token]], dtype=np.float64))
-            targets = np.array([token], dtype=np.int64)
-            for j, label in enumerate(comps.labels):
-                self.guards.logp(logp[j], 1, f"expert {label!r}", t)
-            out = {"logp": logp, "targets": targets, "dists": dists[:, None, :],
-                   "mixed": self.guards.logp(mixed, 1, "the mixture", t), "rows": row[None, :]}
-            for e, label in zip(comps.experts, comps.labels):
-                self._timed(label, e.observe, view, t)
+            ps = [float(x) for x in dists[:, token]]
+            lps = [math.log(x) if x > 0.0 else -math.inf for x in ps]
+            pm = float(row[token])
+            lm = math.log(pm) if pm > 0.0 else -math.inf
+            if not all(-math.inf < x <= LOGP_TOLERANCE for x in (*lps, lm)):  # NaN fails too
+                for j, label in enumerate(labels):
+                    self.guards.logp(np.array([lps[j]]), 1, f"expert {label!r}", t)
+                self.guards.logp(np.array([lm]), 1, "the mixture", t)
+            logp_all[:, i], mixed_all[i] = lps, lm
+            for j, e in enumerate(experts):
+                t0 = clock()
+                e.observe(view, t)
+                timers[labels[j]] += clock() - t0
             if mixer is not None:
-                self._timed("mixer", mixer.observe, logp[:, 0], token, dists if mixer.needs_distributions else None)
-            self._accumulate(out, view, t, t + 1)
-        self._end_chunk(self.stream.view(end), start, end, final)
+                t0 = clock()
+                mixer.observe(np.array(lps), token, dists if mixer.needs_distributions else None)
+                timers["mixer"] += clock() - t0
+        view = self.stream.view(end)
+        out = {"logp": logp_all, "targets": np.asarray(view[start:end], dtype=np.int64), "mixed": mixed_all,
+               "dists": None, "rows": None}
+        self._accumulate(out, view, start, end)
+        self._end_chunk(view, start, end, final)
 
     def _accumulate(self, out: dict, view, start: int, end: int) -> None:
         t0 = time.perf_counter()

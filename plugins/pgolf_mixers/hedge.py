@@ -26,6 +26,7 @@ Everything is kept in log space; the stored log-weights are renormalized after e
 
 from __future__ import annotations
 
+
 from typing import Optional
 
 import numpy as np
@@ -122,6 +123,8 @@ class HedgeMixer(Mixer):
             return np.asarray(dists[0], dtype=np.float64)
         if self.update == "batch":  # the open batch's weights, whatever its loss will be
             used = self._lw[None, :]
+        elif self.share <= 0.0:  # what _plan computes for one target, without its cumulative sums
+            used = (self._lw - logsumexp(self._lw))[None, :]
         else:
             used, _ = self._plan(np.zeros((self.n_experts, 1)))
         return mixture_distribution(used, dists[:, None, :])[0]

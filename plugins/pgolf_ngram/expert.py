@@ -128,7 +128,12 @@ class NgramExpert(Expert):
         return lo, window
 
     def _check_ids(self, window: np.ndarray, offset: int) -> None:
-        if window.size and (window.min() < 0 or window.max() >= self.vocab_size):
+        if window.size <= 16:  # target by target: a few ids, cheaper as Python ints than as reductions
+            ids = window.tolist()
+            bad_range = bool(ids) and (min(ids) < 0 or max(ids) >= self.vocab_size)
+        else:
+            bad_range = bool(window.min() < 0 or window.max() >= self.vocab_size)
+        if bad_range:
             bad = int(np.argmax((window < 0) | (window >= self.vocab_size)))
             raise DataError(
                 f"expert {self.name or 'ngram'!r}: token id {int(window[bad])} at position {offset + bad} is out of "
