@@ -32,6 +32,7 @@ def _roundtrip(tmp_path, experts, plugins, n, **kw):
     (["bigram", "trigram"], {}),
     (["bigram", "trigram"], {"mixer": "logistic", "chunk_size": 500}),
     (["unigram", "bigram"], {"mixer": "hedge", "mixer_options": {"update": "batch", "batch": "300", "eta": "0.1"}}),
+    (["bigram", "trigram"], {"mixer": "tilt", "mixer_options": {"inner": "logistic", "order": "4", "threshold": "0.5"}}),
 ])
 def test_ngram_configurations_round_trip_byte_identical(tmp_path, plugins, experts, kw):
     tokens, out, enc, dec = _roundtrip(tmp_path, experts, plugins, 3000, **kw)

@@ -31,6 +31,8 @@ CONFIGS = [("hedge", m) for m in HEDGE_MODES] + [
     ("logistic", {"context": "confidence", "buckets": 3, "bias": 1}),
     ("stack", {"inputs": "hedge:share=0.01;logistic:lr=0.02;hedge:update=batch:eta=0.1"}),
     ("stack", {"inputs": "hedge;hedge:share=0.1:solo_first=3", "top": "logistic"}),
+    ("tilt", {"order": 2, "threshold": 0.2}),  # fires often on short random streams
+    ("tilt", {"order": 3, "threshold": 0.3, "inner": "logistic:lr=0.02", "beta": 1.5}),
 ]
 FEW = settings(max_examples=3, deadline=None)  # per configuration: every mode is run, few streams each
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items())}" for name, options in CONFIGS]

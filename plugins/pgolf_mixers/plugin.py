@@ -1,4 +1,4 @@
-"""Registration of the builtin mixers: hedge, logistic (alias geometric) and stack.
+"""Registration of the builtin mixers: hedge, logistic (alias geometric), stack and tilt.
 
 This module must import quickly: the mixer classes (and numba, through their kernels) are imported
 inside the factories. Every option may arrive as a string from ``--mixer-opt key=value``.
@@ -7,6 +7,7 @@ inside the factories. Every option may arrive as a string from ``--mixer-opt key
 from __future__ import annotations
 
 from pgolf_core import hookimpl
+from pgolf_core.errors import UsageError
 
 from .options import input_count, parse_bool, parse_choice, parse_float, parse_int, parse_vector
 
@@ -61,6 +62,33 @@ def make_stack(ctx, inputs="", top="hedge", top_opts=""):
     return build_stack(ctx, inputs, top, top_opts)
 
 
+def make_tilt(ctx, inner="", order="16", threshold="0.8", beta="2.625"):
+    """The token-only n-gram tilt over input 0, or over an ``inner`` mixer of all inputs."""
+    from .stack import parse_spec
+    from .tilt import TiltMixer
+
+    m = "mixer 'tilt'"
+    k = input_count(ctx, m)
+    order_n = parse_int(order, m, "order", low=1)
+    thr = parse_float(threshold, m, "threshold", low=0.0, high=1.0)
+    boost = parse_float(beta, m, "beta")
+    spec = str(inner).strip() if isinstance(inner, str) else inner
+    if spec in ("", "none", None):
+        spec = "hedge" if k > 1 else None
+    inner_mixer = None
+    if spec is not None:
+        plugins = (ctx.extra or {}).get("plugins")
+        if plugins is None:
+            from pgolf_core.plugins import load_plugins
+
+            plugins = load_plugins()
+        name, opts = parse_spec(spec, "inner")
+        if name == "tilt":
+            raise UsageError(f"{m}: inner cannot be another tilt")
+        inner_mixer = plugins.mixers.create(name, ctx, **opts)
+    return TiltMixer(k, ctx.vocab_size, inner=inner_mixer, order=order_n, threshold=thr, beta=boost)
+
+
 @hookimpl
 def pgolf_register_mixers(register):
     register("hedge", make_hedge,
@@ -69,6 +97,10 @@ def pgolf_register_mixers(register):
     register("logistic", make_logistic, aliases=["geometric"],
              description="online geometric mixture, exactly renormalized (options lr, init, bias, "
                          "context=none|entropy|confidence, buckets)")
+    register("tilt", make_tilt,
+             description="token-only n-gram tilt: +beta on the logit of the token that followed the last "
+                         "order-1 targets most often, when its frequency >= threshold, renormalized exactly "
+                         "(options order=16, threshold=0.8, beta=2.625, inner=hedge|logistic|... over several inputs)")
     register("stack", make_stack,
              description="top mixer over sub-mixers (options inputs='hedge:share=0.01;logistic:lr=0.02', "
                          "top, top_opts)")
