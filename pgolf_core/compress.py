@@ -30,6 +30,7 @@ import numpy as np
 from .build import as_components, build_components, mixer_spec
 from .bytes import bits_per_byte, byte_table_from_sentencepiece, load_sentencepiece
 from .coding import CodingError
+from .digest import sha256_file
 from .errors import DataError, PgolfError, UsageError
 from .loop import Guards, Loop
 
@@ -40,14 +41,6 @@ DEFAULT_CODE_CHUNK = 8192  # targets between adapter calls and checksums (an eva
 
 class RoundTripError(PgolfError):
     """A decoded stream is not the stream that was coded."""
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _chunk_digest(tokens: np.ndarray) -> str:

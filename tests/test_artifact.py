@@ -179,3 +179,48 @@ def test_info_reports_sizes_and_cli(tmp_path):
     assert json.loads(res.output)["tensors"]["int5"] == 2
     res = CliRunner().invoke(artifact_group, ["info", str(tmp_path / "none.ptz")])
     assert res.exit_code == 1 and "none.ptz" in res.output
+
+
+def test_the_tokenizer_is_recorded_and_another_one_refused(tmp_path):
+    """An artifact trained with --tokenizer keeps its sha256; scoring with another tokenizer is a
+    usage error naming both, never a number."""
+    import shutil
+
+    from pgolf_core.api import BuildContext
+    from pgolf_core.demo import demo_tokenizer_path
+    from pgolf_core.errors import UsageError
+    from pgolf_core.plugins import load_plugins
+
+    record = art.tokenizer_record(demo_tokenizer_path())
+    assert record["vocab_size"] == 1024 and len(record["sha256"]) == 64
+    config, sd = art.load_checkpoint(art.demo_checkpoint_path())
+    path = tmp_path / "m.ptz"
+    art.export_artifact(path, sd, config, tokenizer=record)
+    assert art.checkpoint_tokenizer(path) == record == art.artifact_info(path)["tokenizer"]
+    art.save_checkpoint(tmp_path / "m.pt", sd, config, tokenizer=record)
+    assert art.checkpoint_tokenizer(tmp_path / "m.pt") == record
+    assert art.checkpoint_tokenizer(art.demo_checkpoint_path()) is None  # older files: nothing to compare
+
+    plugins = load_plugins()
+    same = BuildContext(vocab_size=1024, tokenizer_path=str(demo_tokenizer_path()))
+    plugins.experts.create("neural", same, checkpoint=str(path))
+    other = tmp_path / "other.model"
+    shutil.copy(demo_tokenizer_path(), other)
+    with open(other, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(UsageError, match="trained with tokenizer pydoc_bpe1024.model"):
+        plugins.experts.create("neural", BuildContext(vocab_size=1024, tokenizer_path=str(other)),
+                               checkpoint=str(path))
+
+
+def test_train_takes_its_vocabulary_from_the_tokenizer(tmp_path):
+    from click.testing import CliRunner
+
+    from pgolf_core.demo import demo_tokenizer_path
+    from pgolf_neural.train.cli import train_cmd, vocab_from_tokenizer
+
+    record = {"vocab_size": 8192}
+    assert vocab_from_tokenizer(("model_dim=64",), record, "t.model") == ("model_dim=64", "vocab_size=8192")
+    res = CliRunner().invoke(train_cmd, [str(tmp_path / "none.npy"), "--tokenizer", str(demo_tokenizer_path()),
+                                         "--model-set", "vocab_size=8192", "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "1024 pieces" in res.output

@@ -80,14 +80,39 @@ def tensor_kind(name: str, tensor) -> str:
 
 # ----------------------------------------------------------------------------- fp32 checkpoints
 
-def save_checkpoint(path, state_dict: dict, config: dict) -> None:
-    """Exact fp32 checkpoint (floating tensors as fp32, others unchanged)."""
+def save_checkpoint(path, state_dict: dict, config: dict, tokenizer: dict | None = None) -> None:
+    """Exact fp32 checkpoint (floating tensors as fp32, others unchanged); ``tokenizer`` is the
+    record of the tokenizer the model was trained with (``tokenizer_record``)."""
     import torch
 
     sd = {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous()
           for k, v in state_dict.items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FP32_FORMAT, "config": dict(config), "state_dict": sd}, str(path))
+    obj = {"format": FP32_FORMAT, "config": dict(config), "state_dict": sd}
+    if tokenizer:
+        obj["tokenizer"] = dict(tokenizer)
+    torch.save(obj, str(path))
+
+
+def tokenizer_record(path) -> dict:
+    """What an artifact keeps of its tokenizer: the file name, its sha256 and its vocabulary size."""
+    from pgolf_core.bytes import load_sentencepiece
+    from pgolf_core.digest import sha256_file
+
+    return {"file": Path(path).name, "sha256": sha256_file(path),
+            "vocab_size": int(load_sentencepiece(path).get_piece_size())}
+
+
+def checkpoint_tokenizer(path) -> dict | None:
+    """The tokenizer record of a checkpoint or artifact, or None when it has none (older files, the
+    seed's own artifacts)."""
+    data = _read_bytes(path)
+    if data.startswith(ZSTD_MAGIC):
+        record = read_artifact(path)[1].get("__tokenizer__")
+    else:
+        obj = _torch_load(data, path)
+        record = obj.get("tokenizer") if isinstance(obj, dict) else None
+    return dict(record) if isinstance(record, dict) else None
 
 
 # ----------------------------------------------------------------------------- quantization
@@ -181,7 +206,8 @@ def dequantize(w: dict, m: dict, source="artifact") -> dict:
 
 # ----------------------------------------------------------------------------- artifact files
 
-def pack_artifact(state_dict: dict, config: dict, hessians: dict | None = None) -> tuple[bytes, dict, dict]:
+def pack_artifact(state_dict: dict, config: dict, hessians: dict | None = None,
+                  tokenizer: dict | None = None) -> tuple[bytes, dict, dict]:
     """Compressed artifact bytes, plus the uncompressed ``(w, m)`` for statistics."""
     import torch
     import zstandard
@@ -189,19 +215,21 @@ def pack_artifact(state_dict: dict, config: dict, hessians: dict | None = None) 
     w, m = quantize_state_dict(state_dict, hessians)
     m["__format__"] = ARTIFACT_FORMAT
     m["__config__"] = dict(config)
+    if tokenizer:
+        m["__tokenizer__"] = dict(tokenizer)
     buf = io.BytesIO()
     torch.save({"w": w, "m": m}, buf)
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(buf.getvalue()), w, m
 
 
 def export_artifact(path, state_dict: dict, config: dict, hessians: dict | None = None,
-                    prune: float = 0.0) -> dict:
+                    prune: float = 0.0, tokenizer: dict | None = None) -> dict:
     """Prune, quantize (GPTQ when ``hessians`` are given, else round-to-nearest), compress, write.
 
     Returns the statistics of ``artifact_info`` (counts by kind, compressed/code/submission bytes).
     """
     sd = magnitude_prune(state_dict, prune)
-    blob, w, m = pack_artifact(sd, config, hessians)
+    blob, w, m = pack_artifact(sd, config, hessians, tokenizer)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)
@@ -310,7 +338,8 @@ def _stats_from(path, compressed: int, m: dict) -> dict:
     return {"path": str(path), "format": m.get("__format__", "seed"), "tensors": counts,
             "values": values, "compressed_bytes": compressed, "code_bytes": code,
             "submission_bytes": compressed + code, "limit_bytes": SUBMISSION_LIMIT,
-            "fits": compressed + code <= SUBMISSION_LIMIT, "config": m.get("__config__")}
+            "fits": compressed + code <= SUBMISSION_LIMIT, "config": m.get("__config__"),
+            "tokenizer": m.get("__tokenizer__")}
 
 
 def artifact_info(path) -> dict:

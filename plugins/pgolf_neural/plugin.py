@@ -61,7 +61,26 @@ def _build_model(ctx, checkpoint, preset, init_seed):
         seed = _int_option("init_seed", init_seed, minimum=0)
         return random_model(get_preset(str(preset).strip()), seed), f"preset {preset} (random, seed {seed})"
     path = checkpoint if checkpoint is not None else default_checkpoint(ctx.extra or {})
-    return load_model(path), f"checkpoint {path}"
+    model = load_model(path)
+    check_tokenizer(path, ctx.tokenizer_path)
+    return model, f"checkpoint {path}"
+
+
+def check_tokenizer(path, tokenizer_path) -> None:
+    """A checkpoint that records its tokenizer's sha256 refuses a run with another tokenizer: its
+    token ids would mean other pieces, and the score would be a confident wrong number."""
+    from .artifact import checkpoint_tokenizer
+
+    record = checkpoint_tokenizer(path)
+    if not record or not record.get("sha256") or tokenizer_path is None:
+        return
+    from pgolf_core.digest import sha256_file
+
+    actual = sha256_file(tokenizer_path)
+    if actual != record["sha256"]:
+        raise UsageError(f"expert 'neural': checkpoint {path} was trained with tokenizer {record.get('file')} "
+                         f"(sha256 {record['sha256'][:12]}...) but this run's tokenizer {tokenizer_path} has "
+                         f"sha256 {actual[:12]}...")
 
 
 def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,

@@ -197,8 +197,9 @@ def _stop_now(reached: bool, world: int, device) -> bool:
 
 
 def run_training(data, out_dir, cfg: TrainConfig, model_config: dict, log_name: str = "train_log.jsonl",
-                 quiet: bool = False) -> dict:
-    """Train, apply EMA, export. Returns a summary (losses, timings, artifact statistics)."""
+                 quiet: bool = False, tokenizer: dict | None = None) -> dict:
+    """Train, apply EMA, export. Returns a summary (losses, timings, artifact statistics).
+    ``tokenizer`` (``artifact.tokenizer_record``) is written into the checkpoint and the artifact."""
     rank, world, device = setup_distributed()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -211,7 +212,7 @@ def run_training(data, out_dir, cfg: TrainConfig, model_config: dict, log_name: 
     plan = BatchPlan(tokens, cfg.train_seq_len, cfg.train_batch_tokens // cfg.train_seq_len, world, cfg.micro_batch_seqs)
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
-    log.event("config", train=cfg.to_dict(), model=model_config, data=str(data), world_size=world,
+    log.event("config", train=cfg.to_dict(), model=model_config, data=str(data), tokenizer=tokenizer, world_size=world,
               accum_steps=plan.accum_steps, train_tokens=int(len(tokens)), parameters=n_params, versions=versions())
     log.say(f"train: {n_params:,} parameters, {world} process(es) x {plan.accum_steps} micro-steps of "
             f"{cfg.micro_batch_seqs} x {cfg.train_seq_len} tokens, {len(tokens):,} training tokens")
@@ -249,7 +250,7 @@ def run_training(data, out_dir, cfg: TrainConfig, model_config: dict, log_name: 
     summary = {"steps": step, "losses": losses, "train_seconds": train_seconds, "parameters": n_params,
                "world_size": world}
     if rank == 0:
-        summary.update(_finish(model, plan, cfg, model_config, out, log))
+        summary.update(_finish(model, plan, cfg, model_config, out, log, tokenizer))
     log.event("done", **{k: v for k, v in summary.items() if k != "losses"})
     log.close()
     if world > 1:
@@ -257,11 +258,12 @@ def run_training(data, out_dir, cfg: TrainConfig, model_config: dict, log_name: 
     return summary
 
 
-def _finish(model, plan: BatchPlan, cfg: TrainConfig, model_config: dict, out: Path, log: RunLog) -> dict:
+def _finish(model, plan: BatchPlan, cfg: TrainConfig, model_config: dict, out: Path, log: RunLog,
+            tokenizer: dict | None = None) -> dict:
     """Rank 0: fp32 checkpoint, GPTQ Hessians on training sequences, pruned int5 artifact."""
     t0 = time.perf_counter()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_checkpoint(out / "final_model.pt", state, model_config)
+    save_checkpoint(out / "final_model.pt", state, model_config, tokenizer)
     hessians = None
     if cfg.gptq_batches > 0:
         device = next(model.parameters()).device
@@ -270,7 +272,8 @@ def _finish(model, plan: BatchPlan, cfg: TrainConfig, model_config: dict, out: P
         layers = {n for n, _ in LateQAT(model).layers}
         hessians = collect_hessians(_LogitsOnly(model), batches, names={"model." + n for n in layers})
         hessians = {k[len("model."):]: v for k, v in hessians.items()}
-    stats = export_artifact(out / "final_model.int5.ptz", state, model_config, hessians=hessians, prune=cfg.prune_pct)
+    stats = export_artifact(out / "final_model.int5.ptz", state, model_config, hessians=hessians, prune=cfg.prune_pct,
+                            tokenizer=tokenizer)
     stats["export_seconds"] = time.perf_counter() - t0
     log.say(f"artifact {stats['path']}: {stats['compressed_bytes']:,} bytes compressed + {stats['code_bytes']:,} "
             f"code = {stats['submission_bytes']:,} / {stats['limit_bytes']:,} "

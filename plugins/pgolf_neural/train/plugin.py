@@ -43,6 +43,9 @@ def artifact_info_cmd(path, as_json):
     click.echo(f"  code bytes:       {info['code_bytes']:,}")
     verdict = "fits" if info["fits"] else "OVER the limit"
     click.echo(f"  submission bytes: {info['submission_bytes']:,} / {info['limit_bytes']:,} ({verdict})")
+    tok = info.get("tokenizer")
+    click.echo(f"  tokenizer:        {tok['file']} ({tok['vocab_size']} pieces, sha256 {tok['sha256'][:16]}...)" if tok
+               else "  tokenizer:        not recorded (any tokenizer with its vocabulary size is accepted)")
 
 
 def _train_command():
