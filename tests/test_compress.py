@@ -10,7 +10,7 @@ import pytest
 from pgolf_core.compress import RoundTripError, compress, decompress
 from pgolf_core.container import ContainerError, read_container
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
-from pgolf_core.errors import DataError, PgolfError, UsageError
+from pgolf_core.errors import DataError, UsageError
 from pgolf_core.plugins import load_plugins
 
 

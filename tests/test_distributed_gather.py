@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 mp = pytest.importorskip("torch.multiprocessing")
 
-from test_ttt_tiny import MICRO, demo_stream  # noqa: E402
+from helpers.neural import MICRO, demo_stream  # noqa: E402
 
 SPAN = (37, 301)  # a span that starts and ends inside windows
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from pgolf_core import evaluate
-from pgolf_core.api import Adapter, Expert, Mixer
+from pgolf_core.api import Adapter, Expert
 from pgolf_core.errors import DataError, InvalidConfigurationError, UsageError
 from pgolf_core.plugins import load_plugins
+from helpers.mixers import EqualMix
 from sample_plugin import CountingExpert
 
 
@@ -36,17 +37,6 @@ class RecordingAdapter(Adapter):
 
     def after_chunk(self, tokens, start, end, final):
         self.log.append(("adapt", start, end, len(tokens), final))
-
-
-class EqualMix(Mixer):
-    """Fixed equal weights: a convex combination, normalized by construction."""
-
-    def mix(self, logp, targets, dists=None, return_distribution=False):
-        return np.logaddexp.reduce(logp, axis=0) - np.log(self.n_experts)
-
-    @property
-    def weights(self):
-        return np.full(self.n_experts, 1.0 / self.n_experts)
 
 
 @pytest.mark.parametrize("n,chunk", [(2, 5), (17, 4), (17, 16), (17, 1), (100, 33)])

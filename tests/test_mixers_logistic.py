@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pgolf_core.errors import UsageError
-from test_mixers import build, experts, mix_in_chunks, target_logp
+from helpers.mixers import build, experts, mix_in_chunks, target_logp
 
 SETTINGS = settings(max_examples=25, deadline=None)
 seeds = st.integers(0, 2**31 - 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pgolf_core.api import BuildContext
-from test_mixers import registry
+from helpers.mixers import registry
 
 N_TOKENS = 8193
 CHUNK = 2048

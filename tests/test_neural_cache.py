@@ -19,7 +19,7 @@ from pgolf_core.errors import UsageError  # noqa: E402
 from pgolf_core.testing import check_decodable  # noqa: E402
 from pgolf_neural.expert import NeuralExpert  # noqa: E402
 
-from test_neural_model import SMALL, one_thread, small_model  # noqa: E402,F401  (one_thread: autouse)
+from helpers.neural import SMALL, one_thread, small_model  # noqa: E402,F401  (one_thread: autouse)
 
 TOL = 2e-5  # absolute, on log-probabilities: float32 rounding of differently shaped kernels
 CPU = torch.device("cpu")

@@ -12,7 +12,7 @@ from pgolf_core.errors import DataError, UsageError  # noqa: E402
 from pgolf_neural import artifact  # noqa: E402
 from pgolf_neural.scoring import score_span  # noqa: E402
 
-from test_neural_model import SMALL, one_thread, small_model  # noqa: E402,F401  (one_thread: autouse)
+from helpers.neural import SMALL, one_thread, small_model  # noqa: E402,F401  (one_thread: autouse)
 
 TINY = {"preset": "tiny", "init_seed": "0", "seq_len": "32", "stride": "8"}  # options as the CLI gives them
 

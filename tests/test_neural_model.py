@@ -10,32 +10,11 @@ torch = pytest.importorskip("torch")
 
 from pgolf_core.errors import UsageError  # noqa: E402
 from pgolf_neural.config import PRESETS, GPTConfig, preset  # noqa: E402
+from helpers.neural import SMALL, one_thread, small_model  # noqa: E402,F401  (one_thread: autouse)
 from pgolf_neural.model import (GPT, SmearGate, apply_rope, bigram_indices, remove_self_value,  # noqa: E402
                                 rope_inv_freq)
 
 # Every feature on (bigram, VE, XSA, GQA, partial RoPE with the NTK rule, U-Net), tiny sizes.
-SMALL = dict(vocab_size=64, num_layers=3, model_dim=32, num_heads=4, num_kv_heads=2, mlp_mult=2.0,
-             bigram_vocab_size=37, bigram_dim=8, ve_dim=8, ve_layers=[1, 2], xsa_layers=[0, 1, 2],
-             rope_dims=4, rope_train_seq_len=8, train_seq_len=16)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: one thread avoids OpenMP overhead on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def small_model(seed: int = 0, **changes) -> GPT:
-    """A small model whose parameters are all perturbed, so that no path is the identity."""
-    torch.manual_seed(seed)
-    model = GPT(GPTConfig.from_dict({**SMALL, **changes}))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return model
 
 
 # ----------------------------------------------------------------------------- config

@@ -12,7 +12,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from pgolf_neural.scoring import plan_windows, score_span  # noqa: E402
 
-from test_neural_model import one_thread, small_model  # noqa: E402,F401  (one_thread: autouse fixture)
+from helpers.neural import one_thread, small_model  # noqa: E402,F401  (one_thread: autouse fixture)
 
 SEQ, STRIDE = 16, 5  # 16 is a multiple of neither 5 nor most stream lengths below
 

@@ -10,7 +10,7 @@ from pgolf_core import evaluate
 from pgolf_core.cli import cli
 from pgolf_core.plot import running_bpb
 from pgolf_core.plugins import load_plugins
-from test_evaluate import EqualMix
+from helpers.mixers import EqualMix
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_mixers import HEDGE_MODES, build, experts
+from helpers.mixers import HEDGE_MODES, build, experts
 
 V = 48
 CONFIGS = [("hedge", m) for m in HEDGE_MODES] + [

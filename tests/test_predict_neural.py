@@ -24,7 +24,7 @@ from pgolf_core.api import BuildContext  # noqa: E402
 from pgolf_core.demo import demo_tokens  # noqa: E402
 from pgolf_neural.expert import NeuralExpert  # noqa: E402
 
-from test_neural_model import SMALL, one_thread, small_model  # noqa: E402,F401  (one_thread: autouse)
+from helpers.neural import SMALL, one_thread, small_model  # noqa: E402,F401  (one_thread: autouse)
 
 TOLERANCE = 1e-5  # absolute, on probabilities: float32 rounding of the network (see the module docstring)
 

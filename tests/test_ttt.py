@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from pgolf_ttt.windows import ChunkClock, training_windows
 
 torch = pytest.importorskip("torch")
 
-from test_ttt_tiny import TinyExpert, demo_stream, one_thread  # noqa: E402,F401
+from helpers.neural import TinyExpert, demo_stream, one_thread  # noqa: E402,F401
 
 
 def test_cosine_schedule_decays_from_lr_to_zero_and_ramp_multiplies():

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 from pgolf_core.api import Adapter, BuildContext, Expert  # noqa: E402
 from pgolf_core.evaluate import evaluate  # noqa: E402
-from test_ttt_tiny import TinyExpert, demo_stream, one_thread  # noqa: E402,F401
+from helpers.neural import TinyExpert, demo_stream, one_thread  # noqa: E402,F401
 
 
 class RecordingExpert(Expert):

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from pgolf_core.api import BuildContext  # noqa: E402
 from pgolf_core.errors import UsageError  # noqa: E402
 from pgolf_core.evaluate import evaluate  # noqa: E402
-from test_ttt_tiny import TinyExpert, demo_stream, one_thread  # noqa: E402,F401
+from helpers.neural import TinyExpert, demo_stream, one_thread  # noqa: E402,F401
 
 OPTS = {"chunk_tokens": "200", "seq_len": "32", "batch": "4", "lr": "3e-2", "epochs": "2", "rank": "4"}
 
