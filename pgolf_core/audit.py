@@ -156,31 +156,27 @@ def check_config_normalized(cfg: _Config, stream, spans) -> dict:
 
 
 def check_config_one_pass(cfg: _Config, stream, tokenizer, plugins, chunk: int) -> dict:
-    """C4 (and adapters see only scored tokens) under the real evaluator, every component recorded."""
-    from .evaluate import Component, evaluate
-
+    """C4 (and adapters see only scored tokens) under the evaluator's own pass
+    (``session.run_pass``), every component recorded."""
     log: list = []
     parts = cfg.parts(setup=False)
-    wrapped = [Component(lb, instance=T.RecordingExpert(e, lb, log), label=lb) for lb, e in zip(cfg.labels, parts.experts)]
-    ads = [Component(lb, instance=T.recording_adapter(a, lb, log), label=lb) for lb, a in zip(cfg.adapter_labels, parts.adapters)]
-    evaluate(wrapped, mixer=parts.mixer, adapters=ads, tokens=stream, tokenizer=tokenizer, plugins=plugins,
-             chunk_size=chunk, allow_invalid=True, strict=cfg.full)
+    experts = [T.RecordingExpert(e, lb, log) for lb, e in zip(cfg.labels, parts.experts)]
+    adapters = [T.recording_adapter(a, lb, log) for lb, a in zip(cfg.adapter_labels, parts.adapters)]
+    T.run_components(Components(experts, list(cfg.labels), parts.mixer, adapters, list(cfg.adapter_labels)),
+                     stream, tokenizer, chunk, strict=cfg.full)
     return T.check_call_log(log, len(stream), cfg.labels, cfg.adapter_labels)
 
 
 def check_config_hypercompression(cfg: _Config, tokenizer, plugins, n_tokens: int, seed: int) -> dict:
     """The mixture and every expert alone spend at least T*log2(V) - 20 bits on uniform random tokens."""
-    from .evaluate import Component, evaluate
-
     parts = cfg.parts(setup=False)
     stream = T.random_stream(n_tokens, cfg.vocab_size, seed)
-    res = evaluate([Component(lb, instance=e, label=lb) for lb, e in zip(cfg.labels, parts.experts)], mixer=parts.mixer,
-                   adapters=[Component(lb, instance=a, label=lb) for lb, a in zip(cfg.adapter_labels, parts.adapters)],
-                   tokens=stream, tokenizer=tokenizer, plugins=plugins, allow_invalid=True, strict=cfg.full)
+    s = T.run_components(Components(parts.experts, list(cfg.labels), parts.mixer, parts.adapters,
+                                    list(cfg.adapter_labels)), stream, tokenizer, strict=cfg.full)
     ln2 = np.log(2.0)
-    bits = {"mixture": res.loss * res.targets / ln2} if len(cfg.labels) > 1 or parts.mixer is not None else {}
-    bits.update({f"expert {k!r}": v * res.targets / ln2 for k, v in res.expert_loss.items()})
-    return T.check_code_lengths(bits, res.targets, cfg.vocab_size)
+    bits = {"mixture": s["loss"] * s["targets"] / ln2} if len(cfg.labels) > 1 or parts.mixer is not None else {}
+    bits.update({f"expert {k!r}": v * s["targets"] / ln2 for k, v in s["expert_loss"].items()})
+    return T.check_code_lengths(bits, s["targets"], cfg.vocab_size)
 
 
 def audit(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, tokenizer=None, *,
@@ -196,7 +192,7 @@ def audit(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, t
     random stream of the hypercompression check.
     """
     from .build import as_components, build_components, mixer_spec
-    from .evaluate import resolve_stream, run_context
+    from .session import resolve_stream, run_context
     from .plugins import load_plugins
 
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)

@@ -25,7 +25,7 @@ def audit_command(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_o
                   random_tokens, device, seed, as_json, plugin_modules):
     """Check rules C1-C4 and no hypercompression on a configuration; exit 1 if any check fails."""
     from .audit import audit
-    from .cli import get_plugins, parse_assignments, split_names
+    from .cli_options import get_plugins, parse_assignments, split_names
 
     names = split_names(experts)
     if not names:

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import click
 
-from .cli_options import component_options
+from .cli_options import component_options, get_plugins, parse_assignments, split_names
 from .errors import PgolfError, UsageError
 
 plugin_option = click.option(
@@ -38,38 +38,6 @@ class _Group(click.Group):
             raise _Error(exc) from exc
 
 
-_PLUGINS = {}
-
-
-def get_plugins(modules: Sequence[str] = ()):
-    """Load (once per process and module list) the plugin set."""
-    from .plugins import load_plugins
-
-    key = tuple(modules)
-    if key not in _PLUGINS:
-        _PLUGINS[key] = load_plugins(modules)
-    return _PLUGINS[key]
-
-
-def parse_assignments(items: Sequence[str], scoped: bool, what: str) -> dict:
-    """``k=v`` (or ``NAME.k=v`` when scoped) -> dict (values stay strings; factories convert)."""
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected {'NAME.key=value' if scoped else 'key=value'}, got {item!r}", param_hint=what)
-        if scoped:
-            name, dot, opt = key.rpartition(".")
-            if not dot or not name or not opt:
-                raise click.BadParameter(f"expected NAME.key=value, got {item!r}", param_hint=what)
-            out.setdefault(name, {})[opt] = value
-        else:
-            out[key] = value
-    return out
-
-
-def split_names(value: Optional[str]) -> list:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,8 +1,13 @@
-"""Command-line options shared by the commands that build a configuration (eval, audit, compress)."""
+"""Command-line options and their parsing, shared by the commands that build a configuration
+(eval, audit, compress, decompress): the command modules import this, never each other."""
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import click
+
+_PLUGINS = {}
 
 
 def component_options(default_experts: str):
@@ -26,3 +31,34 @@ def component_options(default_experts: str):
         return func
 
     return apply
+
+
+def get_plugins(modules: Sequence[str] = ()):
+    """Load (once per process and module list) the plugin set."""
+    from .plugins import load_plugins
+
+    key = tuple(modules)
+    if key not in _PLUGINS:
+        _PLUGINS[key] = load_plugins(modules)
+    return _PLUGINS[key]
+
+
+def parse_assignments(items: Sequence[str], scoped: bool, what: str) -> dict:
+    """``k=v`` (or ``NAME.k=v`` when scoped) -> dict (values stay strings; factories convert)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected {'NAME.key=value' if scoped else 'key=value'}, got {item!r}", param_hint=what)
+        if scoped:
+            name, dot, opt = key.rpartition(".")
+            if not dot or not name or not opt:
+                raise click.BadParameter(f"expected NAME.key=value, got {item!r}", param_hint=what)
+            out.setdefault(name, {})[opt] = value
+        else:
+            out[key] = value
+    return out
+
+
+def split_names(value: Optional[str]) -> list:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]

@@ -169,7 +169,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     ``dataset`` overrides the stream's label (an array handed over by ``evaluate`` keeps its own)."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
-    from .evaluate import resolve_stream, run_context
+    from .session import resolve_stream, run_context
     from .plugins import load_plugins
     from .report import collect_versions
 
@@ -245,7 +245,7 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     """
     from .coding import RowDecoder
     from .container import read_container, tokens_checksum
-    from .evaluate import run_context
+    from .session import run_context
     from .plugins import load_plugins
 
     t0 = time.perf_counter()

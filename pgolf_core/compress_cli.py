@@ -24,7 +24,7 @@ from .cli_options import component_options
 def compress_command(experts, mixer, adapters, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
                      output, device, seed, as_json, progress, plugin_modules):
     """Range-code a token stream from the mixture's distributions into one self-describing file."""
-    from .cli import get_plugins, parse_assignments, split_names
+    from .cli_options import get_plugins, parse_assignments, split_names
     from .compress import compress
 
     report = compress(
@@ -51,7 +51,7 @@ def decompress_command(file, output, tokenizer, expert_opt, adapter_opt, referen
     """Decode FILE from its header and payload alone (no data argument) and write the tokens."""
     import numpy as np
 
-    from .cli import parse_assignments
+    from .cli_options import parse_assignments
     from .compress import decompress
     from .data import load_tokens
     from .report import check_output_path

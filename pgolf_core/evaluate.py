@@ -14,80 +14,19 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .api import Adapter, BuildContext, Expert, Mixer
+from .api import Adapter, Expert, Mixer
 from .build import Component, as_components as _as_components, build_components, mixer_spec
-from .bytes import byte_table_from_sentencepiece, load_sentencepiece
 from .distributed import init_distributed
-from .errors import DataError, InvalidConfigurationError, PgolfError, UsageError
+from .errors import InvalidConfigurationError, PgolfError, UsageError
 from .loop import Guards, Loop
 from .plugins import load_plugins
 from .report import Results, collect_versions
+from .session import DEFAULT_CHUNK, resolve_stream, run_context, setup_adapters
 from .verdict import make_verdict
 
+__all__ = ["Component", "DEFAULT_CHUNK", "evaluate", "resolve_stream", "run_context"]
+
 DEFAULT_SPOT_CHECKS = 3  # live spot checks of an audited run (each deep-copies the state once)
-
-DEFAULT_CHUNK = 8192  # targets per chunk: small enough for per-chunk weight trajectories
-
-
-def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len: Optional[int] = None,
-                   check_tokenizer: Optional[bool] = None, byte_counts=None):
-    """Return (tokens, byte table, tokenizer path, dataset label, byte counter) with vocab checks.
-
-    The byte counter is the tokenizer's table, or a per-token sidecar (``byte_counts``: a sidecar
-    shard, directory or glob; by default the ``fineweb_*_bytes_*`` files beside the token shards,
-    when there are any); see ``pgolf_core.bytes``.
-
-    ``check_tokenizer`` (default: for data read from files) decodes and re-encodes a few complete
-    documents to make sure the tokenizer is the one that wrote them (``data.check_tokenizer_matches``)."""
-    from .data import load_tokens, official_trim
-
-    dataset = None
-    if tokens is None:
-        if tokenizer is not None:
-            raise UsageError("a tokenizer was given without data; pass the data too (or neither for the demo)")
-        from .demo import demo_tokenizer_path, demo_tokens
-
-        tokens, tokenizer, dataset = demo_tokens("val"), demo_tokenizer_path(), "demo"
-    if tokenizer is None:
-        raise UsageError("the tokenizer is needed to count bytes: pass tokenizer=PATH (--tokenizer)")
-    sp = load_sentencepiece(tokenizer)
-    table = byte_table_from_sentencepiece(sp)
-    from_file = isinstance(tokens, (str, Path))
-    counter = table
-    if from_file:
-        dataset = dataset or str(tokens)
-        source, tokens = tokens, load_tokens(tokens, vocab_size=table.vocab_size)
-        from .data import load_byte_sidecar
-
-        counter = load_byte_sidecar(source, len(tokens), byte_counts) or table
-    else:
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-            raise DataError(f"tokens must be a 1-D integer array, got {tokens.dtype} of shape {tokens.shape}")
-        from .data import check_vocab
-
-        check_vocab(tokens, table.vocab_size, "tokens")
-        dataset = dataset or "array"
-    if check_tokenizer or (check_tokenizer is None and from_file):
-        from .data import check_tokenizer_matches
-
-        check_tokenizer_matches(tokens, sp, dataset, tokenizer)
-    if byte_counts is not None and counter is table:
-        raise UsageError("a byte sidecar was given for data that is not read from files; pass the token shards as --data")
-    if trim_seq_len is not None:
-        tokens = official_trim(tokens, trim_seq_len)
-    if limit is not None:
-        if limit < 2:
-            raise UsageError(f"limit must be at least 2 tokens (one target), got {limit}")
-        tokens = tokens[:limit]
-    if counter is not table:
-        counter = counter.head(len(tokens))
-    if len(tokens) < 2:
-        raise DataError(f"the stream has {len(tokens)} tokens; at least 2 are needed for one target")
-    tokens = np.array(tokens, dtype=np.int64 if tokens.dtype.itemsize > 2 else np.uint16)
-    tokens.flags.writeable = False  # the source the loop reveals from; plugins only see the sealed stream
-    return tokens, table, str(tokenizer), dataset, counter
-
 
 def evaluate(
     experts: Sequence[Union[str, Expert, Component]],
@@ -175,8 +114,7 @@ def evaluate(
 
         audit_report = audit_components(comps, ctx, stream, tok_path, plugins, seed=seed)
         observers.append(SpotChecks(comps, len(stream), spot_checks))
-    for a in comps.adapters:
-        a.setup(dict(zip(comps.labels, comps.experts)))
+    setup_adapters(comps)
     build_seconds = time.perf_counter() - t_build
 
     loop = Loop(comps, counter, len(stream), stream.dtype, strict=strict, guards=guards, keep_logprobs=keep_logprobs,
@@ -262,13 +200,3 @@ def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, t
     proof.update(ok="error" not in proof, coded_bpb=enc.coded_bpb, ideal_bpb=enc.ideal_bpb,
                  file_bytes=enc.file_bytes, payload_bytes=enc.payload_bytes, header_bytes=enc.header_bytes)
     return proof
-
-
-def run_context(table, tok_path, dataset, n_tokens: int, plugins, device, seed, dist=None) -> BuildContext:
-    """The ``BuildContext`` of a run: the audit and the compressor build with this same context."""
-    return BuildContext(vocab_size=table.vocab_size, byte_counts=table, tokenizer_path=tok_path,
-                        device=device, seed=seed, rank=getattr(dist, "rank", 0), world_size=getattr(dist, "world_size", 1),
-                        extra={"plugins": plugins, "dataset": dataset,
-                               # the stream's length is public (not its content): schedules such as
-                               # TTT's cosine across chunks span the stream actually scored
-                               "stream_targets": n_tokens - 1})

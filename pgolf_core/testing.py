@@ -462,16 +462,25 @@ def _demo_tokenizer():
     return demo_tokenizer_path()
 
 
+def run_components(comps, tokens, tokenizer, chunk_size: Optional[int] = None, *, strict: bool = False) -> dict:
+    """The summary (``bpb``, ``loss``, ``targets``, ``expert_loss``, ...) of one pass of the
+    evaluator's loop (``session.run_pass``) over built components, bytes counted with ``tokenizer``."""
+    from .session import DEFAULT_CHUNK, resolve_stream, run_pass
+
+    stream, _, _, _, counter = resolve_stream(np.asarray(tokens), tokenizer, check_tokenizer=False)
+    return run_pass(comps, counter, stream, chunk_size or DEFAULT_CHUNK, strict=strict).summary()
+
+
 def check_one_pass(source: Source, tokens, *, tokenizer=None, chunk_size: int = 512) -> dict:
-    """C4: under the real evaluator, every target is asked for exactly once, in order, each span
+    """C4: under the evaluator's loop, every target is asked for exactly once, in order, each span
     scored before it is absorbed (the expert is wrapped in a recorder)."""
-    from .evaluate import evaluate
+    from .loop import Components
 
     log: list = []
     expert = fresh(source)
     stream = as_stream(tokens, expert.vocab_size)
-    evaluate([RecordingExpert(expert, "expert", log)], tokens=stream, tokenizer=tokenizer or _demo_tokenizer(),
-             chunk_size=chunk_size, allow_invalid=True)
+    run_components(Components([RecordingExpert(expert, "expert", log)], ["expert"]), stream,
+                   tokenizer or _demo_tokenizer(), chunk_size)
     return check_call_log(log, len(stream), ["expert"])
 
 
@@ -504,13 +513,13 @@ def check_code_lengths(bits: dict, n_targets: int, vocab_size: int, slack_bits: 
 def check_no_hypercompression(source: Source, *, n_tokens: int = 50_000, seed: int = 0, tokenizer=None,
                               slack_bits: float = HYPERCOMPRESSION_SLACK_BITS) -> dict:
     """On ``n_tokens`` uniform random tokens the expert spends at least T*log2(V) - slack bits."""
-    from .evaluate import evaluate
+    from .loop import Components
 
     expert = fresh(source)
     stream = random_stream(n_tokens, expert.vocab_size, seed)
-    res = evaluate([expert], tokens=stream, tokenizer=tokenizer or _demo_tokenizer(), allow_invalid=True)
-    bits = res.loss * res.targets / np.log(2.0)
-    return check_code_lengths({"expert": bits}, res.targets, expert.vocab_size, slack_bits)
+    s = run_components(Components([expert], ["expert"]), stream, tokenizer or _demo_tokenizer())
+    bits = s["loss"] * s["targets"] / np.log(2.0)
+    return check_code_lengths({"expert": bits}, s["targets"], expert.vocab_size, slack_bits)
 
 
 def audit_expert(source: Source, tokens, *, chunk: int = 512, seed: int = 0, random_tokens: int = 50_000,
