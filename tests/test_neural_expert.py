@@ -51,8 +51,10 @@ def test_fingerprint_follows_parameters_and_reset_restores(plugins):
 
 @pytest.mark.parametrize("options,message", [
     ({}, "needs checkpoint=PATH"),
-    ({"preset": "tiny"}, "both preset=NAME and init_seed"),
-    ({"init_seed": 1}, "both preset=NAME and init_seed"),
+    ({"preset": "tiny"}, "needs init_seed=N and preset=NAME"),
+    ({"init_seed": 1}, "needs init_seed=N and preset=NAME"),
+    ({"preset": "tiny", "init_seed": 1, "config": "tiny"}, "either preset=NAME or config"),
+    ({"config": "tiny:nope=1"}, "override .nope=1."),
     ({"preset": "tiy", "init_seed": 1}, "Did you mean 'tiny'"),
     ({**TINY, "checkpoint": "x.pt"}, "not both"),
     ({**TINY, "stride": "64"}, r"stride \(64\) must not exceed seq_len \(32\)"),

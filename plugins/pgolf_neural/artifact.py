@@ -233,7 +233,7 @@ def export_artifact(path, state_dict: dict, config: dict, hessians: dict | None 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)
-    stats = _stats_from(path, len(blob), m)
+    stats = _stats_from(path, len(blob), w, m)
     stats["pruned_fraction"] = prune
     stats["gptq_tensors"] = sum(1 for v in m.values() if isinstance(v, dict) and v.get("gptq"))
     return stats
@@ -282,17 +282,14 @@ def read_artifact(path) -> tuple[dict, dict]:
     return obj["w"], obj["m"]
 
 
-def load_checkpoint(path) -> tuple[dict, dict]:
-    """``(config_dict, state_dict_fp32)`` from an fp32 checkpoint or an artifact."""
+def load_checkpoint(path) -> tuple[dict | None, dict]:
+    """``(config_dict, state_dict_fp32)`` from an fp32 checkpoint or an artifact; the config is None
+    for an artifact that carries none (the seed's own files: ``neural.config=`` says what they are)."""
     data = _read_bytes(path)
     if data.startswith(ZSTD_MAGIC):
         w, m = read_artifact(path)
         config = m.get("__config__")
-        if config is None:  # the seed's own files carry no config: they are all pr700 models
-            from .config import PRESETS
-
-            config = PRESETS["pr700"].to_dict()
-        return dict(config), dequantize(w, m, source=f"checkpoint {path}")
+        return (dict(config) if config is not None else None), dequantize(w, m, source=f"checkpoint {path}")
     if not data.startswith(b"PK"):
         raise ArtifactError(f"checkpoint {path}: unknown format (neither a torch file nor a zstd artifact)")
     obj = _torch_load(data, path)
@@ -302,6 +299,48 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         if not isinstance(obj.get(key), dict):
             raise ArtifactError(f"checkpoint {path}: missing {key!r}")
     return dict(obj["config"]), dict(obj["state_dict"])
+
+
+# ----------------------------------------------------------------------------- the seed's own format
+
+SEED_META = {"fp16": "passthrough", "raw": "passthrough", "fp32": "passthrough_ctrl"}
+
+
+def export_seed_artifact(src, dst) -> dict:
+    """Rewrite an artifact in the seed's own format (PR #700: tags ``passthrough`` /
+    ``passthrough_ctrl`` / ``{"type": "int6"}`` / ``{"type": "int8"}``, per-row scales, no config),
+    so that the seed's ``train_gpt.py`` loads it with ``dequantize_mixed_int6``. Values are unchanged
+    (int5 values fit the int6 range). Returns the environment variables that make the seed build
+    the model (``config.seed_env``)."""
+    import torch
+    import zstandard
+
+    from .config import GPTConfig, seed_env
+
+    w, m = read_artifact(src)
+    if m.get("__config__") is None:
+        raise ArtifactError(f"checkpoint {src}: carries no config, so the seed's settings for it are unknown")
+    env = seed_env(GPTConfig.from_dict(m["__config__"]))
+    out_w, out_m = {}, {}
+    for name, info in m.items():
+        if name.startswith("__"):
+            continue
+        kind = info.get("type") if isinstance(info, dict) else _SEED_TAGS.get(info)
+        if kind in SEED_META:
+            out_w[name], out_m[name] = w[name], SEED_META[kind]
+            continue
+        q, scale = w[f"{name}.q"], w[f"{name}.scale"]
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if shape is not None and list(q.shape) != list(shape):
+            raise ArtifactError(f"checkpoint {src}: tensor {name!r} is stored as {tuple(q.shape)}, not in its "
+                                f"shape {tuple(shape)}: the seed's loader cannot reshape it")
+        out_w[f"{name}.q"], out_w[f"{name}.scale"] = q, scale
+        out_m[name] = {"type": "int6" if kind == "int5" else "int8"}
+    buf = io.BytesIO()
+    torch.save({"w": out_w, "m": out_m}, buf)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    Path(dst).write_bytes(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(buf.getvalue()))
+    return env
 
 
 # ----------------------------------------------------------------------------- size report
@@ -318,7 +357,10 @@ def code_bytes() -> dict:
             "bytes": sum(p.stat().st_size for p in files)}
 
 
-def _stats_from(path, compressed: int, m: dict) -> dict:
+def _stats_from(path, compressed: int, w: dict, m: dict, code_file=None) -> dict:
+    """Counts and values by kind (values from the stored tensors: a quantized tensor's ``.q``), and
+    the submission size with the code bytes of ``code_file`` (the script the artifact belongs to,
+    e.g. the seed's ``train_gpt.py``) or of pgolf_neural's scoring code."""
     counts = {k: 0 for k in KINDS}
     values = {k: 0 for k in KINDS}
     for name, info in m.items():
@@ -328,13 +370,14 @@ def _stats_from(path, compressed: int, m: dict) -> dict:
         kind = "int5" if kind == "int6" else kind
         if kind in counts:
             counts[kind] += 1
-            shape = info.get("shape") if isinstance(info, dict) else None
-            if shape is not None:
-                n = 1
-                for d in shape:
-                    n *= int(d)
-                values[kind] += n
-    code = code_bytes()["bytes"]
+            stored = w.get(f"{name}.q", w.get(name))
+            values[kind] += int(stored.numel()) if hasattr(stored, "numel") else 0
+    if code_file is not None:
+        if not Path(code_file).is_file():
+            raise ArtifactError(f"code file {code_file}: no such file")
+        code = Path(code_file).stat().st_size
+    else:
+        code = code_bytes()["bytes"]
     return {"path": str(path), "format": m.get("__format__", "seed"), "tensors": counts,
             "values": values, "compressed_bytes": compressed, "code_bytes": code,
             "submission_bytes": compressed + code, "limit_bytes": SUBMISSION_LIMIT,
@@ -342,7 +385,10 @@ def _stats_from(path, compressed: int, m: dict) -> dict:
             "tokenizer": m.get("__tokenizer__")}
 
 
-def artifact_info(path) -> dict:
-    """Tensor counts by kind, compressed bytes, code bytes, and the submission size vs 16,000,000."""
-    _, m = read_artifact(path)
-    return _stats_from(path, Path(path).stat().st_size, m)
+def artifact_info(path, code_file=None) -> dict:
+    """Tensor counts and values by kind, compressed bytes, code bytes (of ``code_file`` when given),
+    and the submission size vs 16,000,000."""
+    w, m = read_artifact(path)
+    info = _stats_from(path, Path(path).stat().st_size, w, m, code_file)
+    info["code_file"] = str(code_file) if code_file is not None else None
+    return info

@@ -37,6 +37,9 @@ class GPTConfig:
     logit_softcap: float = 30.0  # logits = c * tanh(z / c)
     tie_embeddings: bool = True  # output head is the token embedding (no separate lm_head)
     tied_embed_init_std: float = 0.005  # init std of the token embedding
+    ln_scale: bool = True  # block i scales its normed inputs by 1/sqrt(i + 1) (the seed's LN_SCALE=1)
+    bigram_proj: bool = True  # a bigram_dim -> model_dim projection (the seed has none when they are equal)
+    ve_proj: bool = True  # a ve_dim -> kv_dim projection (the seed has none when they are equal)
 
     def __post_init__(self):
         for name in _TUPLE_FIELDS:  # lists from JSON/checkpoints become tuples (hashable, frozen)
@@ -82,6 +85,10 @@ class GPTConfig:
             need(all(0 <= i < self.num_layers for i in layers) and len(set(layers)) == len(layers),
                  f"{name} must be distinct block indices in [0, {self.num_layers}), got {list(layers)}")
         need(self.logit_softcap > 0, f"logit_softcap must be > 0, got {self.logit_softcap}")
+        need(self.bigram_proj or self.bigram_vocab_size == 0 or self.bigram_dim == self.model_dim,
+             f"bigram_proj=False needs bigram_dim == model_dim ({self.bigram_dim} != {self.model_dim})")
+        need(self.ve_proj or not self.ve_layers or self.ve_dim == self.kv_dim,
+             f"ve_proj=False needs ve_dim == kv_dim ({self.ve_dim} != {self.kv_dim})")
         need(self.rope_base > 0, f"rope_base must be > 0, got {self.rope_base}")
 
     def to_dict(self) -> dict:
@@ -118,6 +125,116 @@ PRESETS = {
                       bigram_dim=64, ve_dim=64, ve_layers=(2, 3), xsa_layers=(0, 1, 2, 3), rope_dims=16,
                       rope_train_seq_len=256, train_seq_len=256),
 }
+
+
+# The seed's environment variables (its Hyperparameters) and the fields they set. The seed builds
+# no bigram projection when BIGRAM_DIM == MODEL_DIM and no value-embedding projection when
+# VE_DIM == the key/value width; XSA_LAST_N=n puts XSA on the last n blocks; VE_ENABLED=0 drops VE.
+SEED_ENV = {"VOCAB_SIZE": "vocab_size", "NUM_LAYERS": "num_layers", "MODEL_DIM": "model_dim",
+            "NUM_HEADS": "num_heads", "NUM_KV_HEADS": "num_kv_heads", "MLP_MULT": "mlp_mult",
+            "BIGRAM_VOCAB_SIZE": "bigram_vocab_size", "BIGRAM_DIM": "bigram_dim", "VE_DIM": "ve_dim",
+            "ROPE_DIMS": "rope_dims", "ROPE_BASE": "rope_base", "TRAIN_SEQ_LEN": "train_seq_len",
+            "QK_GAIN_INIT": "qk_gain_init", "LOGIT_SOFTCAP": "logit_softcap", "TIE_EMBEDDINGS": "tie_embeddings",
+            "TIED_EMBED_INIT_STD": "tied_embed_init_std", "LN_SCALE": "ln_scale"}
+SEED_ENV_OTHER = ("XSA_LAST_N", "VE_ENABLED", "VE_LAYERS", "DTG_ENABLED")
+
+
+def from_seed_env(env) -> GPTConfig:
+    """The model config of a seed (PR #700 ``train_gpt.py``) run from its environment variables;
+    unset ones take the seed's defaults. Names the seed reads but this model cannot express
+    (``DTG_ENABLED=1``) are errors; other names are ignored (they are training settings)."""
+    base = PRESETS["pr700"].to_dict()
+    values = {}
+    for key, field_name in SEED_ENV.items():
+        if key in env:
+            kind = type(base[field_name])
+            text = str(env[key]).strip()
+            try:
+                values[field_name] = bool(int(text)) if kind is bool else kind(float(text) if kind is int else text)
+            except ValueError:
+                raise UsageError(f"seed setting {key}={text!r}: expected a {kind.__name__}") from None
+            if kind is int and float(text) != int(float(text)):
+                raise UsageError(f"seed setting {key}={text!r}: expected an integer")
+    if str(env.get("DTG_ENABLED", "0")).strip() not in ("0", ""):
+        raise UsageError("seed setting DTG_ENABLED=1 (the dynamic residual gate) is not supported by this model")
+    cfg = {**base, **values}
+    layers = cfg["num_layers"]
+    xsa = int(str(env.get("XSA_LAST_N", 11)).strip())
+    cfg["xsa_layers"] = list(range(max(0, layers - xsa), layers)) if xsa > 0 else []
+    ve_on = str(env.get("VE_ENABLED", "1")).strip() not in ("0", "")
+    cfg["ve_layers"] = [int(x) for x in str(env.get("VE_LAYERS", "9,10")).split(",") if x.strip()] if ve_on else []
+    cfg["rope_train_seq_len"] = 1024  # the seed's Rotary reference length, whatever TRAIN_SEQ_LEN is
+    kv_dim = cfg["num_kv_heads"] * (cfg["model_dim"] // cfg["num_heads"])
+    cfg["bigram_proj"] = cfg["bigram_dim"] != cfg["model_dim"]
+    cfg["ve_proj"] = cfg["ve_dim"] != kv_dim
+    return GPTConfig.from_dict(cfg)
+
+
+def seed_env(cfg: GPTConfig) -> dict:
+    """The seed's environment variables that build ``cfg`` in its ``train_gpt.py`` (the inverse of
+    ``from_seed_env``); a config the seed cannot express is a UsageError naming the field."""
+    def need(cond, msg):
+        if not cond:
+            raise UsageError(f"the seed's script cannot build this model: {msg}")
+
+    L = cfg.num_layers
+    xsa = sorted(cfg.xsa_layers)
+    need(xsa == list(range(L - len(xsa), L)), f"XSA must be on the last blocks (XSA_LAST_N), got xsa_layers={xsa}")
+    # The seed's RoPE reference length is 1024; another one is the same model as long as windows of
+    # train_seq_len do not reach past either (then neither raises the base).
+    need(cfg.rope_train_seq_len == 1024 or cfg.train_seq_len <= min(cfg.rope_train_seq_len, 1024),
+         f"its RoPE reference length is 1024, and rope_train_seq_len={cfg.rope_train_seq_len} with windows of "
+         f"{cfg.train_seq_len} would rotate differently")
+    need(cfg.bigram_vocab_size == 0 or cfg.bigram_proj == (cfg.bigram_dim != cfg.model_dim),
+         f"it has a bigram projection exactly when bigram_dim != model_dim (bigram_proj={cfg.bigram_proj})")
+    need(not cfg.ve_layers or cfg.ve_proj == (cfg.ve_dim != cfg.kv_dim),
+         f"it has a value-embedding projection exactly when ve_dim != kv_dim (ve_proj={cfg.ve_proj})")
+    d = cfg.to_dict()
+    env = {key: (str(int(d[f])) if isinstance(d[f], bool) else str(d[f])) for key, f in SEED_ENV.items()}
+    env["XSA_LAST_N"] = str(len(xsa))
+    env["VE_ENABLED"] = "1" if cfg.ve_layers else "0"
+    if cfg.ve_layers:
+        env["VE_LAYERS"] = ",".join(str(i) for i in cfg.ve_layers)
+    return env
+
+
+def resolve_config(spec: str) -> GPTConfig:
+    """``neural.config=``: a JSON file of GPTConfig fields, a preset name, or ``seed`` (the seed's
+    environment variables of this process), each optionally followed by ``:key=value`` overrides."""
+    import json
+    from pathlib import Path
+
+    head, *items = [part.strip() for part in str(spec).split(":")]
+    if head == "seed":
+        import os
+
+        base = from_seed_env(os.environ).to_dict()
+    elif head in PRESETS:
+        base = PRESETS[head].to_dict()
+    elif Path(head).is_file():
+        try:
+            base = json.loads(Path(head).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"neural config {head}: not a JSON object of model settings ({exc})") from None
+        if isinstance(base, dict) and isinstance(base.get("config"), dict):  # a results file or a log entry
+            base = base["config"]
+        base = GPTConfig.from_dict(base).to_dict() if isinstance(base, dict) else base
+    else:
+        raise UsageError(f"neural config {head!r}: neither a JSON file, a preset ({', '.join(PRESETS)}) nor 'seed'")
+    if not isinstance(base, dict):
+        raise UsageError(f"neural config {head}: expected a JSON object")
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in base:
+            raise UsageError(f"neural config override {item!r}: expected key=value with key one of {', '.join(base)}")
+        old = base[key]
+        try:
+            base[key] = (value.lower() in ("1", "true") if isinstance(old, bool) else
+                         [int(v) for v in value.split(",") if v] if isinstance(old, (list, tuple)) else
+                         type(old)(value))
+        except ValueError:
+            raise UsageError(f"neural config override {item!r}: expected a value like {old!r}") from None
+    return GPTConfig.from_dict(base)
 
 
 def preset(name: str) -> GPTConfig:

@@ -134,6 +134,7 @@ class NeuralExpert(Expert):
 
     def describe(self) -> dict:
         return {"source": self.source, "config": self.model.config.to_dict(),
+                "config_source": getattr(self.model, "config_source", "preset"),
                 "parameters": self.model.num_params(), "seq_len": self.seq_len, "stride": self.stride,
                 "batch": self.batch, "device": str(self.device), "dist_dtype": str(self.dist_dtype),
                 "scorer": self.scorer, "block": self.block,
@@ -166,22 +167,40 @@ def _state_dict_problems(model: GPT, state_dict: dict) -> list:
     return problems
 
 
-def load_model(path) -> GPT:
-    """GPT from an fp32 checkpoint or an int5 artifact, with errors that name the file."""
+def load_model(path, config: Optional[GPTConfig] = None) -> GPT:
+    """GPT from an fp32 checkpoint or an int5 artifact, with errors that name the file.
+
+    ``config`` describes a checkpoint that carries no config of its own (the seed's artifacts); one
+    that does must agree with it. Without either the seed's default (``pr700``) is assumed. The
+    model's ``config_source`` says which of the three it was: "embedded", "given" or "assumed pr700".
+    """
     from .artifact import ArtifactError, load_checkpoint
+    from .config import PRESETS
 
     config_dict, state_dict = load_checkpoint(path)
-    try:
-        cfg = GPTConfig.from_dict(config_dict)
-    except UsageError as exc:
-        raise ArtifactError(f"checkpoint {path}: its model config is not usable: {exc}") from None
+    if config_dict is not None:
+        try:
+            cfg = GPTConfig.from_dict(config_dict)
+        except UsageError as exc:
+            raise ArtifactError(f"checkpoint {path}: its model config is not usable: {exc}") from None
+        if config is not None and config != cfg:
+            diff = {k: (v, config.to_dict()[k]) for k, v in cfg.to_dict().items() if config.to_dict()[k] != v}
+            raise UsageError(f"expert 'neural': checkpoint {path} carries its own config, which differs from "
+                             f"neural.config in {', '.join(f'{k} ({a!r} in the file, {b!r} given)' for k, (a, b) in diff.items())}")
+        source = "embedded"
+    else:
+        cfg, source = (config, "given") if config is not None else (PRESETS["pr700"], "assumed pr700")
     model = GPT(cfg)
     problems = _state_dict_problems(model, state_dict)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise ArtifactError(f"checkpoint {path}: weights do not match its config ({shown})")
+        hint = ("; the file carries no config, so pr700 was assumed: describe it with neural.config=FILE.json|PRESET"
+                "[:key=value...] or neural.config=seed (the seed's environment variables)"
+                if source == "assumed pr700" else "")
+        raise ArtifactError(f"checkpoint {path}: weights do not match its config ({shown}){hint}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
                           strict=True)
+    model.config_source = source
     return model
 
 

@@ -55,15 +55,16 @@ def bigram_indices(ids: Tensor, table_size: int, reset: Tensor | None = None) ->
 class BigramHash(nn.Module):
     """Hashed embedding of (previous token, token), projected to the model width, times a scale."""
 
-    def __init__(self, table_size: int, dim: int, model_dim: int):
+    def __init__(self, table_size: int, dim: int, model_dim: int, proj: bool = True):
         super().__init__()
         self.table_size = table_size
         self.embed = nn.Embedding(table_size, dim)
-        self.proj = nn.Linear(dim, model_dim, bias=False)
+        self.proj = nn.Linear(dim, model_dim, bias=False) if proj else None  # None: dim == model_dim
         self.scale = nn.Parameter(torch.tensor(0.05))
 
     def forward(self, ids: Tensor, reset: Tensor | None = None) -> Tensor:  # (B, T) -> (B, T, C)
-        h = self.proj(self.embed(bigram_indices(ids, self.table_size, reset)))
+        h = self.embed(bigram_indices(ids, self.table_size, reset))
+        h = self.proj(h) if self.proj is not None else h
         return h * self.scale.to(h.dtype)
 
 
@@ -85,14 +86,15 @@ class SmearGate(nn.Module):
 class ValueEmbedding(nn.Module):
     """One token table shared by the chosen layers, projected to the key/value width."""
 
-    def __init__(self, vocab_size: int, dim: int, kv_dim: int):
+    def __init__(self, vocab_size: int, dim: int, kv_dim: int, proj: bool = True):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
-        self.proj = nn.Linear(dim, kv_dim, bias=False)
+        self.proj = nn.Linear(dim, kv_dim, bias=False) if proj else None  # None: dim == kv_dim
         self.scale = nn.Parameter(torch.tensor(0.1))
 
     def forward(self, ids: Tensor) -> Tensor:  # (B, T) -> (B, T, G * D)
-        h = self.proj(self.embed(ids))
+        h = self.embed(ids)
+        h = self.proj(h) if self.proj is not None else h
         return h * self.scale.to(h.dtype)
 
 
@@ -195,7 +197,8 @@ class Block(nn.Module):
         self.attn_scale = nn.Parameter(torch.ones(C))
         self.mlp_scale = nn.Parameter(torch.ones(C))
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(C), torch.zeros(C))))  # (2, C)
-        self.norm_scale = 1.0 / math.sqrt(index + 1)  # deeper blocks see smaller normed inputs
+        # deeper blocks see smaller normed inputs (the seed's LN_SCALE)
+        self.norm_scale = 1.0 / math.sqrt(index + 1) if cfg.ln_scale else 1.0
 
     def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Tensor | None,
                 past: tuple | None = None, mask: Tensor | None = None, kv_out: list | None = None) -> Tensor:
@@ -213,13 +216,14 @@ class GPT(nn.Module):
         super().__init__()
         self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
-        self.bigram = (BigramHash(cfg.bigram_vocab_size, cfg.bigram_dim, cfg.model_dim)
+        self.bigram = (BigramHash(cfg.bigram_vocab_size, cfg.bigram_dim, cfg.model_dim, cfg.bigram_proj)
                        if cfg.bigram_vocab_size else None)
         self.smear = SmearGate(cfg.model_dim)
         self.num_encoder_layers = cfg.num_layers // 2  # blocks that push U-Net skips
         self.skip_weights = nn.Parameter(torch.ones(self.num_encoder_layers, cfg.model_dim))
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
-        self.ve_shared = ValueEmbedding(cfg.vocab_size, cfg.ve_dim, cfg.kv_dim) if cfg.ve_layers else None
+        self.ve_shared = (ValueEmbedding(cfg.vocab_size, cfg.ve_dim, cfg.kv_dim, cfg.ve_proj)
+                          if cfg.ve_layers else None)
         self.ve_layer_scales = nn.ParameterList(nn.Parameter(torch.ones(1)) for _ in cfg.ve_layers)
         self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.model_dim, cfg.vocab_size, bias=False)
         self._rope_cache: dict = {}
@@ -251,7 +255,8 @@ class GPT(nn.Module):
             nn.init.zeros_(self.bigram.embed.weight)
         if self.ve_shared is not None:
             nn.init.normal_(self.ve_shared.embed.weight, std=0.01)
-            nn.init.zeros_(self.ve_shared.proj.weight)
+            if self.ve_shared.proj is not None:
+                nn.init.zeros_(self.ve_shared.proj.weight)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -48,21 +48,30 @@ def _dtype(value, device):
     return getattr(torch, _DTYPES[key])
 
 
-def _build_model(ctx, checkpoint, preset, init_seed):
+def _build_model(ctx, checkpoint, preset, init_seed, config=None):
     """(model, description of where it came from)."""
     from .config import preset as get_preset
     from .expert import default_checkpoint, load_model, random_model
 
     if checkpoint is not None and (preset is not None or init_seed is not None):
         raise UsageError("expert 'neural': give either checkpoint=PATH or preset=NAME with init_seed=N, not both")
+    if preset is not None and config is not None:
+        raise UsageError("expert 'neural': give either preset=NAME or config=..., not both")
     if preset is not None or init_seed is not None:
-        if preset is None or init_seed is None:
-            raise UsageError("expert 'neural': a random model needs both preset=NAME and init_seed=N")
+        if (preset is None and config is None) or init_seed is None:
+            raise UsageError("expert 'neural': a random model needs init_seed=N and preset=NAME (or config=...)")
         seed = _int_option("init_seed", init_seed, minimum=0)
-        return random_model(get_preset(str(preset).strip()), seed), f"preset {preset} (random, seed {seed})"
+        cfg = config if config is not None else get_preset(str(preset).strip())
+        return random_model(cfg, seed), f"{'config' if preset is None else 'preset ' + str(preset)} (random, seed {seed})"
     path = checkpoint if checkpoint is not None else default_checkpoint(ctx.extra or {})
-    model = load_model(path)
+    model = load_model(path, config)
     check_tokenizer(path, ctx.tokenizer_path)
+    if model.config_source == "assumed pr700":
+        import warnings
+
+        warnings.warn(f"checkpoint {path} carries no model config; assumed the seed's default (pr700: "
+                      f"{model.config.to_dict()}); pass neural.config=... if it was trained with other settings",
+                      stacklevel=2)
     return model, f"checkpoint {path}"
 
 
@@ -84,14 +93,17 @@ def check_tokenizer(path, tokenizer_path) -> None:
 
 
 def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,
-                device=None, dtype="auto", dist_dtype="float64", scorer="windows", block=None, isolate_docs="false"):
+                device=None, dtype="auto", dist_dtype="float64", scorer="windows", block=None, isolate_docs="false",
+                config=None):
     """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len).
     ``dist_dtype=float32`` halves the cost of full distributions for mixers that need them (rows
     still sum to 1 within 1e-6; log-probabilities then carry float32 precision, ~1e-7).
     ``scorer=cache`` computes each position once (attention over the last seq_len positions,
     ``block`` positions per forward, default seq_len); ``scorer=windows`` (the default) is the
     seed's stride-64 sliding windows, kept as the reference. ``isolate_docs=true``: attention never
-    crosses a BOS token."""
+    crosses a BOS token. ``config=`` describes a checkpoint without an embedded config (the seed's
+    artifacts): a JSON file, a preset name or ``seed`` (this process's seed environment variables),
+    each with optional ``:key=value`` overrides (``pgolf_neural.config.resolve_config``)."""
     from pgolf_core.data import BOS_ID
     from pgolf_core.options import parse_bool
 
@@ -108,7 +120,10 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     isolate = parse_bool(isolate_docs, "expert 'neural'", "isolate_docs")
     dev = _device(device, getattr(ctx, "device", "cpu"))
     torch_dtype = _dtype(dtype, dev)
-    model, source = _build_model(ctx, checkpoint, preset, init_seed)
+    from .config import resolve_config
+
+    model_config = resolve_config(config) if config is not None else None
+    model, source = _build_model(ctx, checkpoint, preset, init_seed, model_config)
     check_vocab(model, ctx.vocab_size, source)
     seq_len = seq_len or model.config.train_seq_len
     stride = stride or min(DEFAULT_STRIDE, seq_len)
@@ -125,4 +140,5 @@ def pgolf_register_experts(register):
     register("neural", make_neural,
              description="the seed's GPT (checkpoint=PATH or preset+init_seed; seq_len, "
                          "scorer=windows|cache, stride=64 (windows), block=seq_len (cache), isolate_docs=false, "
-                         "batch=32, device, dtype=auto|float32|bfloat16, dist_dtype=float64|float32)")
+                         "batch=32, device, dtype=auto|float32|bfloat16, dist_dtype=float64|float32, "
+                         "config=FILE.json|PRESET|seed[:key=value...] for checkpoints without a config)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -24,13 +25,16 @@ def artifact_group():
 
 @artifact_group.command("info")
 @click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--code", "code_file", type=click.Path(dir_okay=False), default=None,
+              help="The script the artifact belongs to (e.g. a record's train_gpt.py): its bytes are the code "
+                   "bytes. Default: pgolf-core's scoring code.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
-def artifact_info_cmd(path, as_json):
+def artifact_info_cmd(path, code_file, as_json):
     """Tensor counts by kind, compressed bytes, code bytes and the submission size of PATH."""
     from ..artifact import artifact_info
 
     try:
-        info = artifact_info(path)
+        info = artifact_info(path, code_file)
     except PgolfError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -38,14 +42,37 @@ def artifact_info_cmd(path, as_json):
         return
     t = info["tensors"]
     click.echo(f"{info['path']} ({info['format']})")
+    v = info["values"]
     click.echo(f"  tensors: int5 {t['int5']}, int8 {t['int8']}, fp16 {t['fp16']}, fp32 {t['fp32']}")
+    click.echo(f"  values:  int5 {v['int5']:,}, int8 {v['int8']:,}, fp16 {v['fp16']:,}, fp32 {v['fp32']:,} "
+               f"({sum(v.values()):,} in all)")
     click.echo(f"  compressed bytes: {info['compressed_bytes']:,}")
-    click.echo(f"  code bytes:       {info['code_bytes']:,}")
+    click.echo(f"  code bytes:       {info['code_bytes']:,}"
+               f"{' (' + info['code_file'] + ')' if info.get('code_file') else ' (pgolf-core scoring code)'}")
     verdict = "fits" if info["fits"] else "OVER the limit"
     click.echo(f"  submission bytes: {info['submission_bytes']:,} / {info['limit_bytes']:,} ({verdict})")
     tok = info.get("tokenizer")
     click.echo(f"  tokenizer:        {tok['file']} ({tok['vocab_size']} pieces, sha256 {tok['sha256'][:16]}...)" if tok
                else "  tokenizer:        not recorded (any tokenizer with its vocabulary size is accepted)")
+
+
+@artifact_group.command("export")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["pr700"]), default="pr700", show_default=True,
+              help="pr700: the seed record's own meta format, loadable by its train_gpt.py.")
+def artifact_export_cmd(src, dst, fmt):
+    """Write artifact SRC in another program's format as DST, and print the settings it needs."""
+    from ..artifact import export_seed_artifact
+
+    if Path(dst).exists():
+        raise _fail(PgolfError(f"output {dst} exists; remove it or pick another name"))
+    try:
+        env = export_seed_artifact(src, dst)
+    except PgolfError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"wrote {dst} ({fmt}); the seed's script builds this model with:")
+    click.echo("  " + " ".join(f"{k}={v}" for k, v in env.items()))
 
 
 def _train_command():
