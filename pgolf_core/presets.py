@@ -13,8 +13,15 @@ from typing import Mapping, Optional
 
 from .errors import UsageError
 
-SEED_MIXER = {"eta": "0.1", "update": "batch", "batch_loss": "mean", "bias": "2.0", "solo_first": "10000"}
-NEURAL = {"stride": "64"}
+# The seed's mixer: neural alone for its whole first TTT chunk (131,072 targets), then Hedge with
+# eta 0.1 on batch means and a bias of 2 on neural.
+SEED_MIXER = {"eta": "0.1", "update": "batch", "batch_loss": "mean", "bias": "2.0", "solo_first": "131072"}
+# Stride 64 and the seed's entropy-adaptive temperature (TTT_TEMPERATURE=0.98).
+NEURAL = {"stride": "64", "temperature": "0.98"}
+# The seed's TTT (4 epochs AdamW 1e-4 on 131,072-token chunks, the last 2 blocks): cosine times its
+# 1 -> 3 ramp (ADAPTIVE_LR=1), and at its 8 ranks one optimizer step per epoch over the chunk's 64
+# sequences, whatever the local number of processes.
+SEED_TTT = {"schedule": "cosine-ramp", "batch": "64"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class Preset:
     mixer_options: dict
     expert_options: dict
     adapters: tuple = ()  # used when registered; a missing one is reported in ``notes``
+    adapter_options: dict = field(default_factory=dict)
     invalid_reason: str = ""  # why results of this preset are INVALID (empty: a legal configuration)
     notes: tuple = field(default_factory=tuple)
 
@@ -39,13 +47,16 @@ def _pr700(entropy: str) -> Preset:
         mixer_options=dict(SEED_MIXER),
         expert_options={"neural": dict(NEURAL), entropy: {"source": "neural", "neural_stride": NEURAL["stride"]}},
         adapters=("ttt",),
+        adapter_options={"ttt": dict(SEED_TTT)},
         invalid_reason="" if legal else (
             "the seed's entropy expert gives exp(-H) to every token (its mass is V*exp(-H), not 1): C2 fails, "
             "so the BPB is not a compression rate; run with allow_invalid / --allow-invalid to reproduce it"),
         notes=("the entropy expert runs its own neural source (same options as 'neural', mirrored); "
                "the TTT adapter adapts only the 'neural' expert, not that copy",
-               "the seed's n-grams (add-0.1 unigram/bigram, 64K-bucket hashed trigram with add-0.01) are "
-               "approximated by the builtin interpolated n-grams"),
+               "the seed's n-grams (add-0.1 unigram/bigram, 64K-bucket hashed trigram with add-0.01, updated "
+               "once per chunk) are approximated by the builtin interpolated n-grams, updated after every span",
+               "the seed's Hedge loss averages the NLL of every position of a window batch, unscored context "
+               "included; this Hedge averages scored targets only (docs/seed-pr700.md)"),
     )
 
 
@@ -100,7 +111,10 @@ def preset_kwargs(name: str, plugins=None, *, experts=None, mixer=None, adapters
         "expert_options": {k: v for k, v in eopts.items() if k in names},
         # the preset's mixer options belong to its mixer: a different mixer starts from its own defaults
         "mixer_options": {**(p.mixer_options if mixer is None else {}), **dict(mixer_options or {})},
-        "adapter_options": {k: dict(v) for k, v in (adapter_options or {}).items()},
+        # the preset's adapter options go to its adapters that run; the user's are kept as given
+        "adapter_options": {k: {**(p.adapter_options.get(k, {}) if k in adapters else {}), **dict(v)}
+                            for k, v in {**{a: {} for a in p.adapter_options if a in adapters},
+                                         **dict(adapter_options or {})}.items()},
         "notes": notes,
         "invalid_reason": p.invalid_reason,
     }

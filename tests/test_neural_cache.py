@@ -179,3 +179,26 @@ def test_document_windows_score_every_target_once_inside_its_document():
             inputs = tokens[w.begin: w.hi - 1]
             assert BOS not in inputs[1:], (w, start, end)  # never a token of another document
             assert 0 < w.lo - w.begin and w.hi - 1 - w.begin <= 16
+
+
+def test_the_seeds_adaptive_temperature():
+    from pgolf_neural.scoring import adaptive_temperature
+
+    logits = torch.tensor([[4.0, 0.0, 0.0, 0.0], [0.1, 0.0, 0.0, 0.0], [30.0, 0.0, 0.0, 0.0]])
+    out = adaptive_temperature(logits, 0.98)
+    p = np.exp(logits.numpy() - logits.numpy().max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    h = -(p * np.log(p + 1e-10)).sum(1)
+    t = np.clip(1 - 0.02 * (1 - h / np.log(4)), 0.9, 1.05)
+    np.testing.assert_allclose(out.numpy(), logits.numpy() / t[:, None], rtol=1e-6)
+    assert torch.equal(adaptive_temperature(logits, 1.0), logits)
+    tokens = stream(16)
+    for scorer in ("windows", "cache"):
+        hot = NeuralExpert(small_model(), seq_len=16, stride=4, batch=8, device=CPU, dtype=None, source="t",
+                           scorer=scorer, block=8 if scorer == "cache" else None, temperature=0.9)
+        rows = hot.distributions(tokens, 1, 16)
+        np.testing.assert_allclose(rows.sum(1), 1.0, atol=1e-9)
+        assert np.max(np.abs(np.log(rows[np.arange(15), tokens[1:]]) - expert(scorer).score(tokens, 1, 16))) > 1e-4
+    check_decodable(lambda: NeuralExpert(small_model(), seq_len=16, stride=4, batch=8, device=CPU, dtype=None,
+                                         source="t", scorer="cache", block=8, temperature=0.98), stream(60), chunk=23,
+                    tol=0.0)

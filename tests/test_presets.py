@@ -12,9 +12,13 @@ def test_pr700_is_the_seed_configuration_and_declared_invalid():
     kw = preset_kwargs("pr700")
     assert kw["experts"] == ["neural", "unigram", "bigram", "trigram", "pr700-entropy"]
     assert kw["mixer"] == "hedge"
-    assert kw["mixer_options"] == {"eta": "0.1", "update": "batch", "batch_loss": "mean", "bias": "2.0", "solo_first": "10000"}
-    assert kw["expert_options"]["neural"]["stride"] == "64"
+    assert kw["mixer_options"] == {"eta": "0.1", "update": "batch", "batch_loss": "mean", "bias": "2.0",
+                                   "solo_first": "131072"}
+    assert kw["expert_options"]["neural"] == {"stride": "64", "temperature": "0.98"}
     assert kw["adapters"] == ["ttt"]
+    assert kw["adapter_options"] == {"ttt": {"schedule": "cosine-ramp", "batch": "64"}}
+    assert preset_kwargs("pr700", adapter_options={"ttt": {"batch": "8"}})["adapter_options"]["ttt"]["batch"] == "8"
+    assert preset_kwargs("pr700", adapters=[])["adapter_options"] == {}
     assert "C2" in kw["invalid_reason"]
     legal = preset_kwargs("pr700-legal")
     assert legal["experts"][-1] == "entropy" and not legal["invalid_reason"]

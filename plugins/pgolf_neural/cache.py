@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .scoring import _autocast
+from .scoring import _autocast, adaptive_temperature
 
 
 def weights_stamp(model) -> tuple:
@@ -46,10 +46,10 @@ def weights_stamp(model) -> tuple:
 
 
 class CachedScorer:
-    def __init__(self, seq_len: int, block: int, bos: Optional[int] = None):
+    def __init__(self, seq_len: int, block: int, bos: Optional[int] = None, temperature: float = 1.0):
         if not (isinstance(block, int) and block >= 1):
             raise ValueError(f"block must be a positive integer, got {block!r}")
-        self.seq_len, self.block, self.bos = int(seq_len), int(block), bos
+        self.seq_len, self.block, self.bos, self.temperature = int(seq_len), int(block), bos, float(temperature)
         self.clear()
 
     def clear(self) -> None:
@@ -90,7 +90,8 @@ class CachedScorer:
                 while self.pos < b0:  # a gap: inputs before this span not computed yet (all known)
                     self._block(model, ids, self.pos, known, device)
                 h = self.last_hidden if b0 + L <= self.pos else self._block(model, ids, b0, known, device)
-                logits = model.head(h)  # all block rows: the head's shape never depends on the span
+                # all block rows: the head's shape never depends on the span
+                logits = adaptive_temperature(model.head(h), self.temperature)
                 t1 = time.perf_counter()
                 lo, hi = max(first, b0) - b0, min(last + 1, b0 + L) - b0
                 out.append(F.log_softmax(logits[lo:hi].double(), dim=-1))

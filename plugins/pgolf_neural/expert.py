@@ -34,7 +34,7 @@ SCORERS = ("windows", "cache")
 class NeuralExpert(Expert):
     def __init__(self, model: GPT, *, seq_len: int, stride: int, batch: int, device: torch.device,
                  dtype: Optional[torch.dtype], source: str, dist_dtype: str = "float64", scorer: str = "windows",
-                 block: Optional[int] = None, bos: Optional[int] = None):
+                 block: Optional[int] = None, bos: Optional[int] = None, temperature: float = 1.0):
         super().__init__(model.config.vocab_size)
         if scorer not in SCORERS:
             raise UsageError(f"expert 'neural': scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
@@ -42,7 +42,8 @@ class NeuralExpert(Expert):
         self.seq_len, self.stride, self.batch = seq_len, stride, batch
         self.scorer, self.bos = scorer, bos  # bos: None = documents are not isolated
         self.block = (block or seq_len) if scorer == "cache" else None
-        self.cache = CachedScorer(seq_len, self.block, bos) if scorer == "cache" else None
+        self.temperature = float(temperature)  # the seed's entropy-adaptive temperature (1: off)
+        self.cache = CachedScorer(seq_len, self.block, bos, self.temperature) if scorer == "cache" else None
         self.device, self.dtype, self.source = device, dtype, source
         self.dist_dtype = np.dtype(dist_dtype)  # of the rows distributions() returns
         self._initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -62,7 +63,8 @@ class NeuralExpert(Expert):
             return self._score_cached(tokens, start, end, distributions)
         return score_span(self.model, tokens, start, end, seq_len=self.seq_len, stride=self.stride,
                           batch=self.batch, device=self.device, dtype=self.dtype,
-                          distributions=distributions, split=_distributed(), timers=self.timers, bos=self.bos)
+                          distributions=distributions, split=_distributed(), timers=self.timers, bos=self.bos,
+                          temperature=self.temperature)
 
     def _score_cached(self, tokens, start, end, distributions: bool):
         """The cached scorer walks the stream in order, so it is not split across ranks: under
@@ -105,7 +107,7 @@ class NeuralExpert(Expert):
             row = self._score_cached(tokens[:t], t, t + 1, distributions=True)[1][0]
         else:
             row = predict_row(self.model, tokens, t, seq_len=self.seq_len, stride=self.stride, device=self.device,
-                              dtype=self.dtype, bos=self.bos)
+                              dtype=self.dtype, bos=self.bos, temperature=self.temperature)
         return row if row.dtype == self.dist_dtype else row.astype(self.dist_dtype)
 
     def weights_changed(self) -> None:
@@ -137,7 +139,7 @@ class NeuralExpert(Expert):
                 "config_source": getattr(self.model, "config_source", "preset"),
                 "parameters": self.model.num_params(), "seq_len": self.seq_len, "stride": self.stride,
                 "batch": self.batch, "device": str(self.device), "dist_dtype": str(self.dist_dtype),
-                "scorer": self.scorer, "block": self.block,
+                "scorer": self.scorer, "block": self.block, "temperature": self.temperature,
                 "isolate_docs": self.bos is not None, **({"bos": self.bos} if self.bos is not None else {}),
                 "dtype": "auto" if self.dtype is None else str(self.dtype).replace("torch.", "")}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pgolf_core import hookimpl
 from pgolf_core.errors import UsageError
-from pgolf_core.options import parse_choice, parse_int
+from pgolf_core.options import parse_choice, parse_float, parse_int
 
 _DTYPES = {"auto": None, "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 DEFAULT_STRIDE = 64  # the seed's evaluation stride
@@ -94,7 +94,7 @@ def check_tokenizer(path, tokenizer_path) -> None:
 
 def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,
                 device=None, dtype="auto", dist_dtype="float64", scorer="windows", block=None, isolate_docs="false",
-                config=None):
+                config=None, temperature="1.0"):
     """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len).
     ``dist_dtype=float32`` halves the cost of full distributions for mixers that need them (rows
     still sum to 1 within 1e-6; log-probabilities then carry float32 precision, ~1e-7).
@@ -103,7 +103,9 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     seed's stride-64 sliding windows, kept as the reference. ``isolate_docs=true``: attention never
     crosses a BOS token. ``config=`` describes a checkpoint without an embedded config (the seed's
     artifacts): a JSON file, a preset name or ``seed`` (this process's seed environment variables),
-    each with optional ``:key=value`` overrides (``pgolf_neural.config.resolve_config``)."""
+    each with optional ``:key=value`` overrides (``pgolf_neural.config.resolve_config``).
+    ``temperature`` (1 = off) applies the seed's entropy-adaptive temperature to every row
+    (``scoring.adaptive_temperature``; the seed used 0.98)."""
     from pgolf_core.data import BOS_ID
     from pgolf_core.options import parse_bool
 
@@ -118,6 +120,7 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     if stride is not None and scorer == "cache":
         raise UsageError("expert 'neural': option stride is the window scorer's; the cached scorer has block=N")
     isolate = parse_bool(isolate_docs, "expert 'neural'", "isolate_docs")
+    temp = parse_float(temperature, "expert 'neural'", "temperature", low=0.0, low_open=True)
     dev = _device(device, getattr(ctx, "device", "cpu"))
     torch_dtype = _dtype(dtype, dev)
     from .config import resolve_config
@@ -132,7 +135,7 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     return NeuralExpert(model, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
                         source=source,
                         dist_dtype=parse_choice(dist_dtype, "expert 'neural'", "dist_dtype", ("float64", "float32")),
-                        scorer=scorer, block=block, bos=BOS_ID if isolate else None)
+                        scorer=scorer, block=block, bos=BOS_ID if isolate else None, temperature=temp)
 
 
 @hookimpl
@@ -141,4 +144,5 @@ def pgolf_register_experts(register):
              description="the seed's GPT (checkpoint=PATH or preset+init_seed; seq_len, "
                          "scorer=windows|cache, stride=64 (windows), block=seq_len (cache), isolate_docs=false, "
                          "batch=32, device, dtype=auto|float32|bfloat16, dist_dtype=float64|float32, "
-                         "config=FILE.json|PRESET|seed[:key=value...] for checkpoints without a config)")
+                         "config=FILE.json|PRESET|seed[:key=value...] for checkpoints without a config, "
+                         "temperature=1 (the seed's adaptive rule, 0.98 in its run))")

@@ -21,6 +21,7 @@ distributed evaluator can give each rank a share of the windows and gather the r
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import NamedTuple, Optional
 
@@ -118,7 +119,22 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return contextlib.nullcontext()
 
 
-def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device, dtype, timers=None) -> list:
+def adaptive_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The seed's entropy-adaptive temperature (its ``TTT_TEMPERATURE``): each row's logits are
+    divided by T = 1 - (1 - temperature) * (1 - H / ln V), clamped to [0.9, 1.05], where H is the
+    entropy of the row's own softmax. Confident rows (low H) are sharpened most. It reads only the
+    row itself, so it keeps scoring causal, and the softmax after it keeps every row normalized.
+    ``temperature=1`` is the identity."""
+    if temperature == 1.0:
+        return logits
+    p = torch.softmax(logits.float(), dim=-1)
+    entropy = -(p * (p + 1e-10).log()).sum(-1)
+    t = (1.0 - (1.0 - temperature) * (1.0 - entropy / math.log(logits.size(-1)))).clamp(min=0.9, max=1.05)
+    return logits.float() / t.unsqueeze(-1)
+
+
+def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device, dtype, timers=None,
+               temperature: float = 1.0) -> list:
     """float64 log-softmax rows of each window's targets: a list of (hi - lo, V) tensors.
 
     ``timers`` (a dict) gets the seconds of the network's forward ("forward") and of the
@@ -132,7 +148,7 @@ def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device
     with _autocast(device, dtype):
         h = model.hidden(torch.from_numpy(x).to(device), rope_len=seq_len)  # (b, width, C)
         rows = torch.cat([h[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)])
-        logits = model.head(rows)  # (n, V) float32
+        logits = adaptive_temperature(model.head(rows), temperature)  # (n, V) float32
     t1 = time.perf_counter()
     logp = F.log_softmax(logits.double(), dim=-1)
     if timers is not None:
@@ -143,7 +159,7 @@ def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device
 
 def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: int = DEFAULT_SEQ_LEN,
                   batch: int = DEFAULT_BATCH, device=None, dtype: Optional[torch.dtype] = None,
-                  distributions: bool = False, timers: Optional[dict] = None):
+                  distributions: bool = False, timers: Optional[dict] = None, temperature: float = 1.0):
     """Score a list of windows (any subset of a plan, in any order).
 
     Returns the log-probs of their targets (float64, concatenated in list order) and, with
@@ -158,12 +174,13 @@ def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: 
     logp = np.empty(n, dtype=np.float64)
     dists = np.empty((n, model.config.vocab_size), dtype=np.float64) if distributions else None
     with _eval_mode(model):
-        _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers)
+        _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers, temperature)
     return (logp, dists) if distributions else logp
 
 
 def predict_row(model, tokens: np.ndarray, t: int, *, seq_len: int = DEFAULT_SEQ_LEN, stride: int = DEFAULT_STRIDE,
-                device=None, dtype: Optional[torch.dtype] = None, bos: Optional[int] = None) -> np.ndarray:
+                device=None, dtype: Optional[torch.dtype] = None, bos: Optional[int] = None,
+                temperature: float = 1.0) -> np.ndarray:
     """The float64 distribution of target ``t`` from ``tokens[:t]`` alone (the decoder's view).
 
     It runs the window that scores ``t`` in the sliding-window plan, whole (``seq_len`` inputs, every
@@ -183,7 +200,7 @@ def predict_row(model, tokens: np.ndarray, t: int, *, seq_len: int = DEFAULT_SEQ
     inputs[: t - begin] = tokens[begin:t]  # known; the rest stays 0 (placeholder)
     with _eval_mode(model), torch.no_grad():
         rows = _run_batch(model, inputs, [Window(0, lo - begin, hi - begin)], seq_len, _device_of(model, device),
-                          dtype)[0]
+                          dtype, temperature=temperature)[0]
         return rows[t - lo].exp().cpu().numpy()
 
 
@@ -203,14 +220,14 @@ def _eval_mode(model):
         model.train(was_training)
 
 
-def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers=None) -> None:
+def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers=None, temperature=1.0) -> None:
     """Write each window's target log-probs (and distributions) into the preallocated outputs;
     ``timers`` also gets the seconds of copying them out ("rows": gather, exp, to NumPy)."""
     pos = 0
     with torch.no_grad():  # not inference_mode: a TTT adapter trains this model between spans
         for b0 in range(0, len(windows), batch):
             chunk = windows[b0: b0 + batch]
-            for w, rows in zip(chunk, _run_batch(model, ids, chunk, seq_len, device, dtype, timers)):
+            for w, rows in zip(chunk, _run_batch(model, ids, chunk, seq_len, device, dtype, timers, temperature)):
                 t0 = time.perf_counter()
                 m = w.hi - w.lo
                 targets = torch.from_numpy(ids[w.lo: w.hi].astype(np.int64)).to(rows.device)
@@ -225,7 +242,7 @@ def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timer
 def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int = DEFAULT_SEQ_LEN,
                stride: int = DEFAULT_STRIDE, batch: int = DEFAULT_BATCH, device=None,
                dtype: Optional[torch.dtype] = None, distributions: bool = False, split: bool = False,
-               timers: Optional[dict] = None, bos: Optional[int] = None):
+               timers: Optional[dict] = None, bos: Optional[int] = None, temperature: float = 1.0):
     """Log-probs (and optionally distributions) of targets ``[start, end)`` of ``tokens``; with
     ``bos`` set, each document gets its own windows (``plan_document_windows``).
 
@@ -239,12 +256,12 @@ def score_span(model, tokens: np.ndarray, start: int, end: int, *, seq_len: int 
                else plan_document_windows(tokens, start, end, seq_len, stride, bos))
     score = score_windows_split if split else score_windows
     return score(model, tokens, windows, seq_len=seq_len, batch=batch, device=device, dtype=dtype,
-                 distributions=distributions, timers=timers)
+                 distributions=distributions, timers=timers, temperature=temperature)
 
 
 def score_windows_split(model, tokens: np.ndarray, windows: list[Window], *, seq_len: int, batch: int,
                         device=None, dtype: Optional[torch.dtype] = None, distributions: bool = False,
-                        timers: Optional[dict] = None):
+                        timers: Optional[dict] = None, temperature: float = 1.0):
     """``score_windows`` with the windows shared across the torch.distributed ranks.
 
     Rank r scores the contiguous share ``pgolf_core.distributed.share(len(windows), r, world)``;
@@ -257,7 +274,7 @@ def score_windows_split(model, tokens: np.ndarray, windows: list[Window], *, seq
     lo, hi = share(len(windows), rank, size)
     counts = [sum(w.hi - w.lo for w in windows[slice(*share(len(windows), r, size))]) for r in range(size)]
     out = score_windows(model, tokens, windows[lo:hi], seq_len=seq_len, batch=batch, device=device,
-                        dtype=dtype, distributions=distributions, timers=timers)
+                        dtype=dtype, distributions=distributions, timers=timers, temperature=temperature)
     logp, dists = out if distributions else (out, None)
     logp = gather_rows(torch.from_numpy(logp), counts).numpy()
     if not distributions:
