@@ -122,3 +122,23 @@ def test_the_export_command(tmp_path):
     assert res.exit_code != 0 and "exists" in res.output
     demo = CliRunner().invoke(artifact_group, ["export", str(art.demo_checkpoint_path()), str(tmp_path / "d.ptz")])
     assert demo.exit_code != 0 and "cannot build this model" in demo.output
+
+
+def test_the_seeds_window_accounting():
+    from pgolf_neural.accounting import compare, seed_windows
+    from pgolf_neural.scoring import plan_windows
+
+    windows = seed_windows(4097, 2048, 64)
+    assert sum(w.hi - w.lo for w in windows) == 6080  # 4,096 targets, the last 64 scored 31 more times
+    assert {t for w in windows for t in range(w.lo, w.hi)} == set(range(1, 4097))
+    assert windows[:33] == plan_windows(1, 4097, 2048, 64)  # up to the tail, the same windows as ours
+    assert all(w.hi - 1 - w.begin <= 2048 for w in windows)
+
+    from pgolf_core.bytes import byte_table_from_sentencepiece
+    from pgolf_core.demo import demo_tokenizer_path, demo_tokens
+
+    model = random_model(PRESETS["tiny"], 0).eval()
+    tokens = np.asarray(demo_tokens("val")[:700])
+    res = compare(model, tokens, byte_table_from_sentencepiece(demo_tokenizer_path()), seq_len=256, stride=64)
+    assert res["one_pass"]["targets"] == 699 and res["seed"]["rescored_targets"] == 3 * 64
+    assert res["seed"]["bytes"] > res["one_pass"]["bytes"]

@@ -75,6 +75,45 @@ def artifact_export_cmd(src, dst, fmt):
     click.echo("  " + " ".join(f"{k}={v}" for k, v in env.items()))
 
 
+@click.command("accounting")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="The neural model.")
+@click.option("--config", default=None, help="neural.config for a checkpoint without one (e.g. seed).")
+@click.option("--data", "-d", required=True, type=click.Path(), help="Tokens (.npy, shard, directory).")
+@click.option("--tokenizer", "-t", required=True, type=click.Path(), help="SentencePiece model of the data.")
+@click.option("--limit", type=int, default=None, help="Only the first N tokens.")
+@click.option("--seq-len", type=int, default=None, help="Window length (default: the model's).")
+@click.option("--stride", type=int, default=64, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
+def accounting_cmd(checkpoint, config, data, tokenizer, limit, seq_len, stride, as_json):
+    """The seed's window-loop accounting (its tail re-scored) next to one-pass accounting, for the
+    neural model alone: what part of a published number is counted more than once."""
+    from pgolf_core.session import resolve_stream
+
+    from ..accounting import compare
+    from ..config import resolve_config
+    from ..expert import load_model
+    from ..scoring import check_geometry
+
+    try:
+        tokens, _, _, _, counter = resolve_stream(data, tokenizer, limit)
+        model = load_model(checkpoint, resolve_config(config) if config else None).eval()
+        seq_len = seq_len or model.config.train_seq_len
+        try:
+            check_geometry(seq_len, stride)
+        except ValueError as exc:
+            raise PgolfError(str(exc)) from None
+        res = compare(model, tokens, counter, seq_len=seq_len, stride=stride)
+    except PgolfError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    one, seed = res["one_pass"], res["seed"]
+    click.echo(f"one pass (pgolf-core):   BPB {one['bpb']:.6f}  {one['targets']:,} targets, {one['bytes']:,} bytes")
+    click.echo(f"the seed's window loop:  BPB {seed['bpb']:.6f}  {seed['targets']:,} targets, {seed['bytes']:,} bytes "
+               f"({seed['rescored_targets']:,} targets / {seed['rescored_bytes']:,} bytes of the tail scored again)")
+
+
 def _train_command():
     from .cli import train_cmd
 
@@ -84,4 +123,5 @@ def _train_command():
 @hookimpl
 def pgolf_register_commands(cli) -> None:
     cli.add_command(artifact_group)
+    cli.add_command(accounting_cmd)
     cli.add_command(_train_command())
