@@ -69,9 +69,13 @@ class CachedScorer:
         self.__dict__.update(state)
         self.adopt = True
 
-    def rows(self, model, ids: np.ndarray, start: int, end: int, device, dtype, timers: Optional[dict] = None):
-        """float64 log-softmax rows (end - start, V) of targets ``[start, end)``; ``ids`` holds every
-        known token (inputs up to ``end - 2`` at least) and nothing else is read."""
+    def rows(self, model, ids: np.ndarray, start: int, end: int, device, dtype, timers: Optional[dict] = None,
+             targets: Optional[np.ndarray] = None, distributions: bool = True):
+        """Targets ``[start, end)``: ``(logp, rows)``. ``rows`` (end - start, V) are the float64
+        log-softmax rows (None unless ``distributions``); ``logp`` (end - start,) are their entries
+        at ``targets`` (None when no targets are given). ``ids`` holds every known token (inputs up
+        to ``end - 2`` at least) and nothing else is read. Score-only calls never hold more than one
+        block's rows: at V=8192 a span's rows would take 64 KB per target."""
         L = self.block
         known = len(ids)
         first, last = start - 1, end - 2  # input positions of the first and last target
@@ -82,7 +86,9 @@ class CachedScorer:
         if stale or first < self.pos - L or first // L * L - self.pos > self._band():
             self._restart(first)
         self.stamp = stamp
-        out = []
+        n, vocab = end - start, model.config.vocab_size
+        logp = np.empty(n) if targets is not None else None
+        rows = torch.empty((n, vocab), dtype=torch.float64) if distributions else None
         # inference_mode: nothing here is differentiated, and the kept tensors never reach a backward
         with torch.inference_mode(), _autocast(device, dtype):
             for b0 in range(first // L * L, last + 1, L):
@@ -94,11 +100,17 @@ class CachedScorer:
                 logits = adaptive_temperature(model.head(h), self.temperature)
                 t1 = time.perf_counter()
                 lo, hi = max(first, b0) - b0, min(last + 1, b0 + L) - b0
-                out.append(F.log_softmax(logits[lo:hi].double(), dim=-1))
+                block = F.log_softmax(logits[lo:hi].double(), dim=-1).cpu()
+                at = b0 + lo - first  # offset of this block's first row in the span
+                if targets is not None:
+                    y = torch.from_numpy(np.asarray(targets[at: at + hi - lo], dtype=np.int64))
+                    logp[at: at + hi - lo] = block.gather(1, y[:, None])[:, 0].numpy()
+                if rows is not None:
+                    rows[at: at + hi - lo] = block
                 if timers is not None:
                     timers["forward"] = timers.get("forward", 0.0) + t1 - t0
                     timers["softmax"] = timers.get("softmax", 0.0) + time.perf_counter() - t1
-        return torch.cat(out) if out else torch.empty((0, model.config.vocab_size), dtype=torch.float64)
+        return logp, rows
 
     def _band(self) -> int:
         """The band (seq_len - 1 positions) rounded up to whole blocks."""

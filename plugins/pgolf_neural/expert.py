@@ -74,13 +74,13 @@ class NeuralExpert(Expert):
         was_training = self.model.training
         self.model.eval()
         try:
-            rows = self.cache.rows(self.model, tokens, start, end, self.device, self.dtype, self.timers)
+            logp, rows = self.cache.rows(self.model, tokens, start, end, self.device, self.dtype, self.timers,
+                                         targets=tokens[start:end] if len(tokens) >= end else None,
+                                         distributions=distributions)
         finally:
             self.model.train(was_training)
         t0 = time.perf_counter()
-        targets = torch.from_numpy(np.asarray(tokens[start:end], dtype=np.int64)).to(rows.device)
-        logp = rows.gather(1, targets[:, None])[:, 0].cpu().numpy()
-        dists = rows.exp().cpu().numpy() if distributions else None
+        dists = rows.exp().numpy() if distributions else None
         self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
         return (logp, dists) if distributions else logp
 
