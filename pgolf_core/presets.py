@@ -104,6 +104,10 @@ def preset_kwargs(name: str, plugins=None, *, experts=None, mixer=None, adapters
                 if f"neural_{key}" not in own:
                     eopts[entropy][f"neural_{key}"] = value
     names = list(experts) if experts is not None else list(p.experts)
+    # the preset's adapter options go to its adapters that run; the user's are merged on top
+    aopts = {a: dict(o) for a, o in p.adapter_options.items() if a in adapters}
+    for comp, opts in (adapter_options or {}).items():
+        aopts.setdefault(comp, {}).update(opts)
     return {
         "experts": names,
         "mixer": mixer if mixer is not None else p.mixer,
@@ -111,10 +115,7 @@ def preset_kwargs(name: str, plugins=None, *, experts=None, mixer=None, adapters
         "expert_options": {k: v for k, v in eopts.items() if k in names},
         # the preset's mixer options belong to its mixer: a different mixer starts from its own defaults
         "mixer_options": {**(p.mixer_options if mixer is None else {}), **dict(mixer_options or {})},
-        # the preset's adapter options go to its adapters that run; the user's are kept as given
-        "adapter_options": {k: {**(p.adapter_options.get(k, {}) if k in adapters else {}), **dict(v)}
-                            for k, v in {**{a: {} for a in p.adapter_options if a in adapters},
-                                         **dict(adapter_options or {})}.items()},
+        "adapter_options": aopts,
         "notes": notes,
         "invalid_reason": p.invalid_reason,
     }

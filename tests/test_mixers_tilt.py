@@ -83,3 +83,23 @@ def test_options_are_checked(plugins):
     for bad in [{"order": "0"}, {"threshold": "1.5"}, {"beta": "x"}, {"inner": "tilt"}]:
         with pytest.raises(UsageError):
             plugins.mixers.create("tilt", two, **bad)
+
+
+def test_a_tilt_that_hints_the_target_itself_fails_the_audit():
+    """Planted bug: the hint of each target is the target (a look at the token being scored). The
+    rows stay normalized, so only the audit's causality checks can tell."""
+    from pgolf_mixers.tilt import TiltMixer
+
+    class PeekingTilt(TiltMixer):
+        def _advance(self, targets):
+            super()._advance(targets)
+            return np.asarray(targets, dtype=np.int64), np.ones(len(targets))
+
+    tokens = np.asarray(demo_tokens("val")[:2500])
+    honest = evaluate(["bigram", "trigram"], tokens=tokens, tokenizer=demo_tokenizer_path(),
+                      mixer=TiltMixer(2, 1024, inner=load_plugins().mixers.create(
+                          "hedge", BuildContext(vocab_size=1024, expert_names=("bigram", "trigram")))))
+    res = evaluate(["bigram", "trigram"], tokens=tokens, tokenizer=demo_tokenizer_path(), audit=True,
+                   mixer=PeekingTilt(2, 1024, inner=load_plugins().mixers.create(
+                       "hedge", BuildContext(vocab_size=1024, expert_names=("bigram", "trigram")))))
+    assert res.level == "invalid" and res.bpb < honest.bpb

@@ -48,7 +48,7 @@ def test_config_option_specs(tmp_path, monkeypatch):
     for k, v in SMALL_SEED.items():
         monkeypatch.setenv(k, v)
     assert resolve_config("seed") == from_seed_env(SMALL_SEED)
-    for bad in ("nothing-like-this", "tiny:layers=2", "tiny:num_layers=x"):
+    for bad in ("nothing-like-this", "tiny:layers=2", "tiny:num_layers=x", "tiny:ln_scale=maybe"):
         with pytest.raises(UsageError):
             resolve_config(bad)
 

@@ -106,13 +106,7 @@ def tokenizer_record(path) -> dict:
 def checkpoint_tokenizer(path) -> dict | None:
     """The tokenizer record of a checkpoint or artifact, or None when it has none (older files, the
     seed's own artifacts)."""
-    data = _read_bytes(path)
-    if data.startswith(ZSTD_MAGIC):
-        record = read_artifact(path)[1].get("__tokenizer__")
-    else:
-        obj = _torch_load(data, path)
-        record = obj.get("tokenizer") if isinstance(obj, dict) else None
-    return dict(record) if isinstance(record, dict) else None
+    return read_checkpoint(path)[2]
 
 
 # ----------------------------------------------------------------------------- quantization
@@ -157,8 +151,6 @@ def _hessian_for(hessians, name):
 
 def quantize_state_dict(state_dict: dict, hessians: dict | None = None) -> tuple[dict, dict]:
     """The artifact's ``(w, m)`` pair, without config or compression."""
-    import torch
-
     from .train.gptq import gptq_quantize, quantize_rtn
 
     w, m = {}, {}
@@ -181,8 +173,6 @@ def quantize_state_dict(state_dict: dict, hessians: dict | None = None) -> tuple
 
 def dequantize(w: dict, m: dict, source="artifact") -> dict:
     """fp32 state dict from an artifact's ``(w, m)``; raises ArtifactError on missing keys."""
-    import torch
-
     out = {}
     for name, info in m.items():
         if name.startswith("__"):
@@ -285,11 +275,18 @@ def read_artifact(path) -> tuple[dict, dict]:
 def load_checkpoint(path) -> tuple[dict | None, dict]:
     """``(config_dict, state_dict_fp32)`` from an fp32 checkpoint or an artifact; the config is None
     for an artifact that carries none (the seed's own files: ``neural.config=`` says what they are)."""
+    return read_checkpoint(path)[:2]
+
+
+def read_checkpoint(path) -> tuple[dict | None, dict, dict | None]:
+    """``load_checkpoint`` plus the file's tokenizer record (``tokenizer_record``; None when it has
+    none), from one read of the file."""
     data = _read_bytes(path)
     if data.startswith(ZSTD_MAGIC):
         w, m = read_artifact(path)
-        config = m.get("__config__")
-        return (dict(config) if config is not None else None), dequantize(w, m, source=f"checkpoint {path}")
+        config, record = m.get("__config__"), m.get("__tokenizer__")
+        return ((dict(config) if config is not None else None), dequantize(w, m, source=f"checkpoint {path}"),
+                dict(record) if isinstance(record, dict) else None)
     if not data.startswith(b"PK"):
         raise ArtifactError(f"checkpoint {path}: unknown format (neither a torch file nor a zstd artifact)")
     obj = _torch_load(data, path)
@@ -298,7 +295,8 @@ def load_checkpoint(path) -> tuple[dict | None, dict]:
     for key in ("config", "state_dict"):
         if not isinstance(obj.get(key), dict):
             raise ArtifactError(f"checkpoint {path}: missing {key!r}")
-    return dict(obj["config"]), dict(obj["state_dict"])
+    record = obj.get("tokenizer")
+    return dict(obj["config"]), dict(obj["state_dict"]), dict(record) if isinstance(record, dict) else None
 
 
 # ----------------------------------------------------------------------------- the seed's own format
@@ -372,12 +370,7 @@ def _stats_from(path, compressed: int, w: dict, m: dict, code_file=None) -> dict
             counts[kind] += 1
             stored = w.get(f"{name}.q", w.get(name))
             values[kind] += int(stored.numel()) if hasattr(stored, "numel") else 0
-    if code_file is not None:
-        if not Path(code_file).is_file():
-            raise ArtifactError(f"code file {code_file}: no such file")
-        code = Path(code_file).stat().st_size
-    else:
-        code = code_bytes()["bytes"]
+    code = Path(code_file).stat().st_size if code_file is not None else code_bytes()["bytes"]
     return {"path": str(path), "format": m.get("__format__", "seed"), "tensors": counts,
             "values": values, "compressed_bytes": compressed, "code_bytes": code,
             "submission_bytes": compressed + code, "limit_bytes": SUBMISSION_LIMIT,
@@ -388,6 +381,8 @@ def _stats_from(path, compressed: int, w: dict, m: dict, code_file=None) -> dict
 def artifact_info(path, code_file=None) -> dict:
     """Tensor counts and values by kind, compressed bytes, code bytes (of ``code_file`` when given),
     and the submission size vs 16,000,000."""
+    if code_file is not None and not Path(code_file).is_file():
+        raise ArtifactError(f"code file {code_file}: no such file")
     w, m = read_artifact(path)
     info = _stats_from(path, Path(path).stat().st_size, w, m, code_file)
     info["code_file"] = str(code_file) if code_file is not None else None

@@ -136,7 +136,6 @@ SEED_ENV = {"VOCAB_SIZE": "vocab_size", "NUM_LAYERS": "num_layers", "MODEL_DIM":
             "ROPE_DIMS": "rope_dims", "ROPE_BASE": "rope_base", "TRAIN_SEQ_LEN": "train_seq_len",
             "QK_GAIN_INIT": "qk_gain_init", "LOGIT_SOFTCAP": "logit_softcap", "TIE_EMBEDDINGS": "tie_embeddings",
             "TIED_EMBED_INIT_STD": "tied_embed_init_std", "LN_SCALE": "ln_scale"}
-SEED_ENV_OTHER = ("XSA_LAST_N", "VE_ENABLED", "VE_LAYERS", "DTG_ENABLED")
 
 
 def from_seed_env(env) -> GPTConfig:
@@ -223,18 +222,31 @@ def resolve_config(spec: str) -> GPTConfig:
         raise UsageError(f"neural config {head!r}: neither a JSON file, a preset ({', '.join(PRESETS)}) nor 'seed'")
     if not isinstance(base, dict):
         raise UsageError(f"neural config {head}: expected a JSON object")
+    return GPTConfig.from_dict(apply_overrides(base, items, "neural config override"))
+
+
+def apply_overrides(base: dict, items, who: str) -> dict:
+    """``base`` (a config dict) with ``key=value`` items applied, each value parsed like the field
+    it replaces (bools 0/1/true/false, integer lists comma-separated); ``who`` starts the errors.
+    The one parser of model settings: ``train --model-set`` and ``neural.config=`` both use it."""
+    out = dict(base)
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in base:
-            raise UsageError(f"neural config override {item!r}: expected key=value with key one of {', '.join(base)}")
-        old = base[key]
+        if not sep or key not in out:
+            raise UsageError(f"{who} {item!r}: expected key=value with key one of {', '.join(sorted(out))}")
+        old = out[key]
         try:
-            base[key] = (value.lower() in ("1", "true") if isinstance(old, bool) else
-                         [int(v) for v in value.split(",") if v] if isinstance(old, (list, tuple)) else
-                         type(old)(value))
+            if isinstance(old, bool):
+                if value.lower() not in ("0", "1", "true", "false"):
+                    raise ValueError(value)
+                out[key] = value.lower() in ("1", "true")
+            elif isinstance(old, (list, tuple)):
+                out[key] = [int(v) for v in value.split(",") if v]
+            else:
+                out[key] = type(old)(value)
         except ValueError:
-            raise UsageError(f"neural config override {item!r}: expected a value like {old!r}") from None
-    return GPTConfig.from_dict(base)
+            raise UsageError(f"{who} {key}={value}: expected a value like {old!r}") from None
+    return out
 
 
 def preset(name: str) -> GPTConfig:

@@ -14,6 +14,7 @@ paths restart at each BOS, with either scorer.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -69,8 +70,6 @@ class NeuralExpert(Expert):
     def _score_cached(self, tokens, start, end, distributions: bool):
         """The cached scorer walks the stream in order, so it is not split across ranks: under
         torchrun every rank computes the same rows (no speed-up, same result)."""
-        import time
-
         was_training = self.model.training
         self.model.eval()
         try:
@@ -174,19 +173,21 @@ def load_model(path, config: Optional[GPTConfig] = None) -> GPT:
 
     ``config`` describes a checkpoint that carries no config of its own (the seed's artifacts); one
     that does must agree with it. Without either the seed's default (``pr700``) is assumed. The
-    model's ``config_source`` says which of the three it was: "embedded", "given" or "assumed pr700".
+    model's ``config_source`` says which of the three it was: "embedded", "given" or "assumed pr700";
+    its ``tokenizer_record`` is the file's record of its tokenizer (None when it has none).
     """
-    from .artifact import ArtifactError, load_checkpoint
+    from .artifact import ArtifactError, read_checkpoint
     from .config import PRESETS
 
-    config_dict, state_dict = load_checkpoint(path)
+    config_dict, state_dict, tokenizer = read_checkpoint(path)
     if config_dict is not None:
         try:
             cfg = GPTConfig.from_dict(config_dict)
         except UsageError as exc:
             raise ArtifactError(f"checkpoint {path}: its model config is not usable: {exc}") from None
         if config is not None and config != cfg:
-            diff = {k: (v, config.to_dict()[k]) for k, v in cfg.to_dict().items() if config.to_dict()[k] != v}
+            given = config.to_dict()
+            diff = {k: (v, given[k]) for k, v in cfg.to_dict().items() if given[k] != v}
             raise UsageError(f"expert 'neural': checkpoint {path} carries its own config, which differs from "
                              f"neural.config in {', '.join(f'{k} ({a!r} in the file, {b!r} given)' for k, (a, b) in diff.items())}")
         source = "embedded"
@@ -202,7 +203,7 @@ def load_model(path, config: Optional[GPTConfig] = None) -> GPT:
         raise ArtifactError(f"checkpoint {path}: weights do not match its config ({shown}){hint}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
                           strict=True)
-    model.config_source = source
+    model.config_source, model.tokenizer_record = source, tokenizer
     return model
 
 

@@ -65,7 +65,7 @@ def _build_model(ctx, checkpoint, preset, init_seed, config=None):
         return random_model(cfg, seed), f"{'config' if preset is None else 'preset ' + str(preset)} (random, seed {seed})"
     path = checkpoint if checkpoint is not None else default_checkpoint(ctx.extra or {})
     model = load_model(path, config)
-    check_tokenizer(path, ctx.tokenizer_path)
+    check_tokenizer(path, model.tokenizer_record, ctx.tokenizer_path)
     if model.config_source == "assumed pr700":
         import warnings
 
@@ -75,12 +75,9 @@ def _build_model(ctx, checkpoint, preset, init_seed, config=None):
     return model, f"checkpoint {path}"
 
 
-def check_tokenizer(path, tokenizer_path) -> None:
-    """A checkpoint that records its tokenizer's sha256 refuses a run with another tokenizer: its
-    token ids would mean other pieces, and the score would be a confident wrong number."""
-    from .artifact import checkpoint_tokenizer
-
-    record = checkpoint_tokenizer(path)
+def check_tokenizer(path, record, tokenizer_path) -> None:
+    """A checkpoint that records its tokenizer's sha256 (``record``) refuses a run with another
+    tokenizer: its token ids would mean other pieces, and the score would be a confident wrong number."""
     if not record or not record.get("sha256") or tokenizer_path is None:
         return
     from pgolf_core.digest import sha256_file
@@ -125,7 +122,7 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     torch_dtype = _dtype(dtype, dev)
     from .config import resolve_config
 
-    model_config = resolve_config(config) if config is not None else None
+    model_config = resolve_config(config) if config is not None else None  # checked before any file is read
     model, source = _build_model(ctx, checkpoint, preset, init_seed, model_config)
     check_vocab(model, ctx.vocab_size, source)
     seq_len = seq_len or model.config.train_seq_len

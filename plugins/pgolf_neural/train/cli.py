@@ -26,17 +26,11 @@ def _field_options(func):
 
 def model_config_for(preset_name: str, sets) -> dict:
     """The model preset's config dict with ``key=value`` overrides, validated by GPTConfig."""
-    from ..config import PRESETS as MODEL_PRESETS, GPTConfig
+    from ..config import PRESETS as MODEL_PRESETS, GPTConfig, apply_overrides
 
     if preset_name not in MODEL_PRESETS:
         raise UsageError(f"unknown model preset {preset_name!r}; known: {', '.join(sorted(MODEL_PRESETS))}")
-    cfg = MODEL_PRESETS[preset_name].to_dict()
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep or key not in cfg:
-            raise UsageError(f"--model-set {item!r}: expected key=value with key one of {', '.join(sorted(cfg))}")
-        cfg[key] = _like(cfg[key], value, key)
-    return GPTConfig.from_dict(cfg).to_dict()
+    return GPTConfig.from_dict(apply_overrides(MODEL_PRESETS[preset_name].to_dict(), sets, "--model-set")).to_dict()
 
 
 def vocab_from_tokenizer(sets, tokenizer: dict, path) -> tuple:
@@ -48,23 +42,6 @@ def vocab_from_tokenizer(sets, tokenizer: dict, path) -> tuple:
             raise UsageError(f"--model-set {item} but tokenizer {path} has {tokenizer['vocab_size']} pieces; "
                              f"drop the override (vocab_size follows --tokenizer)")
     return (*[s for s in sets if s.partition("=")[0] != "vocab_size"], f"vocab_size={tokenizer['vocab_size']}")
-
-
-def _like(old, value: str, key: str):
-    try:
-        if isinstance(old, bool):
-            if value.lower() not in ("0", "1", "true", "false"):
-                raise ValueError(value)
-            return value.lower() in ("1", "true")
-        if isinstance(old, int):
-            return int(value)
-        if isinstance(old, float):
-            return float(value)
-        if isinstance(old, (list, tuple)):
-            return [int(v) for v in value.split(",") if v]
-    except ValueError:
-        raise UsageError(f"--model-set {key}={value}: expected a value like {old!r}") from None
-    return value
 
 
 @click.command("train")

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from pgolf_core.errors import UsageError
 
