@@ -10,18 +10,20 @@ from pgolf_core.presets import PRESETS, preset_kwargs
 
 def test_pr700_is_the_seed_configuration_and_declared_invalid():
     kw = preset_kwargs("pr700")
-    assert kw["experts"] == ["neural", "unigram", "bigram", "trigram", "pr700-entropy"]
+    assert kw["experts"] == ["neural", "pr700-unigram", "pr700-bigram", "pr700-trigram", "pr700-entropy"]
     assert kw["mixer"] == "hedge"
-    assert kw["mixer_options"] == {"eta": "0.1", "update": "batch", "batch_loss": "mean", "bias": "2.0",
-                                   "solo_first": "131072"}
+    assert kw["mixer_options"] == {"eta": "0.1", "update": "batch", "batch_loss": "window", "window": "2048",
+                                   "stride": "64", "bias": "2.0", "solo_first": "131072"}
     assert kw["expert_options"]["neural"] == {"stride": "64", "temperature": "0.98"}
     assert kw["adapters"] == ["ttt"]
     assert kw["adapter_options"] == {"ttt": {"schedule": "cosine-ramp", "batch": "64"}}
     assert preset_kwargs("pr700", adapter_options={"ttt": {"batch": "8"}})["adapter_options"]["ttt"]["batch"] == "8"
     assert preset_kwargs("pr700", adapters=[])["adapter_options"] == {}
     assert "C2" in kw["invalid_reason"]
+    assert "pr700-trigram" not in kw["expert_options"]  # the seed's own trigram: sub-normalized, known invalid
     legal = preset_kwargs("pr700-legal")
     assert legal["experts"][-1] == "entropy" and not legal["invalid_reason"]
+    assert legal["expert_options"]["pr700-trigram"] == {"empty": "uniform"}
 
 
 def test_explicit_choices_win_and_neural_options_reach_the_entropy_source():
@@ -61,8 +63,8 @@ def test_pr700_runs_only_when_invalid_results_are_allowed(plugins):
     if not {"unigram", "bigram", "trigram"} <= set(plugins.experts.entries) or "hedge" not in plugins.mixers.entries:
         pytest.skip("needs the n-gram experts and the hedge mixer")
     kw = preset_kwargs("pr700", plugins, adapters=[],
-                       experts=["uniform", "unigram", "bigram", "trigram", "pr700-entropy"],
-                       expert_options={"pr700-entropy": {"source": "bigram"}})
+                       experts=["uniform", "pr700-unigram", "pr700-bigram", "pr700-trigram", "pr700-entropy"],
+                       expert_options={"pr700-entropy": {"source": "bigram"}, "pr700-trigram": {"chunk": "1000"}})
     assert kw["expert_options"]["pr700-entropy"] == {"source": "bigram"}
     reason = kw.pop("invalid_reason")
     kw.pop("notes")
@@ -70,3 +72,10 @@ def test_pr700_runs_only_when_invalid_results_are_allowed(plugins):
         evaluate(plugins=plugins, limit=3000, **kw)
     res = evaluate(plugins=plugins, limit=3000, allow_invalid=True, **kw)
     assert not res.valid and reason
+    # The legal variant of the same mixture (legal entropy, uniform empty buckets) runs without leave.
+    legal = preset_kwargs("pr700-legal", plugins, adapters=[],
+                          experts=["uniform", "pr700-unigram", "pr700-bigram", "pr700-trigram", "entropy"],
+                          expert_options={"entropy": {"source": "bigram"}, "pr700-trigram": {"chunk": "1000"}})
+    legal.pop("invalid_reason"), legal.pop("notes")
+    assert legal["expert_options"]["pr700-trigram"] == {"chunk": "1000", "empty": "uniform"}
+    assert evaluate(plugins=plugins, limit=3000, strict=True, **legal).valid

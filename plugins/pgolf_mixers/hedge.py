@@ -12,9 +12,17 @@ Modes:
   ``hedge_kernels`` when fixed share is on, since sharing makes the recursion non-linear).
 - ``update="batch"``: weights move once every ``batch`` targets of the stream (default 2,048, the
   seed's 32 windows of 64 scored targets), on that batch's summed (``batch_loss="sum"``) or mean
-  (``"mean"``, the seed record's choice) loss. Batches are counted along the stream, not per
-  ``mix`` call, so the mixture does not depend on how the loop splits the stream (an evaluation's
-  blocks and the compressor's single targets give the same weights).
+  (``"mean"``) loss. Batches are counted along the stream, not per ``mix`` call, so the mixture
+  does not depend on how the loop splits the stream (an evaluation's blocks and the compressor's
+  single targets give the same weights).
+- ``batch_loss="window"``: the seed record's loss. Its batch is 32 sliding windows, each scoring
+  ``stride`` (64) targets with ``window`` (2,048) positions of context, and it moves the weights on
+  the mean log loss over *every position of every window*, so a target weighs once per window that
+  holds it (up to 32 times) and most of the loss is context scored earlier. Here each window is
+  the ``stride`` targets of the batch ending at e and the ``window`` targets before e, and each
+  position's loss is the one the input gave it when it was scored (the seed re-scores a context
+  position inside the window, with a shorter neural context and the current n-gram tables; see
+  docs/seed-pr700.md). Only scored targets enter, so it is as legal as the other losses.
 - ``share=alpha``: fixed share (Herbster & Warmuth 1998): after each update w <- (1-alpha) w + alpha/K,
   so an input that was bad for a while can come back quickly.
 - ``solo_first=N``: the first N targets of the stream are scored by the first input alone and do
@@ -74,7 +82,8 @@ class HedgeMixer(Mixer):
 
     def __init__(self, n_experts: int, vocab_size: int, *, eta: float = 1.0, prior: Optional[np.ndarray] = None,
                  update: str = "token", share: float = 0.0, bias: float = 0.0, batch_loss: str = "sum",
-                 solo_first: int = 0, batch: int = DEFAULT_BATCH, input_names=()):
+                 solo_first: int = 0, batch: int = DEFAULT_BATCH, window: int = 2048, stride: int = 64,
+                 input_names=()):
         super().__init__(n_experts, vocab_size)
         k = self.n_experts
         prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
@@ -84,6 +93,10 @@ class HedgeMixer(Mixer):
         if int(batch) < 1:
             raise UsageError(f"mixer 'hedge': batch must be at least 1 target, got {batch}")
         self.batch = int(batch)
+        if batch_loss == "window" and not (1 <= int(stride) <= int(window)):
+            raise UsageError(f"mixer 'hedge': batch_loss=window needs 1 <= stride <= window, got stride={stride} "
+                             f"window={window}")
+        self.window, self.stride = int(window), int(stride)
         self.input_names = tuple(input_names)
         lw0 = np.log(self.prior)
         lw0[0] += self.bias
@@ -95,6 +108,8 @@ class HedgeMixer(Mixer):
         self._seen = 0  # targets mixed so far (for solo_first)
         self._acc = np.zeros(self.n_experts)  # batch mode: summed log loss of the open batch
         self._acc_n = 0  # and its number of targets
+        # batch_loss="window": log losses of the latest targets (K, H), the first one's index from 0
+        self._hist, self._hist0 = np.zeros((self.n_experts, 0)), 0
 
     @property
     def weights(self) -> np.ndarray:
@@ -105,6 +120,8 @@ class HedgeMixer(Mixer):
         logp, dists = check_inputs(self, logp, targets, dists, return_distribution)
         n = logp.shape[1]
         solo = int(np.clip(self.solo_first - self._seen, 0, n))
+        if self.batch_loss == "window":
+            self._remember(logp)
         self._seen += n
         used = self._step(logp[:, solo:])  # (n - solo, K) log-weights that scored each target
         out = np.concatenate([logp[0, :solo], mixture_logp(used, logp[:, solo:])])
@@ -149,11 +166,42 @@ class HedgeMixer(Mixer):
         used, self._lw = self._plan(lp)
         return used
 
+    def _remember(self, logp: np.ndarray) -> None:
+        """Keep the losses a window loss can still reach: from ``window + batch`` targets before this
+        call's first one (the earliest any batch closing in this call reads) to its last."""
+        drop = self._seen - self.window - self.batch - self._hist0
+        if drop > self.window + self.batch:  # trim now and then, not on every one-target call
+            self._hist, self._hist0 = self._hist[:, drop:].copy(), self._hist0 + drop
+        with np.errstate(invalid="ignore"):
+            self._hist = np.concatenate([self._hist, -logp], axis=1)
+
+    def _window_mean(self, end: int) -> np.ndarray:
+        """Mean loss (K,) over every position of the windows of the batch ending at target index
+        ``end`` (exclusive, counted from 0): windows end every ``stride`` targets of the batch.
+
+        Written as sum_j (number of windows holding j) * loss_j with an exactly rounded sum
+        (``math.fsum``), so the result does not depend on where the calls cut the stream."""
+        import math
+
+        ends = np.arange(end - self.batch + self.stride, end + 1, self.stride)
+        if ends.size == 0 or ends[-1] != end:
+            ends = np.append(ends, end)
+        los = np.maximum(ends - self.window, 0)
+        first = int(los.min())
+        edges = np.zeros(end - first + 1, dtype=np.int64)
+        np.add.at(edges, los - first, 1)
+        np.add.at(edges, ends - first, -1)
+        times = np.cumsum(edges)[:-1].astype(np.float64)  # windows holding each position
+        losses = self._hist[:, first - self._hist0:end - self._hist0]
+        with np.errstate(invalid="ignore"):
+            return np.array([math.fsum(times * row) for row in losses]) / float(times.sum())
+
     def _plan_batch(self, lp: np.ndarray):
         """Batch mode: every ``batch`` targets of the stream (counted from its first mixed target,
-        however the loop splits it into calls), the weights move once on that batch's summed or
-        mean loss. Returns (weights used (m, K), (log-weights, open loss sum, open count)); pure."""
+        however the loop splits it into calls), the weights move once on that batch's summed, mean
+        or window loss. Returns (weights used (m, K), (log-weights, open loss sum, open count)); pure."""
         m, k = lp.shape[1], self.n_experts
+        first = self._seen - m  # index (from 0) of lp's first target; mix has counted the call already
         used, lw, acc, cnt, i = np.empty((m, k)), self._lw, self._acc.copy(), self._acc_n, 0
         while i < m:
             take = min(m - i, self.batch - cnt)
@@ -162,7 +210,9 @@ class HedgeMixer(Mixer):
                 acc = acc - lp[:, i:i + take].sum(axis=1)
             cnt, i = cnt + take, i + take
             if cnt == self.batch:
-                v = lw - self.eta * (acc if self.batch_loss == "sum" else acc / cnt)
+                loss = (acc if self.batch_loss == "sum" else acc / cnt if self.batch_loss == "mean"
+                        else self._window_mean(first + i))
+                v = lw - self.eta * loss
                 lw = self._shared(normalize_log(v)) if np.isfinite(v.max()) else lw
                 acc, cnt = np.zeros(k), 0
         return used, (lw, acc, cnt)
@@ -195,4 +245,5 @@ class HedgeMixer(Mixer):
     def describe(self) -> dict:
         return {"eta": self.eta, "prior": self.prior.tolist(), "update": self.update, "batch": self.batch, "share": self.share,
                 "bias": self.bias, "batch_loss": self.batch_loss, "solo_first": self.solo_first,
+                **({"window": self.window, "stride": self.stride} if self.batch_loss == "window" else {}),
                 "inputs": list(self.input_names), "weights": self.weights.tolist()}

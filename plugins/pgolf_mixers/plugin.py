@@ -13,9 +13,9 @@ from .options import input_count, parse_bool, parse_choice, parse_float, parse_i
 
 
 def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias="0", batch_loss="sum",
-               solo_first="0", batch="2048"):
-    """Hedge / Bayesian mixture. The seed record's variant: eta=0.1 update=batch batch_loss=mean
-    bias=2 solo_first=10000."""
+               solo_first="0", batch="2048", window="2048", stride="64"):
+    """Hedge / Bayesian mixture. The seed record's variant: eta=0.1 update=batch batch_loss=window
+    bias=2 solo_first=131072."""
     from .hedge import HedgeMixer
 
     m = "mixer 'hedge'"
@@ -29,9 +29,11 @@ def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias=
         update=parse_choice(update, m, "update", ("token", "batch")),
         share=parse_float(share, m, "share", low=0.0, high=1.0, high_open=True),
         bias=parse_float(bias, m, "bias"),
-        batch_loss=parse_choice(batch_loss, m, "batch_loss", ("sum", "mean")),
+        batch_loss=parse_choice(batch_loss, m, "batch_loss", ("sum", "mean", "window")),
         solo_first=parse_int(solo_first, m, "solo_first", low=0),
         batch=parse_int(batch, m, "batch", low=1),
+        window=parse_int(window, m, "window", low=1),
+        stride=parse_int(stride, m, "stride", low=1),
         input_names=ctx.expert_names,
     )
 
@@ -93,7 +95,7 @@ def make_tilt(ctx, inner="", order="16", threshold="0.8", beta="2.625"):
 def pgolf_register_mixers(register):
     register("hedge", make_hedge,
              description="Hedge / Bayesian mixture (options eta, prior, update=token|batch, share, bias, "
-                         "batch_loss=sum|mean, batch, solo_first)")
+                         "batch_loss=sum|mean|window, batch, window, stride, solo_first)")
     register("logistic", make_logistic, aliases=["geometric"],
              description="online geometric mixture, exactly renormalized (options lr, init, bias, "
                          "context=none|entropy|confidence, buckets)")

@@ -64,6 +64,30 @@ def make_ngram(ctx, order=3, dtype="float64"):
     return _build(ctx, parse_order(order), dtype, "ngram")
 
 
+def _seed(ctx, order, expert, alpha, chunk, buckets=None, empty="seed"):
+    from pgolf_core.options import parse_float, parse_int
+
+    from .seed import EMPTY, SEED_BUCKETS, SeedNgramExpert
+
+    who = f"expert {expert!r}"
+    return SeedNgramExpert(ctx.vocab_size, order, alpha=parse_float(alpha, who, "alpha", low=0, low_open=True),
+                           chunk=parse_int(chunk, who, "chunk", low=1),
+                           buckets=SEED_BUCKETS if buckets is None else parse_int(buckets, who, "buckets", low=1),
+                           empty=parse_choice(empty, who, "empty", EMPTY))
+
+
+def make_pr700_unigram(ctx, alpha="0.1", chunk="131072"):
+    return _seed(ctx, 1, "pr700-unigram", alpha, chunk)
+
+
+def make_pr700_bigram(ctx, alpha="0.1", chunk="131072"):
+    return _seed(ctx, 2, "pr700-bigram", alpha, chunk)
+
+
+def make_pr700_trigram(ctx, alpha="0.01", chunk="131072", buckets="65536", empty="seed"):
+    return _seed(ctx, 3, "pr700-trigram", alpha, chunk, buckets, empty)
+
+
 @hookimpl
 def pgolf_register_experts(register):
     wb = "online interpolated Witten-Bell"
@@ -72,3 +96,9 @@ def pgolf_register_experts(register):
     register("trigram", make_trigram, description=f"{wb} trigram")
     register("ngram", make_ngram, description=f"{wb} n-gram of any order (option order=1..16, default 3)")
     # (all four: option dtype=float64|float32 for full distributions, default float64)
+    seed = "PR #700's {}, updated once per chunk=131072 targets (pgolf_ngram.seed)"
+    register("pr700-unigram", make_pr700_unigram, description=seed.format("add-0.1 unigram"))
+    register("pr700-bigram", make_pr700_bigram, description=seed.format("add-0.1 bigram"))
+    register("pr700-trigram", make_pr700_trigram,
+             description=seed.format("hashed add-0.01 trigram (65,536 buckets)") +
+             "; INVALID with the seed's empty=seed (sub-normalized), legal with empty=uniform")

@@ -57,6 +57,8 @@ HEDGE_MODES = [
     {"update": "batch", "batch_loss": "mean", "share": 0.01},
     {"eta": 0.1, "update": "batch", "batch_loss": "mean", "bias": 2.0, "solo_first": 7},  # the seed's settings
     {"solo_first": 5, "share": 0.1},
+    # the seed's window loss, with windows small enough to hold several in a test's few targets
+    {"eta": 0.1, "update": "batch", "batch_loss": "window", "batch": 8, "window": 6, "stride": 2, "solo_first": 3},
 ]
 
 
