@@ -51,7 +51,7 @@ def band_reference(model, tokens, seq_len):
     return logp.gather(1, torch.from_numpy(tokens[1:].astype(np.int64))[:, None])[:, 0].numpy()
 
 
-@pytest.mark.parametrize("block", [1, 5, 8, 16, 40])
+@pytest.mark.parametrize("block", [1, 5, 8, 16, 32, 48])  # 32, 48: attention in tiles of seq_len
 def test_cached_scorer_equals_one_banded_forward(block):
     tokens = stream(150)
     e = expert(block=block)
@@ -66,19 +66,29 @@ def test_cached_scorer_equals_windows_while_the_stream_fits_in_one_window():
     assert np.max(np.abs(a - b)) < TOL
 
 
-def test_rows_do_not_depend_on_how_the_stream_is_cut():
+@pytest.mark.parametrize("block", [8, 48])
+def test_rows_do_not_depend_on_how_the_stream_is_cut(block):
     tokens = stream(200)
-    whole = expert().distributions(tokens, 1, 200)
-    e = expert()
+    whole = expert(block=block).distributions(tokens, 1, 200)
+    e = expert(block=block)
     cut = [1, 2, 9, 16, 17, 63, 64, 65, 130, 200]
     parts = np.concatenate([e.distributions(tokens[:b], a, b) for a, b in zip(cut, cut[1:])])
     assert np.array_equal(parts, whole)  # bitwise: blocks always run at their full shape
 
 
-def test_predict_is_decodable_bitwise():
+@pytest.mark.parametrize("block", [8, 32])
+def test_predict_is_decodable_bitwise(block):
     tokens = stream(120)
-    report = check_decodable(lambda: expert(block=8), tokens, chunk=37, tol=0.0)
+    report = check_decodable(lambda: expert(block=block), tokens, chunk=37, tol=0.0)
     assert report["bitwise_repeatable"] and report["max_vs_distributions"] == 0.0
+
+
+def test_tiled_blocks_give_the_rows_of_blocks_of_seq_len():
+    tokens = stream(230, bos_every=61)
+    for bos in (None, BOS):
+        ref = expert(block=16, bos=bos).distributions(tokens, 1, 230)
+        for block in (32, 64):
+            assert np.max(np.abs(np.log(expert(block=block, bos=bos).distributions(tokens, 1, 230)) - np.log(ref))) < TOL
 
 
 def test_rows_never_depend_on_later_tokens():
@@ -129,19 +139,23 @@ def test_reset_empties_the_cache():
     assert e.cache.pos == 0 and np.array_equal(e.score(tokens, 1, 100), first)
 
 
-@pytest.mark.parametrize("scorer", ["cache", "windows"])
-def test_isolated_documents_do_not_see_each_other(scorer):
+@pytest.mark.parametrize("scorer,block", [("cache", 8), ("cache", 48), ("windows", None)])
+def test_isolated_documents_do_not_see_each_other(scorer, block):
     a = stream(130, bos_every=43)  # documents at 0, 43, 86, 129
     b = a.copy()
     b[1:43] = stream(42, seed=5)  # another first document
-    ra = expert(scorer, bos=BOS).score(a, 1, 130)
-    rb = expert(scorer, bos=BOS).score(b, 1, 130)
+
+    def make(bos=None):
+        return expert(scorer, bos=bos, **({"block": block} if block else {}))
+
+    ra = make(BOS).score(a, 1, 130)
+    rb = make(BOS).score(b, 1, 130)
     assert np.max(np.abs(ra[43:] - rb[43:])) < TOL  # targets 44.. belong to later documents
     # a document scored alone (its own stream, from its BOS) gets the same log-probs
-    alone = expert(scorer, bos=BOS).score(a[43:86], 1, 43)
+    alone = make(BOS).score(a[43:86], 1, 43)
     assert np.max(np.abs(ra[43:85] - alone)) < TOL
     # without isolation the earlier document is seen
-    assert np.max(np.abs(expert(scorer).score(a, 1, 130)[43:] - expert(scorer).score(b, 1, 130)[43:])) > 1e-3
+    assert np.max(np.abs(make().score(a, 1, 130)[43:] - make().score(b, 1, 130)[43:])) > 1e-3
 
 
 def test_isolated_cached_scorer_is_decodable():
@@ -154,7 +168,8 @@ def test_options(plugins):
     e = plugins.experts.create("neural", ctx, scorer="cache", block="32", isolate_docs="true")
     assert e.describe()["scorer"] == "cache" and e.block == 32 and e.bos == BOS
     for bad, what in [({"block": "32"}, "scorer=cache"), ({"scorer": "cache", "stride": "8"}, "block=N"),
-                      ({"scorer": "kv"}, "scorer"), ({"isolate_docs": "maybe"}, "isolate_docs")]:
+                      ({"scorer": "kv"}, "scorer"), ({"isolate_docs": "maybe"}, "isolate_docs"),
+                      ({"scorer": "cache", "block": "300"}, "multiple")]:
         with pytest.raises(UsageError, match=what):
             plugins.experts.create("neural", ctx, **bad)
 

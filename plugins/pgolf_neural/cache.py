@@ -26,6 +26,13 @@ What makes it exact and decodable:
   follow each other, as the evaluator's do, never restart.
 - With ``bos`` set (document isolation), a position attends only to positions of its own document
   (a document starts at a BOS token) and the previous-token paths restart at each BOS.
+
+Block size. A block of up to ``seq_len`` positions attends to all its keys under a band mask. A
+longer block (a multiple of ``seq_len``) runs its attention in tiles of ``seq_len`` queries, each
+against the ``seq_len - 1`` keys before it and its own (``Attention.forward``'s ``tiles``), so the
+cost stays linear and the whole block goes through each layer's matrix products at once: what makes
+a small model fast on a CPU. Decoding runs the block of each target, so a long block makes it
+slower; the rows are the same function of the tokens whatever the block, to rounding.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class CachedScorer:
     def __init__(self, seq_len: int, block: int, bos: Optional[int] = None, temperature: float = 1.0):
         if not (isinstance(block, int) and block >= 1):
             raise ValueError(f"block must be a positive integer, got {block!r}")
+        if block > seq_len and block % seq_len:
+            raise ValueError(f"a block longer than seq_len ({seq_len}) must be a multiple of it, got {block}")
         self.seq_len, self.block, self.bos, self.temperature = int(seq_len), int(block), bos, float(temperature)
         self.clear()
 
@@ -131,6 +140,22 @@ class CachedScorer:
             self._masks = {"key": key, "mask": (k <= q) & (q - k < self.seq_len)}
         return self._masks["mask"]
 
+    def _tile_mask(self, P: int, device):
+        """(block / seq_len, 1, seq_len, 2 seq_len - 1) bool for the tiled path: tile j's query i
+        may attend to its key m (stream position b0 + j W - (W - 1) + m) iff the offset is in
+        [0, W) and the key exists (it is one of the P kept positions or in the block)."""
+        key = ("tiles", P, str(device))
+        if self._masks.get("key") != key:
+            W = self.seq_len
+            n, extra = self.block // W, W - 1
+            i = torch.arange(W, device=device)[:, None]
+            m = torch.arange(W + extra, device=device)[None, :]
+            band = (extra + i - m >= 0) & (extra + i - m < W)
+            j = torch.arange(n, device=device)[:, None, None]
+            exists = (j * W - extra + m[None]) >= -P  # (n, 1, span)
+            self._masks = {"key": key, "mask": (band[None] & exists)[:, None]}
+        return self._masks["mask"]
+
     def _block(self, model, ids: np.ndarray, b0: int, known: int, device):
         """Hidden states (block, C) of inputs ``[b0, b0 + block)`` (unknown ones set to token 0);
         keeps the keys and values when the block is complete and is the next one."""
@@ -141,18 +166,25 @@ class CachedScorer:
         seen = ids[b0 - lead: min(b0 + L, known)]
         x[: len(seen)] = seen
         x_t = torch.from_numpy(x).to(device)[None]
-        mask = self._band_mask(P, device)
+        tiled = L > W
+        mask = self._tile_mask(P, device) if tiled else self._band_mask(P, device)
         reset = None
         if self.bos is not None:
             band = np.zeros(P + L, dtype=np.int64)  # the document of each position (kept ones included)
             band[: P + len(seen) - lead] = ids[b0 - P: min(b0 + L, known)]
             doc = torch.from_numpy(np.cumsum(band == self.bos)).to(device)
-            mask = mask & (doc[P:, None] == doc[None, :])
+            if tiled:  # the documents of each tile's keys: the W - 1 positions before it, then its own
+                pad = torch.full((max(0, W - 1 - P),), -1, dtype=doc.dtype, device=device)
+                keys_doc = torch.cat((pad, doc[max(0, P - (W - 1)):])).unfold(0, 2 * W - 1, W)  # (n, span)
+                query_doc = doc[P:].view(L // W, W)
+                mask = mask & (query_doc[:, None, :, None] == keys_doc[:, None, None, :])
+            else:
+                mask = mask & (doc[P:, None] == doc[None, :])
             reset = x_t == self.bos
         new: list = []
         rope = model.rope_at(torch.arange(b0, b0 + L, device=device), W)
         h = model.hidden(x_t, rope_len=W, lead=lead, reset=reset, past=self.kv, mask=mask, kv_out=new,
-                         rope=rope)[0]
+                         rope=rope, tiles=(W, 2 * W - 1) if tiled else None)[0]
         if b0 + L <= known and b0 == self.pos:
             n = new[0][0].size(1)
             self.kv = [(k[:, max(0, n - (W - 1)):], v[:, max(0, n - (W - 1)):]) for k, v in new]

@@ -146,7 +146,8 @@ class Attention(nn.Module):
         self.use_xsa = use_xsa
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, ve: Tensor | None = None,
-                past: tuple | None = None, mask: Tensor | None = None, kv_out: list | None = None) -> Tensor:
+                past: tuple | None = None, mask: Tensor | None = None, kv_out: list | None = None,
+                tiles: tuple | None = None) -> Tensor:
         """Causal self-attention over the T positions of ``x``, rotated by ``cos``/``sin`` (T, half).
 
         ``past`` = (k, v) of P earlier positions, (B, P, G, D) each, k RMS-normed and rotated: the
@@ -154,6 +155,11 @@ class Attention(nn.Module):
         may attend) replaces the causal rule. ``mask`` alone restricts attention within the T
         positions. ``kv_out`` (a list) gets the (k, v) attended to (past and new, same form), from
         which the caller keeps what the next call's ``past`` needs.
+
+        ``tiles`` = (tile, span) computes banded attention in tiles: the T queries in T / tile tiles,
+        tile j attending only to the ``span`` keys that end with it (the last ``span - tile`` past
+        and earlier keys, then its own; missing ones are zeros), with ``mask`` of shape
+        (B * T / tile, 1, tile, span). The cost is then linear in T instead of quadratic.
         """
         B, T, C = x.shape
         q = self.c_q(x).view(B, T, self.num_heads, self.head_dim)  # (B, T, H, D)
@@ -167,13 +173,35 @@ class Attention(nn.Module):
         if kv_out is not None:
             kv_out.append((keys, values))
         q = q * self.q_gain.to(q.dtype)[None, None, :, None]
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
-                                           attn_mask=mask, is_causal=mask is None,
-                                           enable_gqa=self.num_kv_heads != self.num_heads)
-        y = y.transpose(1, 2)  # (B, T, H, D)
+        if tiles is not None:
+            y = self._tiled(q, keys, values, mask, *tiles)
+        else:
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
+                                               attn_mask=mask, is_causal=mask is None,
+                                               enable_gqa=self.num_kv_heads != self.num_heads)
+            y = y.transpose(1, 2)  # (B, T, H, D)
         if self.use_xsa:
             y = remove_self_value(y, v)
         return self.proj(y.reshape(B, T, C))
+
+    def _tiled(self, q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, tile: int, span: int) -> Tensor:
+        """Banded attention in tiles of queries (see ``forward``): (B, T, H, D)."""
+        B, T, H, D = q.shape
+        extra, n = span - tile, T // tile
+        P = keys.size(1) - T
+        if P < extra:  # pad the front: those keys are masked out by the caller
+            pad = keys.new_zeros((B, extra - P) + keys.shape[2:])
+            keys, values = torch.cat((pad, keys), 1), torch.cat((pad, values), 1)
+        elif P > extra:
+            keys, values = keys[:, P - extra:], values[:, P - extra:]
+
+        def per_tile(t: Tensor) -> Tensor:  # (B, extra + T, G, D) -> (B * n, G, span, D)
+            return t.unfold(1, span, tile).permute(0, 1, 2, 4, 3).reshape(B * n, t.size(2), span, D)
+
+        qt = q.reshape(B * n, tile, H, D).transpose(1, 2)
+        y = F.scaled_dot_product_attention(qt, per_tile(keys), per_tile(values), attn_mask=mask,
+                                           enable_gqa=self.num_kv_heads != self.num_heads)
+        return y.transpose(1, 2).reshape(B, T, H, D)
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -201,11 +229,12 @@ class Block(nn.Module):
         self.norm_scale = 1.0 / math.sqrt(index + 1) if cfg.ln_scale else 1.0
 
     def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Tensor | None,
-                past: tuple | None = None, mask: Tensor | None = None, kv_out: list | None = None) -> Tensor:
+                past: tuple | None = None, mask: Tensor | None = None, kv_out: list | None = None,
+                tiles: tuple | None = None) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
         x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, ve, past, mask,
-                                                        kv_out)
+                                                        kv_out, tiles)
         return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale)
 
 
@@ -291,7 +320,7 @@ class GPT(nn.Module):
 
     def hidden(self, ids: Tensor, rope_len: int | None = None, *, lead: int = 0, reset: Tensor | None = None,
                past: list | None = None, mask: Tensor | None = None, kv_out: list | None = None,
-               rope: tuple | None = None) -> Tensor:
+               rope: tuple | None = None, tiles: tuple | None = None) -> Tensor:
         """Final normed hidden states (B, T - lead, C) of the positions of ``ids`` after the first ``lead``.
 
         ``rope_len`` is the nominal window length that decides the RoPE base (default T). Scoring
@@ -301,8 +330,8 @@ class GPT(nn.Module):
         The optional inputs (module docstring): ``lead`` leading tokens only feed the previous-token
         paths of the first computed position; ``reset`` (bool (B, T)) marks positions with no
         previous token; ``past`` is one (k, v) per block from an earlier call's ``kv_out`` (which gets
-        this call's), with ``mask`` as in ``Attention.forward``; ``rope`` (cos, sin) gives the rotary
-        tables of the computed positions (``rope_at``; default: positions 0 .. T - lead - 1).
+        this call's), with ``mask`` and ``tiles`` as in ``Attention.forward``; ``rope`` (cos, sin) gives
+        the rotary tables of the computed positions (``rope_at``; default: positions 0 .. T - lead - 1).
         """
         B, T = ids.shape
         x = x0 = self.embed(ids, reset)[:, lead:]
@@ -315,7 +344,7 @@ class GPT(nn.Module):
             if i >= self.num_encoder_layers and skips:  # U-Net: pair block n_enc + j with block n_enc-1-j
                 x = x + self.skip_weights[i - self.num_encoder_layers].to(x.dtype) * skips.pop()
             ve_i = ve * self.ve_layer_scales[ve_slot[i]].to(ve.dtype) if i in ve_slot else None
-            x = block(x, x0, cos, sin, ve_i, past[i] if past else None, mask, kv_out)
+            x = block(x, x0, cos, sin, ve_i, past[i] if past else None, mask, kv_out, tiles)
             if i < self.num_encoder_layers:
                 skips.append(x)
         return rms_norm(x)

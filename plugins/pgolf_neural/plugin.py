@@ -129,6 +129,9 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     stride = stride or min(DEFAULT_STRIDE, seq_len)
     if stride > seq_len:
         raise UsageError(f"expert 'neural': option stride ({stride}) must not exceed seq_len ({seq_len})")
+    if block is not None and block > seq_len and block % seq_len:
+        raise UsageError(f"expert 'neural': a block longer than seq_len ({seq_len}) must be a multiple of it "
+                         f"(its attention runs in tiles of seq_len), got block={block}")
     return NeuralExpert(model, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
                         source=source,
                         dist_dtype=parse_choice(dist_dtype, "expert 'neural'", "dist_dtype", ("float64", "float32")),
