@@ -7,7 +7,8 @@ of the loop itself (checking the experts' rows, their log at the target, stackin
 mixer), the mixer, the byte and sum bookkeeping and the adapters; what is
 left of the loop's wall time is the loop's own overhead, printed too, so the shares add up to 100%.
 The reference is the neural expert alone, measured in the same run: ``loop / neural-alone loop`` is
-what adding the other experts and the mixer costs.
+what adding the other experts and the mixer costs. The configurations' repeats are interleaved
+(A B C A B C ...) and each row is the median run.
 
     python benchmarks/bench_eval.py [--checkpoint PATH] [--limit 32768] [--stride 64] [--repeats 3]
 
@@ -84,13 +85,15 @@ def main() -> None:
         options.update(bigram={"dtype": "float32"}, trigram={"dtype": "float32"})
     plugins = load_plugins()
     print(f"{len(tokens) - 1:,} targets of the {where}; options {options}; median of {args.repeats} "
-          f"after one warm-up run each", file=sys.stderr)
-    rows = {}
-    for name, experts, mixer in CONFIGS:
-        run_once(experts, mixer, options, tokens, tokenizer, plugins)  # warm-up: JIT, allocator, thread pools
-        runs = [run_once(experts, mixer, options, tokens, tokenizer, plugins) for _ in range(args.repeats)]
-        best = min(runs, key=lambda r: abs(r["loop"] - statistics.median(x["loop"] for x in runs)))  # the median run
-        rows[name] = best
+          f"interleaved repeats after one warm-up run each", file=sys.stderr)
+    for _, experts, mixer in CONFIGS:  # warm-up: JIT, allocator, thread pools
+        run_once(experts, mixer, options, tokens, tokenizer, plugins)
+    runs = {name: [] for name, _, _ in CONFIGS}
+    for _ in range(args.repeats):  # interleaved (A B C A B C ...), so a busy machine slows all alike
+        for name, experts, mixer in CONFIGS:
+            runs[name].append(run_once(experts, mixer, options, tokens, tokenizer, plugins))
+    rows = {name: min(rs, key=lambda r: abs(r["loop"] - statistics.median(x["loop"] for x in rs)))  # the median run
+            for name, rs in runs.items()}
     ref = rows["neural alone"]["loop"]
     print(f"{'configuration':<34} {'BPB':>8} {'loop s':>8} {'targets/s':>10} {'x neural alone':>15}  shares of the loop")
     for name, r in rows.items():

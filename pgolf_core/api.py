@@ -121,6 +121,13 @@ class Expert(ABC):
         """Full distributions for targets ``start..end-1``, shape ``(end - start, vocab_size)``."""
         raise NotImplementedError(f"expert {self.name!r} does not provide full distributions")
 
+    def log_distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Optional: the logs of ``distributions()``'s rows, ``(end - start, vocab_size)`` float32
+        or float64, for an expert that has them without a log (a network's log-softmax). Outside
+        strict scoring the loop calls it instead of ``distributions`` when the mixer mixes in log
+        space (``Mixer.mix_log``); otherwise it takes the log of ``distributions()`` itself."""
+        raise NotImplementedError(f"expert {self.name!r} does not provide log distributions")
+
     def update(self, tokens: np.ndarray, start: int, end: int) -> None:
         """Absorb the already-scored targets ``start..end-1`` (default: nothing to do)."""
 
@@ -154,6 +161,10 @@ class Expert(ABC):
     @property
     def provides_distributions(self) -> bool:
         return type(self).distributions is not Expert.distributions
+
+    @property
+    def provides_log_distributions(self) -> bool:
+        return type(self).log_distributions is not Expert.log_distributions
 
     def describe(self) -> dict:
         """Resolved configuration, recorded in results."""
@@ -197,6 +208,18 @@ class Mixer(ABC):
         return_distribution: bool = False,
     ):
         """Mixture log-probabilities of the targets; see the class docstring."""
+
+    def mix_log(self, logp: np.ndarray, targets: np.ndarray, log_dists: np.ndarray) -> np.ndarray:
+        """Optional fast path of ``mix`` for mixers that work on log-probabilities (a geometric pool):
+        ``log_dists`` (K, n, V) float32 holds the logs of the inputs' rows, floored at float32's
+        smallest normal number. Same result as ``mix(logp, targets, dists)`` to float32 rounding
+        of the inputs, same state change. The loop uses it outside strict scoring; strict scoring,
+        the audit and decoding use ``mix``/``predict``."""
+        raise NotImplementedError(f"mixer {self.name!r} has no log-space fast path")
+
+    @property
+    def mixes_log_rows(self) -> bool:
+        return type(self).mix_log is not Mixer.mix_log
 
     @property
     @abstractmethod

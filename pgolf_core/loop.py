@@ -42,6 +42,7 @@ FULL_BLOCK_TARGETS = 4096  # and on its length: a block that stays in cache mixe
 TRAJECTORY_POINTS = 1000  # how many points of the weight / running-BPB curves a result keeps
 LOGP_TOLERANCE = 1e-9  # a log-probability above this is a probability above 1: never legal
 MASS_TOLERANCE = 1e-6  # |sum of a row - 1| allowed (float32 rows stay well inside it)
+LOG_FLOOR32 = np.float32(np.finfo(np.float32).tiny)  # probabilities are floored here before a float32 log
 MIX_AGREEMENT_TOLERANCE = 1e-6  # |mix() - log(mixture row at the target)| allowed under strict scoring, nats
 
 
@@ -201,6 +202,10 @@ class Loop:
         self.strict = bool(strict)
         mixer = comps.mixer
         self.need_full = self.strict or bool(mixer is not None and mixer.needs_distributions)
+        # Outside strict scoring a log-space mixer gets the inputs' log rows (float32), taken from
+        # experts that have them (a network's log-softmax) or from one log of their rows here.
+        self.log_rows = bool(self.need_full and not self.strict and mixer is not None and mixer.mixes_log_rows)
+        self._log_buf = None  # (K, n, V) float32, reused block after block
         self.guards = guards if guards is not None else Guards()
         self.keep = keep_logprobs
         self.observers = list(observers)
@@ -281,6 +286,16 @@ class Loop:
         n, comps = end - start, self.comps
         logp = np.empty((len(comps.experts), n), dtype=np.float64)
         dists = None
+        if self.log_rows:
+            log_dists = self._expert_log_rows(view, start, end, targets, logp)
+            mixer = comps.mixer
+            mixed = self.guards.logp(self._timed("mixer", mixer.mix_log, logp, targets, log_dists), n,
+                                     f"mixer {mixer.name or type(mixer).__name__!r}", start)
+            out = {"logp": logp, "targets": targets, "dists": None, "mixed": mixed, "rows": None}
+            self._accumulate(out, view, start, end)
+            if end == chunk_end:
+                self._end_chunk(view, chunk_start, chunk_end, final)
+            return out
         if self.need_full:
             dists = self._expert_rows(view, start, end, targets, logp)
         else:
@@ -316,6 +331,41 @@ class Loop:
             dists[k] = d
         self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
         return dists
+
+    def _expert_log_rows(self, view, start, end, targets, logp) -> np.ndarray:
+        """The experts' log rows (K, n, V) float32 for ``Mixer.mix_log``, in a buffer kept across
+        blocks; ``logp`` gets each expert's log-probability of the targets. Rows given as
+        probabilities are checked whole (C2) on their float32 copy before the log; log rows from
+        ``log_distributions`` (a log-softmax, normalized by construction) have their first row
+        checked, so a gross error still shows in a plain run; strict scoring checks every row."""
+        n, comps = end - start, self.comps
+        k_inputs, vocab = len(comps.experts), comps.experts[0].vocab_size
+        if self._log_buf is None or self._log_buf.shape[1] < n:
+            self._log_buf = np.empty((k_inputs, n, vocab), dtype=np.float32)
+        buf = self._log_buf[:, :n]
+        idx = np.arange(n)
+        for k, (e, label) in enumerate(zip(comps.experts, comps.labels)):
+            who = f"expert {label!r}"
+            fn = e.log_distributions if e.provides_log_distributions else e.distributions
+            d = np.asarray(self._timed(label, fn, view, start, end))
+            if d.shape != (n, e.vocab_size):
+                raise PgolfError(f"{who} returned distributions of shape {d.shape}, expected {(n, e.vocab_size)}")
+            t0 = time.perf_counter()
+            row = buf[k]
+            if e.provides_log_distributions:
+                logp[k] = d[idx, targets]
+                self.guards.rows(np.exp(np.asarray(d[:1], dtype=np.float64)), who, start)
+                np.copyto(row, d, casting="same_kind")
+            else:
+                with np.errstate(divide="ignore"):
+                    logp[k] = np.log(np.asarray(d[idx, targets], dtype=np.float64))
+                np.copyto(row, d, casting="same_kind")
+                self.guards.rows(row, who, start)
+                np.maximum(row, LOG_FLOOR32, out=row)
+                np.log(row, out=row)
+            self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
+            self.guards.logp(logp[k], n, who, start)
+        return buf
 
     def _mix(self, logp, targets, dists, start):
         """(mixture log-probabilities, mixture rows or None) of a block."""

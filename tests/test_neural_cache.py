@@ -217,3 +217,11 @@ def test_the_seeds_adaptive_temperature():
     check_decodable(lambda: NeuralExpert(small_model(), seq_len=16, stride=4, batch=8, device=CPU, dtype=None,
                                          source="t", scorer="cache", block=8, temperature=0.98), stream(60), chunk=23,
                     tol=0.0)
+
+
+@pytest.mark.parametrize("scorer", ["cache", "windows"])
+def test_log_rows_are_the_logs_of_the_rows(scorer):
+    tokens = stream(90)
+    rows = expert(scorer).distributions(tokens, 1, 90)
+    logs = expert(scorer).log_distributions(tokens, 1, 90)
+    assert logs.dtype == np.float32 and np.max(np.abs(logs - np.log(rows))) < 1e-5

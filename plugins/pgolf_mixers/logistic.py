@@ -88,6 +88,29 @@ class LogisticMixer(Mixer):
                         CONTEXT_MODES[self.context], self._counts, out, dist)
         return (out, dist) if return_distribution else out
 
+    def mix_log(self, logp, targets, log_dists):
+        """``mix`` from the inputs' floored log rows (K, n, V) float32: the same kernel, without
+        taking a log of every row here (the loop hands over a network's log-softmax as it is)."""
+        from .logistic_kernels import logistic_kernel
+
+        targets = np.asarray(targets, dtype=np.int64)
+        n = targets.shape[0]
+        if np.shape(logp) != (self.n_experts, n):
+            raise UsageError(f"mixer {self.name or 'logistic'!r}: logp must have shape {(self.n_experts, n)}, "
+                             f"got {np.shape(logp)}")
+        lq = np.asarray(log_dists)
+        if lq.shape != (self.n_experts, n, self.vocab_size):
+            raise UsageError(f"mixer {self.name or 'logistic'!r}: log_dists must have shape "
+                             f"{(self.n_experts, n, self.vocab_size)}, got {lq.shape}")
+        if n and (targets.min() < 0 or targets.max() >= self.vocab_size):
+            raise UsageError(f"mixer {self.name or 'logistic'!r}: targets must be token ids in [0, {self.vocab_size})")
+        # the first input's probabilities pick the weight set; without context they are not read
+        p0 = np.exp(np.asarray(lq[0], dtype=np.float64)) if self.context != "none" else np.empty((n, 1))
+        out = np.empty(n)
+        logistic_kernel(lq, p0, targets, self._w, self._b, self.lr, self.use_bias, CONTEXT_MODES[self.context],
+                        self._counts, out, np.empty((0, self.vocab_size)))
+        return out
+
     def predict(self, dists):
         """The mixture row for the next target from the inputs' rows ``dists`` (K, V): the row a
         one-target ``mix`` gives (the same numba function computes both), weights untouched."""

@@ -54,36 +54,37 @@ def floored_log(dists, floor):
 
 
 @njit(cache=True)
-def mixture_row(lq, p0, w, b, use_bias, mode, y, s):
-    """The mixture of one target into ``s`` (V,) from ``lq`` (K, V) = its inputs' floored logs and
-    ``p0`` (V,) the first input's row; returns (weight set c, log-probability of token ``y``).
-    Reads the weights only: ``logistic_kernel`` (which then learns) and ``logistic_predict`` (which
-    must not) share it, so a predicted row is the mixed row bit for bit."""
+def mixture_weights(lq, p0, w, b, use_bias, mode, y, s):
+    """The unnormalized mixture of one target into ``s`` (V,) from ``lq`` (K, V) = its inputs'
+    floored logs and ``p0`` (V,) the first input's row; returns (weight set c, log-probability of
+    token ``y``, 1 / Z): the mixture distribution is ``s * (1 / Z)``. Reads the weights only:
+    ``logistic_kernel`` (which then learns) and ``logistic_predict`` (which must not) share it, so a
+    predicted row is the mixed row bit for bit. Two passes over the vocabulary: the pooled logits
+    and their maximum, then the exponentials and their sum."""
     k_inputs, v_size = lq.shape
     c = context_bucket(p0, lq[0], mode, w.shape[0])
-    for v in range(v_size):
-        s[v] = b[v] if use_bias else 0.0
-    for k in range(k_inputs):
-        wk = w[c, k]
-        for v in range(v_size):
-            s[v] += wk * lq[k, v]
     m = -np.inf
     for v in range(v_size):
-        m = max(m, s[v])
+        acc = b[v] if use_bias else 0.0
+        for k in range(k_inputs):
+            acc += w[c, k] * lq[k, v]
+        s[v] = acc
+        m = max(m, acc)
     sy = s[y] - m
     z = 0.0
     for v in range(v_size):
-        s[v] = math.exp(s[v] - m)
-        z += s[v]
-    for v in range(v_size):
-        s[v] /= z  # s is now the mixture distribution
-    return c, sy - math.log(z)
+        e = math.exp(s[v] - m)
+        s[v] = e
+        z += e
+    return c, sy - math.log(z), 1.0 / z
 
 
 @njit(cache=True)
 def logistic_predict(lq, p0, w, b, use_bias, mode, out):
-    """The mixture row of the next target into ``out`` (V,), weights untouched (see ``mixture_row``)."""
-    mixture_row(lq, p0, w, b, use_bias, mode, 0, out)
+    """The mixture row of the next target into ``out`` (V,), weights untouched (see ``mixture_weights``)."""
+    _, _, inv = mixture_weights(lq, p0, w, b, use_bias, mode, 0, out)
+    for v in range(out.shape[0]):
+        out[v] *= inv
 
 
 @njit(cache=True)
@@ -93,24 +94,29 @@ def logistic_kernel(logq, p0, targets, w, b, lr, use_bias, mode, counts, out_log
     ``counts`` (C,) are updated in place; ``out_dist`` has n rows, or 0 rows when not wanted."""
     k_inputs, n, v_size = logq.shape
     s = np.empty(v_size)
+    g = np.empty(k_inputs)
     want = out_dist.shape[0] > 0
     for i in range(n):
         lq = logq[:, i, :]
         y = targets[i]
-        c, lp_y = mixture_row(lq, p0[i], w, b, use_bias, mode, y, s)
+        c, lp_y, inv = mixture_weights(lq, p0[i], w, b, use_bias, mode, y, s)
         out_logp[i] = lp_y
         counts[c] += 1
         if want:
             for v in range(v_size):
-                out_dist[i, v] = s[v]
+                out_dist[i, v] = s[v] * inv
+        # gradient E_p[log p_k] - log p_k(y): one pass over the unnormalized row, scaled once
         for k in range(k_inputs):
-            g = -lq[k, y]
-            for v in range(v_size):
-                g += s[v] * lq[k, v]
-            w[c, k] -= lr * g
+            g[k] = 0.0
+        for v in range(v_size):
+            ev = s[v]
+            for k in range(k_inputs):
+                g[k] += ev * lq[k, v]
+        for k in range(k_inputs):
+            w[c, k] -= lr * (g[k] * inv - lq[k, y])
         if use_bias:
             for v in range(v_size):
-                b[v] -= lr * s[v]
+                b[v] -= lr * (s[v] * inv)
             b[y] += lr
 
 

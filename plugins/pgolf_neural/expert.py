@@ -79,7 +79,11 @@ class NeuralExpert(Expert):
         finally:
             self.model.train(was_training)
         t0 = time.perf_counter()
-        dists = rows.exp().numpy() if distributions else None
+        dists = None
+        if distributions == "log":
+            dists = rows.to(torch.float32).numpy()
+        elif distributions:
+            dists = rows.exp().numpy()
         self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
         return (logp, dists) if distributions else logp
 
@@ -89,6 +93,10 @@ class NeuralExpert(Expert):
     def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         rows = self._score(tokens, start, end, distributions=True)[1]  # float64
         return rows if rows.dtype == self.dist_dtype else rows.astype(self.dist_dtype)
+
+    def log_distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        """The log-softmax rows themselves, float32: no exp here and no log in the mixer."""
+        return self._score(tokens, start, end, distributions="log")[1]
 
     def predict(self, tokens: np.ndarray, t: int) -> np.ndarray:
         """Row of target ``t`` from ``tokens[:t]``.

@@ -163,7 +163,8 @@ def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: 
     """Score a list of windows (any subset of a plan, in any order).
 
     Returns the log-probs of their targets (float64, concatenated in list order) and, with
-    ``distributions=True``, also the full float64 distributions ``(n, V)`` whose rows sum to 1.
+    ``distributions=True``, also the full float64 distributions ``(n, V)`` whose rows sum to 1
+    (``distributions="log"``: their logs, float32, for mixers that mix in log space).
     ``tokens`` must hold the stream at least up to ``max(w.hi)`` (exclusive); only tokens before
     each target are read to predict it. ``timers`` (a dict) accumulates the seconds of the forward,
     the softmax and the row copies (``_run_batch``, ``_fill``).
@@ -172,9 +173,11 @@ def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: 
     ids = np.asarray(tokens)
     n = sum(w.hi - w.lo for w in windows)
     logp = np.empty(n, dtype=np.float64)
-    dists = np.empty((n, model.config.vocab_size), dtype=np.float64) if distributions else None
+    rows_dtype = np.float32 if distributions == "log" else np.float64
+    dists = np.empty((n, model.config.vocab_size), dtype=rows_dtype) if distributions else None
     with _eval_mode(model):
-        _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers, temperature)
+        _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers, temperature,
+              log_rows=distributions == "log")
     return (logp, dists) if distributions else logp
 
 
@@ -220,9 +223,11 @@ def _eval_mode(model):
         model.train(was_training)
 
 
-def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers=None, temperature=1.0) -> None:
-    """Write each window's target log-probs (and distributions) into the preallocated outputs;
-    ``timers`` also gets the seconds of copying them out ("rows": gather, exp, to NumPy)."""
+def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers=None, temperature=1.0,
+          log_rows: bool = False) -> None:
+    """Write each window's target log-probs (and distributions, or their logs with ``log_rows``)
+    into the preallocated outputs; ``timers`` also gets the seconds of copying them out ("rows":
+    gather, exp, to NumPy)."""
     pos = 0
     with torch.no_grad():  # not inference_mode: a TTT adapter trains this model between spans
         for b0 in range(0, len(windows), batch):
@@ -233,7 +238,7 @@ def _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timer
                 targets = torch.from_numpy(ids[w.lo: w.hi].astype(np.int64)).to(rows.device)
                 logp[pos: pos + m] = rows.gather(1, targets[:, None])[:, 0].cpu().numpy()
                 if dists is not None:
-                    dists[pos: pos + m] = rows.exp().cpu().numpy()
+                    dists[pos: pos + m] = (rows if log_rows else rows.exp()).cpu().numpy()
                 pos += m
                 if timers is not None:
                     timers["rows"] = timers.get("rows", 0.0) + time.perf_counter() - t0

@@ -77,6 +77,13 @@ class NgramExpert(Expert):
     def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         return self._run(tokens, start, end, want_dist=True)[1]
 
+    def log_distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        """The logs of the rows, float32 (for a geometric mixer outside strict scoring): the rows
+        are formed in float32 and their log taken in place. No entry is 0 (every order mixes in
+        the uniform 1 / V), so no floor is needed."""
+        rows = self._run(tokens, start, end, want_dist=True, dtype=np.float32)[1]
+        return np.log(rows, out=rows)
+
     # --- decoding, target by target (see ``Expert``): the same counts and rows as ``distributions``
 
     def predict(self, tokens: np.ndarray, t: int) -> np.ndarray:
@@ -97,13 +104,13 @@ class NgramExpert(Expert):
 
     # --- spans
 
-    def _run(self, tokens, start: int, end: int, want_dist: bool, keep_views: bool = False):
+    def _run(self, tokens, start: int, end: int, want_dist: bool, keep_views: bool = False, dtype=None):
         start, end = int(start), int(end)
         self._check_span(start, end, len(tokens))
         lo, window = self._window(tokens, start, end)
         n = end - start
         logp = np.empty(n, dtype=np.float64)
-        dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=self.dtype)
+        dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=dtype or self.dtype)
         if n:
             self.tables.run(window, start - lo, end - lo, self.bos_id, logp, dists, keep_views)
         self._next_target = end
