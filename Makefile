@@ -10,7 +10,7 @@ install:
 	$(PIP) install -q -e .
 
 install-test: install
-	$(PIP) install -q -e ".[test]" -e examples/pgolf-recency
+	$(PIP) install -q -e ".[test]" -e examples/pgolf-recency -e examples/pgolf-nanogpt
 
 demo: install
 	pgolf-core eval --experts neural,bigram,trigram

@@ -59,17 +59,19 @@ def mixture_weights(lq, p0, w, b, use_bias, mode, y, s):
     floored logs and ``p0`` (V,) the first input's row; returns (weight set c, log-probability of
     token ``y``, 1 / Z): the mixture distribution is ``s * (1 / Z)``. Reads the weights only:
     ``logistic_kernel`` (which then learns) and ``logistic_predict`` (which must not) share it, so a
-    predicted row is the mixed row bit for bit. Two passes over the vocabulary: the pooled logits
-    and their maximum, then the exponentials and their sum."""
+    predicted row is the mixed row bit for bit."""
     k_inputs, v_size = lq.shape
     c = context_bucket(p0, lq[0], mode, w.shape[0])
+    # one loop per input over the vocabulary (each vectorizes; a loop over inputs inside does not)
+    for v in range(v_size):
+        s[v] = b[v] if use_bias else 0.0
+    for k in range(k_inputs):
+        wk = w[c, k]
+        for v in range(v_size):
+            s[v] += wk * lq[k, v]
     m = -np.inf
     for v in range(v_size):
-        acc = b[v] if use_bias else 0.0
-        for k in range(k_inputs):
-            acc += w[c, k] * lq[k, v]
-        s[v] = acc
-        m = max(m, acc)
+        m = max(m, s[v])
     sy = s[y] - m
     z = 0.0
     for v in range(v_size):
@@ -94,7 +96,6 @@ def logistic_kernel(logq, p0, targets, w, b, lr, use_bias, mode, counts, out_log
     ``counts`` (C,) are updated in place; ``out_dist`` has n rows, or 0 rows when not wanted."""
     k_inputs, n, v_size = logq.shape
     s = np.empty(v_size)
-    g = np.empty(k_inputs)
     want = out_dist.shape[0] > 0
     for i in range(n):
         lq = logq[:, i, :]
@@ -105,15 +106,12 @@ def logistic_kernel(logq, p0, targets, w, b, lr, use_bias, mode, counts, out_log
         if want:
             for v in range(v_size):
                 out_dist[i, v] = s[v] * inv
-        # gradient E_p[log p_k] - log p_k(y): one pass over the unnormalized row, scaled once
+        # gradient E_p[log p_k] - log p_k(y), summed over the unnormalized row and scaled once
         for k in range(k_inputs):
-            g[k] = 0.0
-        for v in range(v_size):
-            ev = s[v]
-            for k in range(k_inputs):
-                g[k] += ev * lq[k, v]
-        for k in range(k_inputs):
-            w[c, k] -= lr * (g[k] * inv - lq[k, y])
+            acc = 0.0
+            for v in range(v_size):
+                acc += s[v] * lq[k, v]
+            w[c, k] -= lr * (acc * inv - lq[k, y])
         if use_bias:
             for v in range(v_size):
                 b[v] -= lr * (s[v] * inv)

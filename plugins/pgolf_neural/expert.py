@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from pgolf_core.api import Expert
+from pgolf_core.causal_lm import check_causal_lm
 from pgolf_core.errors import DataError, UsageError
 
 from .config import GPTConfig
@@ -33,12 +34,19 @@ SCORERS = ("windows", "cache")
 
 
 class NeuralExpert(Expert):
+    """Any causal language model (``pgolf_core.causal_lm``: the builtin GPT or a user's model),
+    scored by sliding windows or, for the builtin GPT, by the cached scorer."""
+
     def __init__(self, model: GPT, *, seq_len: int, stride: int, batch: int, device: torch.device,
                  dtype: Optional[torch.dtype], source: str, dist_dtype: str = "float64", scorer: str = "windows",
                  block: Optional[int] = None, bos: Optional[int] = None, temperature: float = 1.0):
-        super().__init__(model.config.vocab_size)
+        check_causal_lm(model, f"expert 'neural': {source}")
+        super().__init__(model.vocab_size)
         if scorer not in SCORERS:
             raise UsageError(f"expert 'neural': scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+        if scorer == "cache" and not isinstance(model, GPT):
+            raise UsageError(f"expert 'neural': scorer=cache needs the builtin GPT's incremental attention; "
+                             f"{source} ({type(model).__name__}) is scored with scorer=windows")
         self.model = model.to(device)
         self.seq_len, self.stride, self.batch = seq_len, stride, batch
         self.scorer, self.bos = scorer, bos  # bos: None = documents are not isolated
@@ -142,9 +150,13 @@ class NeuralExpert(Expert):
         return h.digest()
 
     def describe(self) -> dict:
-        return {"source": self.source, "config": self.model.config.to_dict(),
+        config = self.model.config.to_dict() if isinstance(self.model, GPT) else {
+            "model": type(self.model).__module__ + "." + type(self.model).__name__,
+            "vocab_size": self.model.vocab_size, "context_length": self.model.context_length}
+        return {"source": self.source, "config": config,
                 "config_source": getattr(self.model, "config_source", "preset"),
-                "parameters": self.model.num_params(), "seq_len": self.seq_len, "stride": self.stride,
+                "parameters": sum(p.numel() for p in self.model.parameters()), "seq_len": self.seq_len,
+                "stride": self.stride,
                 "batch": self.batch, "device": str(self.device), "dist_dtype": str(self.dist_dtype),
                 "scorer": self.scorer, "block": self.block, "temperature": self.temperature,
                 "isolate_docs": self.bos is not None, **({"bos": self.bos} if self.bos is not None else {}),
@@ -215,9 +227,9 @@ def load_model(path, config: Optional[GPTConfig] = None) -> GPT:
     return model
 
 
-def check_vocab(model: GPT, vocab_size: int, source: str) -> None:
-    if model.config.vocab_size != vocab_size:
-        raise UsageError(f"expert 'neural': {source} has vocab_size {model.config.vocab_size} but the "
+def check_vocab(model, vocab_size: int, source: str) -> None:
+    if model.vocab_size != vocab_size:
+        raise UsageError(f"expert 'neural': {source} has vocab_size {model.vocab_size} but the "
                          f"token stream's vocabulary has {vocab_size} tokens")
 
 

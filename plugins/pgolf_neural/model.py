@@ -349,6 +349,20 @@ class GPT(nn.Module):
                 skips.append(x)
         return rms_norm(x)
 
+    # --- the causal-LM protocol (pgolf_core.causal_lm); the scorers use hidden() and head() directly
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def context_length(self) -> int:
+        return self.config.train_seq_len
+
+    def logits(self, ids: Tensor) -> Tensor:
+        """The protocol's ``logits``: windows of the training length's RoPE base."""
+        return self.forward_logits(ids, rope_len=self.config.train_seq_len)
+
     def forward_logits(self, ids: Tensor, rope_len: int | None = None) -> Tensor:
         """Softcapped float32 logits: (B, T) -> (B, T, V)."""
         return self.head(self.hidden(ids, rope_len))

@@ -75,6 +75,23 @@ def _build_model(ctx, checkpoint, preset, init_seed, config=None):
     return model, f"checkpoint {path}"
 
 
+def _user_model(spec, checkpoint, device, builtin_options):
+    """(model, description) from ``model=package.module:factory``: a user's causal LM."""
+    from pgolf_core.causal_lm import check_causal_lm, load_factory
+
+    if any(v is not None for v in builtin_options):
+        raise UsageError("expert 'neural': options preset, init_seed and config describe the builtin GPT; "
+                         "with model=... the factory builds the model")
+    factory = load_factory(spec)
+    try:
+        lm = factory(checkpoint=checkpoint, device=str(device))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise UsageError(f"expert 'neural': model={spec} could not load checkpoint={checkpoint}: {exc}") from None
+    source = f"model {spec}" + (f" (checkpoint {checkpoint})" if checkpoint is not None else "")
+    check_causal_lm(lm, f"expert 'neural': {source}")
+    return lm, source
+
+
 def check_tokenizer(path, record, tokenizer_path) -> None:
     """A checkpoint that records its tokenizer's sha256 (``record``) refuses a run with another
     tokenizer: its token ids would mean other pieces, and the score would be a confident wrong number."""
@@ -91,8 +108,10 @@ def check_tokenizer(path, record, tokenizer_path) -> None:
 
 def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,
                 device=None, dtype="auto", dist_dtype="float64", scorer="windows", block=None, isolate_docs="false",
-                config=None, temperature="1.0"):
-    """The GPT expert; seq_len defaults to the model's training length, stride to 64 (or seq_len).
+                config=None, temperature="1.0", model=None):
+    """The GPT expert, or any causal LM: ``model=package.module:factory`` is called as
+    ``factory(checkpoint=..., device=...)`` and must return a model that follows
+    ``pgolf_core.causal_lm``. seq_len defaults to the model's training length, stride to 64 (or seq_len).
     ``dist_dtype=float32`` halves the cost of full distributions for mixers that need them (rows
     still sum to 1 within 1e-6; log-probabilities then carry float32 precision, ~1e-7).
     ``scorer=cache`` computes each position once (attention over the last seq_len positions,
@@ -122,17 +141,23 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     torch_dtype = _dtype(dtype, dev)
     from .config import resolve_config
 
-    model_config = resolve_config(config) if config is not None else None  # checked before any file is read
-    model, source = _build_model(ctx, checkpoint, preset, init_seed, model_config)
-    check_vocab(model, ctx.vocab_size, source)
-    seq_len = seq_len or model.config.train_seq_len
+    if model is not None:
+        lm, source = _user_model(model, checkpoint, dev, (preset, init_seed, config))
+    else:
+        model_config = resolve_config(config) if config is not None else None  # checked before any file is read
+        lm, source = _build_model(ctx, checkpoint, preset, init_seed, model_config)
+    check_vocab(lm, ctx.vocab_size, source)
+    seq_len = seq_len or lm.context_length
+    if model is not None and seq_len > lm.context_length:
+        raise UsageError(f"expert 'neural': seq_len={seq_len} exceeds the context length of {source} "
+                         f"({lm.context_length})")
     stride = stride or min(DEFAULT_STRIDE, seq_len)
     if stride > seq_len:
         raise UsageError(f"expert 'neural': option stride ({stride}) must not exceed seq_len ({seq_len})")
     if block is not None and block > seq_len and block % seq_len:
         raise UsageError(f"expert 'neural': a block longer than seq_len ({seq_len}) must be a multiple of it "
                          f"(its attention runs in tiles of seq_len), got block={block}")
-    return NeuralExpert(model, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
+    return NeuralExpert(lm, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
                         source=source,
                         dist_dtype=parse_choice(dist_dtype, "expert 'neural'", "dist_dtype", ("float64", "float32")),
                         scorer=scorer, block=block, bos=BOS_ID if isolate else None, temperature=temp)
@@ -145,4 +170,5 @@ def pgolf_register_experts(register):
                          "scorer=windows|cache, stride=64 (windows), block=seq_len (cache), isolate_docs=false, "
                          "batch=32, device, dtype=auto|float32|bfloat16, dist_dtype=float64|float32, "
                          "config=FILE.json|PRESET|seed[:key=value...] for checkpoints without a config, "
-                         "temperature=1 (the seed's adaptive rule, 0.98 in its run))")
+                         "temperature=1 (the seed's adaptive rule, 0.98 in its run); "
+                         "model=package.module:factory for any causal LM (pgolf_core.causal_lm))")

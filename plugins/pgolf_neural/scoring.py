@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pgolf_core.causal_lm import has_projection
+
 DEFAULT_SEQ_LEN = 2048
 DEFAULT_STRIDE = 64
 DEFAULT_BATCH = 32
@@ -146,9 +148,14 @@ def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device
     for i, w in enumerate(batch):
         x[i, : w.hi - 1 - w.begin] = ids[w.begin: w.hi - 1]
     with _autocast(device, dtype):
-        h = model.hidden(torch.from_numpy(x).to(device), rope_len=seq_len)  # (b, width, C)
-        rows = torch.cat([h[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)])
-        logits = adaptive_temperature(model.head(rows), temperature)  # (n, V) float32
+        if has_projection(model):  # the builtin GPT: project only the rows scored
+            h = model.hidden(torch.from_numpy(x).to(device), rope_len=seq_len)  # (b, width, C)
+            rows = torch.cat([h[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)])
+            logits = model.head(rows)
+        else:  # any causal LM (pgolf_core.causal_lm): its logits at every position, then the rows
+            out = model.logits(torch.from_numpy(x).to(device))  # (b, width, V)
+            logits = torch.cat([out[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)]).float()
+        logits = adaptive_temperature(logits, temperature)  # (n, V) float32
     t1 = time.perf_counter()
     logp = F.log_softmax(logits.double(), dim=-1)
     if timers is not None:
@@ -174,7 +181,7 @@ def score_windows(model, tokens: np.ndarray, windows: list[Window], *, seq_len: 
     n = sum(w.hi - w.lo for w in windows)
     logp = np.empty(n, dtype=np.float64)
     rows_dtype = np.float32 if distributions == "log" else np.float64
-    dists = np.empty((n, model.config.vocab_size), dtype=rows_dtype) if distributions else None
+    dists = np.empty((n, model.vocab_size), dtype=rows_dtype) if distributions else None
     with _eval_mode(model):
         _fill(model, ids, windows, seq_len, batch, device, dtype, logp, dists, timers, temperature,
               log_rows=distributions == "log")

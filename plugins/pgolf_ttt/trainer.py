@@ -19,17 +19,17 @@ from .windows import training_windows, window_arrays
 
 
 def model_logits(model, x, rope_len=None):
-    """Logits ``(B, T, V)`` of input ids ``x`` ``(B, T)``: ``forward_logits`` when the model has it.
-
-    ``rope_len`` is passed on when the model takes it, so training uses the positional scaling that
-    scoring uses (the neural expert scores every window with the RoPE base of its ``seq_len``).
-    """
+    """Logits ``(B, T, V)`` of input ids ``x`` ``(B, T)``: the builtin GPT's ``forward_logits``
+    (with ``rope_len``, so training uses the positional scaling that scoring uses: the neural expert
+    scores every window with the RoPE base of its ``seq_len``), else the causal-LM protocol's
+    ``logits`` (``pgolf_core.causal_lm``), else the module's own forward."""
     fwd = getattr(model, "forward_logits", None)
-    if fwd is None:
-        return model(x)
-    if rope_len is not None and "rope_len" in inspect.signature(fwd).parameters:
-        return fwd(x, rope_len=rope_len)
-    return fwd(x)
+    if fwd is not None:
+        if rope_len is not None and "rope_len" in inspect.signature(fwd).parameters:
+            return fwd(x, rope_len=rope_len)
+        return fwd(x)
+    logits = getattr(model, "logits", None)
+    return logits(x) if callable(logits) else model(x)
 
 
 class Polyak:
