@@ -150,6 +150,18 @@ class Expert(ABC):
     def reset(self) -> None:
         """Forget everything learned from the stream (back to the state right after building)."""
 
+    # --- test-time training: what an adapter may train (see ``Adapter``)
+
+    def adaptable_model(self):
+        """``(model, seq_len)``: the torch causal LM this expert scores with (``pgolf_core.causal_lm``)
+        and the window length it scores with, for adapters that train it in place; None (the
+        default) for an expert with no such model."""
+        return None
+
+    def weights_changed(self) -> None:
+        """Called by an adapter right after it changed ``adaptable_model()``'s weights (an expert
+        that caches activations of the old weights drops them)."""
+
     def state_fingerprint(self) -> Optional[bytes]:
         """A digest of the mutable state, or None for a stateless expert."""
         return None
@@ -260,7 +272,8 @@ class Adapter(ABC):
     """Test-time training: changes an expert's parameters using tokens already scored.
 
     ``setup(experts)`` is called once with the built experts by name; the adapter picks the one it
-    adapts. ``after_chunk(tokens, start, end, final)`` is called after targets ``start..end-1`` have
+    adapts and trains the model that expert declares (``Expert.adaptable_model``), telling the
+    expert after each change (``Expert.weights_changed``). ``after_chunk(tokens, start, end, final)`` is called after targets ``start..end-1`` have
     been scored and every expert has absorbed them; ``tokens`` is the stream up to ``end`` (every
     one of those tokens is scored). ``final`` is True for the last chunk of the stream: there is
     nothing left to score, so an adapter must not spend time training on it.

@@ -366,10 +366,11 @@ class RecordingExpert(Expert):
         self.name = inner.name or label
         self.known_invalid, self.invalid_reason = inner.known_invalid, inner.invalid_reason
 
-    def __getattr__(self, attr):  # e.g. an adapter reaching for ``.model``
-        if attr.startswith("__") or attr == "_inner":
-            raise AttributeError(attr)
-        return getattr(self._inner, attr)
+    def adaptable_model(self):
+        return self._inner.adaptable_model()
+
+    def weights_changed(self):
+        self._inner.weights_changed()
 
     def score(self, tokens, start, end):
         self._log.append(("score", self.label, start, end, len(tokens)))

@@ -148,3 +148,14 @@ def test_the_seeds_trainable_set_is_its_last_two_blocks_plus_norms_scales_and_he
     assert count(trainable_parameters(model, frozen_blocks=2)) == 25_972_812  # the other reading, still available
     names = {n for n, p in model.named_parameters() if id(p) in {id(q) for q in trainable_parameters(model, trained_blocks=2)}}
     assert "blocks.10.attn.c_q.weight" in names and "blocks.8.attn.c_q.weight" not in names
+
+
+def test_an_expert_without_a_declared_model_is_refused_by_name():
+    from pgolf_core.demo import demo_tokenizer_path, demo_tokens
+    from pgolf_core.errors import UsageError
+    from pgolf_core.evaluate import evaluate
+
+    for adapter in ("ttt", "lora-ttt"):
+        with pytest.raises(UsageError, match="'bigram' declares no model to adapt"):
+            evaluate(["bigram"], adapters=[adapter], adapter_options={adapter: {"target": "bigram"}},
+                     tokens=demo_tokens("val")[:200], tokenizer=demo_tokenizer_path())

@@ -125,6 +125,9 @@ class NeuralExpert(Expert):
                               dtype=self.dtype, bos=self.bos, temperature=self.temperature)
         return row if row.dtype == self.dist_dtype else row.astype(self.dist_dtype)
 
+    def adaptable_model(self):
+        return self.model, self.seq_len
+
     def weights_changed(self) -> None:
         """Called by adapters that change the weights: the cached keys and values are stale."""
         if self.cache is not None:

@@ -46,11 +46,13 @@ class ChunkedAdapter(Adapter):
             raise UsageError(f"adapter {self.name!r}: option target={self.target!r} names no expert of this run "
                              f"(experts: {', '.join(experts) or 'none'})")
         expert = experts[self.target]
-        model = getattr(expert, "model", None)
-        if model is None or not hasattr(model, "parameters"):
-            raise UsageError(f"adapter {self.name!r}: expert {self.target!r} has no torch model (.model) to adapt")
+        found = expert.adaptable_model()
+        if found is None:
+            raise UsageError(f"adapter {self.name!r}: expert {self.target!r} declares no model to adapt "
+                             f"(Expert.adaptable_model returns None)")
+        model, expert_seq_len = found
         self.expert, self.model = expert, model
-        seq_len = self.seq_len or int(getattr(expert, "seq_len", 0) or 0)
+        seq_len = self.seq_len or int(expert_seq_len or 0)
         if seq_len < 1:
             raise UsageError(f"adapter {self.name!r}: expert {self.target!r} does not say its seq_len; pass seq_len=N")
         self.seq_len = seq_len
@@ -59,7 +61,7 @@ class ChunkedAdapter(Adapter):
             raise UsageError(f"adapter {self.name!r}: nothing to train in expert {self.target!r}")
         self.trainer = ChunkTrainer(model, params, optimizer=self.kind, epochs=self.epochs, seq_len=seq_len,
                                     batch=self.batch, grad_clip=self.grad_clip, polyak=self.polyak,
-                                    byte_table=self.ctx.byte_counts, rope_len=getattr(expert, "seq_len", None))
+                                    byte_table=self.ctx.byte_counts, rope_len=expert_seq_len)
 
     def _params(self, model) -> list:
         raise NotImplementedError
@@ -73,9 +75,7 @@ class ChunkedAdapter(Adapter):
             raise RuntimeError(f"adapter {self.name!r} was not set up with the run's experts")
         for index, a, b in self.clock.advance(start, end, final):
             t0 = time.perf_counter()
-            notify = getattr(self.expert, "weights_changed", None)  # the expert may cache activations
-            if notify is not None:
-                notify()
+            self.expert.weights_changed()  # the expert may cache activations of the old weights
             a, b = self._before_train(tokens, a, b)
             if a >= b or self.epochs == 0:
                 continue

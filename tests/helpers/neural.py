@@ -54,6 +54,9 @@ class TinyExpert(Expert):
         self.model, self.seq_len, self.stride = micro_model(seed), seq_len, stride
         self.log = log  # list of (start, end, len(tokens)) calls, when given
 
+    def adaptable_model(self):
+        return self.model, self.seq_len
+
     def _blocks(self, start, end):
         first = (start - 1) // self.stride
         last = (end - 2) // self.stride
