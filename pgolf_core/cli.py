@@ -190,7 +190,7 @@ def _list_command(kind: str):
     return command
 
 
-for _kind in ("expert", "mixer", "adapter"):
+for _kind in ("expert", "mixer", "adapter", "preset"):
     cli.command(f"{_kind}s")(_list_command(_kind))
 
 
@@ -202,7 +202,7 @@ def plugins_cmd(as_json, plugin_modules):
     plugins = get_plugins(plugin_modules)
     rows = []
     for info in plugins.info:
-        provides = {k: [n for n, e in plugins.registry(k).entries.items() if e.plugin == info.name] for k in ("expert", "mixer", "adapter")}
+        provides = {k: [n for n, e in plugins.registry(k).entries.items() if e.plugin == info.name] for k in ("expert", "mixer", "adapter", "preset")}
         rows.append({"name": info.name, "source": info.source, "module": info.module, "version": info.version,
                      "error": info.error or None, "provides": provides})
     if as_json:

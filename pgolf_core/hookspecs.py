@@ -51,5 +51,14 @@ def pgolf_register_adapters(register: Callable) -> None:
 
 
 @hookspec
+def pgolf_register_presets(register: Callable) -> None:
+    """Register named evaluation configurations: ``register(name, factory, description=...)``.
+
+    Each factory is called with no argument and returns a ``pgolf_core.presets.Preset``
+    (``pgolf-core eval --preset NAME``).
+    """
+
+
+@hookspec
 def pgolf_register_commands(cli) -> None:
     """Add subcommands to the ``pgolf-core`` click group ``cli`` (e.g. ``cli.add_command(cmd)``)."""

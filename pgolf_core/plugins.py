@@ -37,16 +37,17 @@ class PluginInfo:
 
 @dataclass
 class Plugins:
-    """A loaded plugin set: the pluggy manager plus the three registries."""
+    """A loaded plugin set: the pluggy manager plus the registries of components and presets."""
 
     pm: pluggy.PluginManager
     experts: Registry = field(default_factory=lambda: Registry("expert"))
     mixers: Registry = field(default_factory=lambda: Registry("mixer"))
     adapters: Registry = field(default_factory=lambda: Registry("adapter"))
+    presets: Registry = field(default_factory=lambda: Registry("preset"))
     info: list = field(default_factory=list)
 
     def registry(self, kind: str) -> Registry:
-        return {"expert": self.experts, "mixer": self.mixers, "adapter": self.adapters}[kind]
+        return {"expert": self.experts, "mixer": self.mixers, "adapter": self.adapters, "preset": self.presets}[kind]
 
     def add(self, plugin: object, name: str, source: str = "object", version: str = "") -> None:
         """Register a plugin object or module after loading (tests use this)."""
@@ -58,7 +59,7 @@ class Plugins:
     def remove(self, name: str) -> None:
         """Unregister a plugin and drop what it registered."""
         self.pm.unregister(name=name)
-        for reg in (self.experts, self.mixers, self.adapters):
+        for reg in (self.experts, self.mixers, self.adapters, self.presets):
             for key in [k for k, e in reg.entries.items() if e.plugin == name]:
                 entry = reg.entries.pop(key)
                 for alias in entry.aliases:
@@ -71,6 +72,7 @@ class Plugins:
             ("pgolf_register_experts", self.experts),
             ("pgolf_register_mixers", self.mixers),
             ("pgolf_register_adapters", self.adapters),
+            ("pgolf_register_presets", self.presets),
         )
         for hook_name, registry in hooks:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -135,7 +137,7 @@ def load_plugins(modules: Iterable[str] = (), env: Optional[dict] = None, autolo
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin defines an unknown pgolf hook: {exc}") from exc
-    for reg in (plugins.experts, plugins.mixers, plugins.adapters):
+    for reg in (plugins.experts, plugins.mixers, plugins.adapters, plugins.presets):
         reg.failed_plugins = failed
     plugins._collect()
     return plugins

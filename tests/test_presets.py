@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pgolf_core.errors import UsageError
-from pgolf_core.presets import PRESETS, preset_kwargs
+from pgolf_core.presets import Preset, get_preset, preset_kwargs
 
 
 def test_pr700_is_the_seed_configuration_and_declared_invalid():
@@ -45,9 +45,29 @@ def test_missing_adapter_is_dropped_with_a_note(plugins):
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(UsageError, match="Did you mean 'pr700'"):
+    with pytest.raises(UsageError, match="pr700"):
         preset_kwargs("pr70")
-    assert set(PRESETS) >= {"pr700", "pr700-legal"}
+
+
+def test_presets_come_from_plugins_through_the_hook(plugins):
+    """The seed's presets are the neural plugin's; a third-party plugin adds its own the same way."""
+    from pgolf_core import hookimpl
+
+    assert plugins.presets.get("pr700").plugin == plugins.experts.get("neural").plugin
+
+    class Mine:
+        @hookimpl
+        def pgolf_register_presets(register):
+            register("bt-logistic", lambda: Preset(description="two n-grams, geometric", experts=("bigram", "trigram"),
+                                                   mixer="logistic", mixer_options={"lr": "0.01"}, expert_options={}))
+
+    plugins.add(Mine, "mine")
+    try:
+        kw = preset_kwargs("bt-logistic", plugins)
+        assert kw["experts"] == ["bigram", "trigram"] and kw["mixer_options"] == {"lr": "0.01"}
+        assert get_preset("bt-logistic", plugins).mixer == "logistic"
+    finally:
+        plugins.remove("mine")
 
 
 def test_pr700_runs_only_when_invalid_results_are_allowed(plugins):

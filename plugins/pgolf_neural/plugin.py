@@ -172,3 +172,12 @@ def pgolf_register_experts(register):
                          "config=FILE.json|PRESET|seed[:key=value...] for checkpoints without a config, "
                          "temperature=1 (the seed's adaptive rule, 0.98 in its run); "
                          "model=package.module:factory for any causal LM (pgolf_core.causal_lm))")
+
+
+@hookimpl
+def pgolf_register_presets(register):
+    from .presets import pr700, pr700_legal
+
+    register("pr700", pr700, description="PR #700 as published: 5-expert Hedge, stride 64, TTT (INVALID: its "
+                                         "entropy expert and hashed trigram break C2)")
+    register("pr700-legal", pr700_legal, description="PR #700 with the legal entropy expert and trigram")
