@@ -50,7 +50,7 @@ def plugins():
 
 
 def make(pl, name, options, k):
-    ctx = BuildContext(vocab_size=VOCAB, expert_names=tuple(f"e{i}" for i in range(k)), extra={"plugins": pl})
+    ctx = BuildContext(vocab_size=VOCAB, expert_names=tuple(f"e{i}" for i in range(k)), plugins=pl)
     return pl.mixers.create(name, ctx, **options)
 
 

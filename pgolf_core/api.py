@@ -50,13 +50,18 @@ class BuildContext:
     seed: int = 0  # seed for anything random in a plugin
     rank: int = 0  # distributed evaluation: this process's rank
     world_size: int = 1  # distributed evaluation: number of processes
-    extra: dict = field(default_factory=dict)  # free-form, for plugins that cooperate
+    # the run's plugin set (pgolf_core.plugins.Plugins), for factories that build other components
+    # through the registry (a stack of mixers, an entropy expert's source); shared, never copied
+    plugins: Optional[Any] = None
+    dataset: Optional[str] = None  # "demo" for the built-in demo stream, else where the tokens came from
+    # targets of the stream being scored (its length is public, not its content): schedules such as
+    # TTT's cosine across chunks span the stream actually scored
+    stream_targets: Optional[int] = None
+    extra: dict = field(default_factory=dict)  # free-form, for third-party plugins that cooperate
 
     def __getstate__(self):
         """Pickled (a resume point) without the plugin manager, which belongs to the process."""
-        state = dict(self.__dict__)
-        state["extra"] = {k: v for k, v in self.extra.items() if k != "plugins"}
-        return state
+        return {**self.__dict__, "plugins": None}
 
     def __deepcopy__(self, memo):
         """Deep copies (the audit's) keep sharing the process's plugin manager."""
@@ -65,8 +70,7 @@ class BuildContext:
         new = object.__new__(type(self))
         memo[id(self)] = new
         for k, v in self.__dict__.items():
-            setattr(new, k, {kk: (vv if kk == "plugins" else copy.deepcopy(vv, memo)) for kk, vv in v.items()}
-                    if k == "extra" else copy.deepcopy(v, memo))
+            setattr(new, k, v if k == "plugins" else copy.deepcopy(v, memo))
         return new
 
 
@@ -273,10 +277,11 @@ class Adapter(ABC):
 
     ``setup(experts)`` is called once with the built experts by name; the adapter picks the one it
     adapts and trains the model that expert declares (``Expert.adaptable_model``), telling the
-    expert after each change (``Expert.weights_changed``). ``after_chunk(tokens, start, end, final)`` is called after targets ``start..end-1`` have
-    been scored and every expert has absorbed them; ``tokens`` is the stream up to ``end`` (every
-    one of those tokens is scored). ``final`` is True for the last chunk of the stream: there is
-    nothing left to score, so an adapter must not spend time training on it.
+    expert after each change (``Expert.weights_changed``). ``after_chunk(tokens, start, end,
+    final)`` is called after targets ``start..end-1`` have been scored and every expert has
+    absorbed them; ``tokens`` is the stream up to ``end`` (every one of those tokens is scored).
+    ``final`` is True for the last chunk of the stream: there is nothing left to score, so an
+    adapter must not spend time training on it.
     """
 
     name: str = ""

@@ -229,7 +229,7 @@ def audit_components(comps: Components, ctx: BuildContext, stream: np.ndarray, t
             checks.append(Check(f"adapter {label!r}", "declared", "FAIL", f"known invalid: {a.invalid_reason}"))
     _audit_configuration(checks, cfg, stream, spans, tokenizer, plugins, chunk, random_tokens, seed)
     config = {"experts": cfg.labels, "mixer": getattr(cfg.mixer, "name", None), "adapters": cfg.adapter_labels,
-              "data": dataset, "tokens": int(len(stream)), "stream_targets": ctx.extra.get("stream_targets"),
+              "data": dataset, "tokens": int(len(stream)), "stream_targets": ctx.stream_targets,
               "chunk": chunk, "random_tokens": random_tokens, "seed": seed}
     return AuditReport(checks, config, time.perf_counter() - t0)
 

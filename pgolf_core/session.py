@@ -85,10 +85,7 @@ def run_context(table, tok_path, dataset, n_tokens: int, plugins, device, seed, 
     """The ``BuildContext`` of a run: the audit and the compressor build with this same context."""
     return BuildContext(vocab_size=table.vocab_size, byte_counts=table, tokenizer_path=tok_path,
                         device=device, seed=seed, rank=getattr(dist, "rank", 0), world_size=getattr(dist, "world_size", 1),
-                        extra={"plugins": plugins, "dataset": dataset,
-                               # the stream's length is public (not its content): schedules such as
-                               # TTT's cosine across chunks span the stream actually scored
-                               "stream_targets": n_tokens - 1})
+                        plugins=plugins, dataset=dataset, stream_targets=n_tokens - 1)
 
 
 def setup_adapters(comps: Components) -> None:

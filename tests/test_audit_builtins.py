@@ -36,7 +36,7 @@ def stream():
 
 
 def _ctx(registry, k=1):
-    return BuildContext(vocab_size=1024, expert_names=tuple(f"e{i}" for i in range(k)), extra={"plugins": registry})
+    return BuildContext(vocab_size=1024, expert_names=tuple(f"e{i}" for i in range(k)), plugins=registry)
 
 
 @pytest.mark.parametrize("name", sorted(EXPERTS))

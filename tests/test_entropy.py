@@ -33,7 +33,7 @@ def stream():
 
 
 def _factory(plugins, name, **opts):
-    ctx = BuildContext(vocab_size=1024, extra={"plugins": plugins})
+    ctx = BuildContext(vocab_size=1024, plugins=plugins)
     return lambda: plugins.experts.create(name, ctx, **opts)
 
 
@@ -82,7 +82,7 @@ def test_entropy_expert_learns_temperatures_and_beats_a_flat_source(entropy_plug
 
 
 def test_source_options_need_the_source_prefix(entropy_plugins):
-    ctx = BuildContext(vocab_size=1024, extra={"plugins": entropy_plugins})
+    ctx = BuildContext(vocab_size=1024, plugins=entropy_plugins)
     with pytest.raises(UsageError, match="neural_checkpoint|<option>"):
         entropy_plugins.experts.create("entropy", ctx, checkpoint="x.pt")
     with pytest.raises(UsageError, match="buckets must be an integer >= 1"):

@@ -19,7 +19,7 @@ def test_geometric_mixing_beats_hedge_on_fineweb_and_every_mixture_is_normalized
         pytest.skip("needs the n-gram experts (pgolf_ngram)")
     tokens = val_head_tokens[:N_TOKENS]
     names = ("unigram", "bigram", "trigram")
-    ctx = BuildContext(vocab_size=1024, expert_names=names, extra={"plugins": plugins})
+    ctx = BuildContext(vocab_size=1024, expert_names=names, plugins=plugins)
     experts = [plugins.experts.create(name, ctx) for name in names]
     mixers = {
         "hedge": plugins.mixers.create("hedge", ctx),

@@ -164,7 +164,7 @@ def test_isolated_cached_scorer_is_decodable():
 
 
 def test_options(plugins):
-    ctx = BuildContext(vocab_size=1024, extra={"dataset": "demo"})
+    ctx = BuildContext(vocab_size=1024, dataset="demo")
     e = plugins.experts.create("neural", ctx, scorer="cache", block="32", isolate_docs="true")
     assert e.describe()["scorer"] == "cache" and e.block == 32 and e.bos == BOS
     for bad, what in [({"block": "32"}, "scorer=cache"), ({"scorer": "cache", "stride": "8"}, "block=N"),

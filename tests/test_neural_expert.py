@@ -17,8 +17,8 @@ from helpers.neural import SMALL, one_thread, small_model  # noqa: E402,F401  (o
 TINY = {"preset": "tiny", "init_seed": "0", "seq_len": "32", "stride": "8"}  # options as the CLI gives them
 
 
-def build(plugins, vocab=1024, extra=None, **options):
-    return plugins.experts.create("neural", BuildContext(vocab_size=vocab, extra=extra or {}), **options)
+def build(plugins, vocab=1024, dataset=None, **options):
+    return plugins.experts.create("neural", BuildContext(vocab_size=vocab, dataset=dataset), **options)
 
 
 def test_registry_builds_a_random_tiny_model(plugins):
@@ -103,7 +103,7 @@ def test_checkpoint_round_trip_and_mismatch_errors(plugins, tmp_path):
 def test_demo_dataset_uses_the_committed_checkpoint(plugins):
     if not artifact.DEMO_FILE.is_file():
         pytest.skip("the demo checkpoint is not committed yet")
-    e = build(plugins, extra={"dataset": "demo"})
+    e = build(plugins, dataset="demo")
     assert "tiny_demo" in e.describe()["source"]
 
 

@@ -37,7 +37,7 @@ def stream():
 
 
 def build(plugins, name, **options):
-    return plugins.experts.create(name, BuildContext(vocab_size=1024, extra={"plugins": plugins}), **options)
+    return plugins.experts.create(name, BuildContext(vocab_size=1024, plugins=plugins), **options)
 
 
 def decode_rows(expert, tokens):

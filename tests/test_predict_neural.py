@@ -41,7 +41,7 @@ def stream(n, vocab=SMALL["vocab_size"], seed=0):
 
 @pytest.fixture(scope="module")
 def demo_expert(plugins_module):
-    return plugins_module.experts.create("neural", BuildContext(vocab_size=1024, extra={"dataset": "demo"}))
+    return plugins_module.experts.create("neural", BuildContext(vocab_size=1024, dataset="demo"))
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_predict_is_deterministic_and_stateless(demo_expert, plugins_module):
     demo_expert.observe(tokens[:301], 300)  # a no-op: the weights are the only state
     np.testing.assert_array_equal(demo_expert.predict(tokens[:300], 300), first)
     assert demo_expert.state_fingerprint() == weights
-    copy = plugins_module.experts.create("neural", BuildContext(vocab_size=1024, extra={"dataset": "demo"}))
+    copy = plugins_module.experts.create("neural", BuildContext(vocab_size=1024, dataset="demo"))
     np.testing.assert_array_equal(copy.predict(tokens[:300], 300), first)
 
 

@@ -27,7 +27,7 @@ def build_source(ctx, expert: str, source: str, options: dict) -> Expert:
                          f"written {prefix}<option> (e.g. {prefix}checkpoint=...)")
     if source in ("entropy", "pr700-entropy"):
         raise UsageError(f"expert {expert!r}: source {source!r} would feed an entropy expert to itself")
-    plugins = ctx.extra.get("plugins")
+    plugins = ctx.plugins
     if plugins is None:
         from pgolf_core.plugins import load_plugins
 

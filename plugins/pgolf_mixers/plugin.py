@@ -79,7 +79,7 @@ def make_tilt(ctx, inner="", order="16", threshold="0.8", beta="2.625"):
         spec = "hedge" if k > 1 else None
     inner_mixer = None
     if spec is not None:
-        plugins = (ctx.extra or {}).get("plugins")
+        plugins = ctx.plugins
         if plugins is None:
             from pgolf_core.plugins import load_plugins
 

@@ -127,9 +127,9 @@ class StackMixer(Mixer):
 
 
 def build_stack(ctx, inputs, top, top_opts) -> StackMixer:
-    """Build the sub-mixers and the top mixer from the registry in ``ctx.extra["plugins"]``
+    """Build the sub-mixers and the top mixer from the registry in ``ctx.plugins``
     (loaded from the entry points when absent, for direct Python use)."""
-    plugins = ctx.extra.get("plugins") if ctx.extra else None
+    plugins = ctx.plugins
     if plugins is None:
         from pgolf_core.plugins import load_plugins
 

@@ -236,9 +236,9 @@ def check_vocab(model, vocab_size: int, source: str) -> None:
                          f"token stream's vocabulary has {vocab_size} tokens")
 
 
-def default_checkpoint(extra: dict) -> Path:
+def default_checkpoint(dataset) -> Path:
     """The committed demo checkpoint for the built-in demo stream; otherwise a usage error."""
-    if extra.get("dataset") == "demo":
+    if dataset == "demo":
         from .artifact import demo_checkpoint_path
 
         return demo_checkpoint_path()

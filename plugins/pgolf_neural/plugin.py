@@ -63,7 +63,7 @@ def _build_model(ctx, checkpoint, preset, init_seed, config=None):
         seed = _int_option("init_seed", init_seed, minimum=0)
         cfg = config if config is not None else get_preset(str(preset).strip())
         return random_model(cfg, seed), f"{'config' if preset is None else 'preset ' + str(preset)} (random, seed {seed})"
-    path = checkpoint if checkpoint is not None else default_checkpoint(ctx.extra or {})
+    path = checkpoint if checkpoint is not None else default_checkpoint(ctx.dataset)
     model = load_model(path, config)
     check_tokenizer(path, model.tokenizer_record, ctx.tokenizer_path)
     if model.config_source == "assumed pr700":

@@ -32,7 +32,7 @@ class ChunkedAdapter(Adapter):
         self.epochs, self.lr, self.chunk_tokens = epochs, lr, chunk_tokens
         self.seq_len, self.batch, self.polyak, self.grad_clip = seq_len, batch, polyak, grad_clip
         self.schedule, self.ramp_max = schedule, ramp_max
-        horizon = horizon or ctx.extra.get("stream_targets") or OFFICIAL_VAL_TARGETS
+        horizon = horizon or ctx.stream_targets or OFFICIAL_VAL_TARGETS
         self.n_chunks = chunk_count(horizon, chunk_tokens)
         self.clock = ChunkClock(chunk_tokens)
         self.trainer = None

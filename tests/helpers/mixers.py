@@ -20,7 +20,7 @@ def registry():
 def build(name: str, k: int, vocab: int, **options):
     """A mixer from the registry, with options given as the command line gives them (strings)."""
     plugins = registry()
-    ctx = BuildContext(vocab_size=vocab, expert_names=tuple(f"e{i}" for i in range(k)), extra={"plugins": plugins})
+    ctx = BuildContext(vocab_size=vocab, expert_names=tuple(f"e{i}" for i in range(k)), plugins=plugins)
     return plugins.mixers.create(name, ctx, **{key: str(v) for key, v in options.items()})
 
 
