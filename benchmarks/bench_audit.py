@@ -3,20 +3,18 @@
     python benchmarks/bench_audit.py [--experts bigram,trigram] [--mixer hedge] [--repeats 3]
 
 The reference is ``evaluate()`` on the audit stream (the demo's first --limit tokens) and on the
-random stream; the first run of each (numba JIT, caches) is reported apart as warm-up, then medians.
+random stream; the first run of each (numba JIT, caches) is reported apart as warm-up, then the
+medians of interleaved repeats.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved  # noqa: E402
 
 
 def main() -> None:
@@ -52,10 +50,11 @@ def main() -> None:
         "audit (all checks)": lambda: audit(names, mixer=args.mixer, plugins=plugins, limit=args.limit,
                                             random_tokens=args.random_tokens, expert_options=opts),
     }
-    warm = {k: _timed(fn) for k, fn in runs.items()}
-    med = {k: statistics.median(_timed(fn) for _ in range(args.repeats)) for k, fn in runs.items()}
+    res = interleaved(runs, args.repeats)
+    warm, med = {k: w for k, (w, _) in res.items()}, {k: m for k, (_, m) in res.items()}
     ref = med["evaluate, audit stream"] + med["evaluate, random stream"]
-    print(f"configuration: experts={args.experts} mixer={args.mixer}, {args.limit} + {args.random_tokens:,} tokens")
+    print(f"configuration: experts={args.experts} mixer={args.mixer}, {args.limit} + {args.random_tokens:,} tokens; "
+          f"repeats interleaved")
     for k in runs:
         print(f"{k:<26} warm-up {warm[k]:7.2f} s   median of {args.repeats} {med[k]:7.2f} s")
     print(f"audit / (one evaluation of both streams) = {med['audit (all checks)'] / ref:.1f}x")

@@ -4,9 +4,10 @@
     python benchmarks/bench_mixers.py --part speed    # throughput only (no shared data needed)
     python benchmarks/bench_mixers.py --part bpb --tokens 40000
 
-Throughput: tokens/s of hedge (per-token, batch, fixed share) and logistic with K=4 inputs and
-V=1024, the median of several repeats after a JIT warm-up that is reported apart, with the NumPy
-reference of each numba kernel measured in the same run.
+Throughput: tokens/s of hedge (per-token, batch, fixed share) and logistic with K=4 inputs at
+V=1024 and at V=8192 (from probability rows and from float32 log rows), the median of several
+interleaved repeats after a JIT warm-up that is reported apart, with the NumPy reference of each
+numba kernel measured in the same run.
 
 BPB: on the FineWeb validation head, four experts: a static bigram table counted on the FineWeb
 sample (add-one smoothing; a stand-in for a neural model fixed before evaluation) and online
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, TOKENIZER, fineweb_sample_tokens, median_time, timed  # noqa: E402
+from common import ROOT, TOKENIZER, fineweb_sample_tokens, interleaved, median_time, timed  # noqa: E402
 
 from pgolf_core.api import BuildContext  # noqa: E402
 
@@ -49,15 +50,15 @@ def plugins():
     return load_plugins()
 
 
-def make(pl, name, options, k):
-    ctx = BuildContext(vocab_size=VOCAB, expert_names=tuple(f"e{i}" for i in range(k)), plugins=pl)
+def make(pl, name, options, k, vocab=VOCAB):
+    ctx = BuildContext(vocab_size=vocab, expert_names=tuple(f"e{i}" for i in range(k)), plugins=pl)
     return pl.mixers.create(name, ctx, **options)
 
 
-def random_inputs(n, k=4, seed=0):
+def random_inputs(n, k=4, seed=0, vocab=VOCAB):
     rng = np.random.default_rng(seed)
-    dists = rng.dirichlet(np.full(VOCAB, 0.1), size=(k, n))
-    targets = rng.integers(0, VOCAB, n)
+    dists = rng.dirichlet(np.full(vocab, 0.1), size=(k, n))
+    targets = rng.integers(0, vocab, n)
     return dists, targets, np.log(dists[:, np.arange(n), targets])
 
 
@@ -67,7 +68,7 @@ def speed() -> None:
     from pgolf_mixers.logistic_kernels import floored_log, logistic_reference
 
     pl = plugins()
-    n_h, n_l, n_ref = 200_000, 4096, 512
+    n_h, n_l = 200_000, 4096
     rng = np.random.default_rng(0)
     logp = -rng.exponential(3.0, (4, n_h))  # Hedge needs only the targets' log-probabilities
     targets = rng.integers(0, VOCAB, n_h)
@@ -78,27 +79,37 @@ def speed() -> None:
         t = median_time(lambda: mixer.mix(logp, targets))
         rows.append((label, n_h / t, warm))
     lw = np.log(np.full(4, 0.25))
-    t_ref = median_time(lambda: hedge_share_reference(lw, logp[:, :20_000], 1.0, 0.01), repeats=3)
     used = np.empty((n_h, 4))
-    t_ker = median_time(lambda: hedge_share_kernel(lw.copy(), logp, 1.0, 0.01, used))
-    rows.append(("  fixed-share kernel alone", n_h / t_ker, 0.0))
-    rows.append(("  fixed-share NumPy reference", 20_000 / t_ref, 0.0))
-    dists, targets, logp = random_inputs(n_l)
-    mixer = make(pl, "logistic", {}, 4)
-    _, warm = timed(lambda: mixer.mix(logp[:, :4], targets[:4], dists[:, :4]))
-    t = median_time(lambda: mixer.mix(logp, targets, dists))
-    rows.append(("logistic (K=4, V=1024)", n_l / t, warm))
-    w, b = np.full((1, 4), 0.25), np.zeros(VOCAB)
-    t_ref = median_time(lambda: logistic_reference(dists[:, :n_ref], targets[:n_ref], w, b, 0.003, False, 0, PROB_FLOOR),
-                        repeats=3)
-    rows.append(("  logistic NumPy reference", n_ref / t_ref, 0.0))
-    t_log = median_time(lambda: floored_log(dists, PROB_FLOOR))
-    rows.append(("  of which floored log of inputs", n_l / t_log, 0.0))
-    print(f"{'mixer':<34}{'tokens/s':>14}{'JIT warm-up s':>15}")
+    pair = interleaved({"reference": lambda: hedge_share_reference(lw, logp[:, :20_000], 1.0, 0.01),
+                        "kernel": lambda: hedge_share_kernel(lw.copy(), logp, 1.0, 0.01, used)}, repeats=3)
+    rows.append(("  fixed-share kernel alone", n_h / pair["kernel"][1], 0.0))
+    rows.append(("  fixed-share NumPy reference", 20_000 / pair["reference"][1], 0.0))
+    for vocab in (VOCAB, 8 * VOCAB):  # the field's SP8192 vocabulary against sp1024, same run
+        n = n_l if vocab == VOCAB else n_l // 8
+        dists, targets, logp = random_inputs(n, vocab=vocab)
+        log_rows = floored_log(dists.astype(np.float32), PROB_FLOOR)
+        mixer = make(pl, "logistic", {}, 4, vocab)
+        _, warm = timed(lambda: mixer.mix(logp[:, :4], targets[:4], dists[:, :4]))
+        timed(lambda: mixer.mix_log(logp[:, :4], targets[:4], log_rows[:, :4]))
+        w, b = np.full((1, 4), 0.25), np.zeros(vocab)
+        n_ref = min(512, n)
+        runs = {"mix": lambda: mixer.mix(logp, targets, dists),
+                "mix_log": lambda: mixer.mix_log(logp, targets, log_rows),
+                "reference": lambda: logistic_reference(dists[:, :n_ref], targets[:n_ref], w, b, 0.003, False, 0,
+                                                        PROB_FLOOR),
+                "log": lambda: floored_log(dists, PROB_FLOOR)}
+        res = interleaved(runs, repeats=3)
+        rows.append((f"logistic (K=4, V={vocab}), rows", n / res["mix"][1], warm))
+        rows.append(("  from float32 log rows (mix_log)", n / res["mix_log"][1], 0.0))
+        rows.append(("  NumPy reference", n_ref / res["reference"][1], 0.0))
+        rows.append(("  of which floored log of inputs", n / res["log"][1], 0.0))
+    print(f"{'mixer':<40}{'tokens/s':>14}{'JIT warm-up s':>15}")
     for label, rate, warm in rows:
-        print(f"{label:<34}{rate:>14,.0f}{warm:>15.2f}")
-    print(f"fixed-share kernel / reference: {rows[3][1] / rows[4][1]:.0f}x; "
-          f"logistic kernel / reference: {rows[5][1] / rows[6][1]:.0f}x")
+        print(f"{label:<40}{rate:>14,.0f}{warm:>15.2f}")
+    print(f"fixed-share kernel / reference: {rows[3][1] / rows[4][1]:.0f}x; logistic from rows / reference: "
+          f"{rows[5][1] / rows[7][1]:.1f}x (V=1024), {rows[9][1] / rows[11][1]:.1f}x (V=8192), from log rows: "
+          f"{rows[6][1] / rows[7][1]:.1f}x, {rows[10][1] / rows[11][1]:.1f}x; "
+          f"V=8192 / V=1024 from log rows: {rows[10][1] / rows[6][1]:.3f}")
 
 
 def static_bigram(tokens: np.ndarray) -> np.ndarray:

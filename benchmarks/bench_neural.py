@@ -19,21 +19,18 @@ on real text, and each scorer's mean loss per target (nats) is printed beside it
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved  # noqa: E402
+
 from pgolf_core.evaluate import DEFAULT_CHUNK
 from pgolf_neural.config import preset
 from pgolf_neural.expert import NeuralExpert, load_model, random_model
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def scorer(model, tokens, seq_len, batch, device, losses: dict, name: str, last=None, **kind):
@@ -71,16 +68,6 @@ def floor(model, tokens, seq_len, batch, device, losses: dict, name: str):
         losses[name] = -total / n
 
     return run, n
-
-
-def interleaved(runs: dict, repeats: int) -> dict:
-    """{name: (warm-up seconds, median seconds)} with the repeats of all runs interleaved."""
-    warm = {k: timed(fn) for k, fn in runs.items()}
-    times = {k: [] for k in runs}
-    for _ in range(repeats):
-        for k, fn in runs.items():
-            times[k].append(timed(fn))
-    return {k: (warm[k], statistics.median(v)) for k, v in times.items()}
 
 
 def main() -> None:

@@ -34,6 +34,23 @@ def median_time(fn: Callable[[], object], repeats: int = 5, setup: Optional[Call
     return statistics.median(times)
 
 
+def interleaved(runs: dict, repeats: int) -> dict:
+    """``{name: (warm-up seconds, median seconds)}``: one warm-up run of each, then ``repeats``
+    rounds that run every one in turn (A B C A B C ...), so a busy machine slows them alike."""
+    warm = {k: _seconds(fn) for k, fn in runs.items()}
+    times: dict = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, fn in runs.items():
+            times[k].append(_seconds(fn))
+    return {k: (warm[k], statistics.median(v)) for k, v in times.items()}
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def timed(fn: Callable[[], object]):
     """``(result, seconds)`` of one call (for JIT warm-up, reported apart)."""
     t0 = time.perf_counter()
