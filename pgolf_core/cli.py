@@ -176,15 +176,21 @@ def _list_command(kind: str):
         for name in reg.names():
             e = reg.entries[name]
             opts = {k: _show_default(v) for k, v in e.options().items()}
-            rows.append({"name": name, "plugin": e.plugin, "aliases": list(e.aliases), "description": e.description, "options": opts})
+            typed = {k: o.describe() for k, o in e.declared().items()}
+            rows.append({"name": name, "plugin": e.plugin, "aliases": list(e.aliases), "description": e.description,
+                         "options": opts, "declared": typed})
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
         for r in rows:
             alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
             click.echo(f"{r['name']:<16} [{r['plugin']}] {r['description']}{alias}")
-            if r["options"]:
-                click.echo(" " * 17 + "options: " + ", ".join(f"{k}={v}" for k, v in r["options"].items()))
+            if r["declared"]:  # declared once with their type, range and help (pgolf_core.options.declared)
+                for k, text in r["declared"].items():
+                    click.echo(" " * 17 + f"{k}: {text}")
+            if r["options"].keys() - r["declared"].keys():
+                click.echo(" " * 17 + "options: " + ", ".join(f"{k}={v}" for k, v in r["options"].items()
+                                                               if k not in r["declared"]))
 
     command.__doc__ = f"List the registered {kind}s."
     return command

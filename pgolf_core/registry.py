@@ -24,7 +24,13 @@ class Entry:
     def options(self) -> dict:
         """Keyword options the factory accepts, with their defaults (``inspect.Parameter.empty``)."""
         params = list(inspect.signature(self.factory).parameters.values())[1:]  # skip ctx
-        return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        out = {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        out.update({k: opt.default for k, opt in self.declared().items()})
+        return out
+
+    def declared(self) -> dict:
+        """``{name: pgolf_core.options.Option}`` for a factory declared with ``options.declared``."""
+        return dict(getattr(self.factory, "__pgolf_options__", {}))
 
     def accepts_any_option(self) -> bool:
         params = inspect.signature(self.factory).parameters.values()

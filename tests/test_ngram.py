@@ -13,7 +13,6 @@ from pgolf_core.api import BuildContext
 from pgolf_core.bytes import bits_per_byte
 from pgolf_core.errors import UsageError
 from pgolf_ngram.expert import NgramExpert
-from pgolf_ngram.plugin import parse_order
 from pgolf_ngram.reference import ReferenceNgram
 
 V = 1024
@@ -183,13 +182,14 @@ def test_contexts_stop_at_bos(val_head_tokens):
 
 
 @pytest.mark.parametrize("value", [0, 17, "x", "2.5", -1, None, True, 3.0])
-def test_order_validation(value):
+def test_order_validation(plugins, value):
     with pytest.raises(UsageError, match="order must be an integer from 1 to 16"):
-        parse_order(value)
+        plugins.experts.create("ngram", BuildContext(vocab_size=64), order=value)
 
 
-def test_order_from_cli_string():
-    assert parse_order(" 7") == 7 and parse_order(16) == 16 and parse_order("1") == 1
+def test_order_from_cli_string(plugins):
+    for value, order in ((" 7", 7), (16, 16), ("1", 1)):
+        assert plugins.experts.create("ngram", BuildContext(vocab_size=64), order=value).order == order
 
 
 def test_registry_builds_experts(plugins):

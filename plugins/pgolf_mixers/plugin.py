@@ -9,11 +9,28 @@ from __future__ import annotations
 from pgolf_core import hookimpl
 from pgolf_core.errors import UsageError
 
-from .options import input_count, parse_bool, parse_choice, parse_float, parse_int, parse_vector
+from pgolf_core.options import Option, declared
+
+from .options import input_count, parse_vector
 
 
-def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias="0", batch_loss="sum",
-               solo_first="0", batch="2048", window="2048", stride="64"):
+@declared(
+    "mixer 'hedge'",
+    eta=Option("float", 1.0, "learning rate: 1 is the Bayes mixture", low=0.0, low_open=True),
+    prior=Option("text", "uniform", "starting weights: uniform, or K comma-separated positive numbers"),
+    update=Option("choice", "token", "move the weights after every target or once per batch",
+                  choices=("token", "batch")),
+    share=Option("float", 0.0, "fixed share: after each update w <- (1 - share) w + share / K", low=0.0, high=1.0,
+                 high_open=True),
+    bias=Option("float", 0.0, "extra log-weight on the first input at the start"),
+    batch_loss=Option("choice", "sum", "batch mode: the batch's summed or mean loss, or the seed's window loss",
+                      choices=("sum", "mean", "window")),
+    solo_first=Option("int", 0, "the first N targets are scored by the first input alone", low=0),
+    batch=Option("int", 2048, "targets per batch update", low=1),
+    window=Option("int", 2048, "batch_loss=window: positions per window", low=1),
+    stride=Option("int", 64, "batch_loss=window: scored targets per window", low=1),
+)
+def make_hedge(ctx, eta, prior, update, share, bias, batch_loss, solo_first, batch, window, stride):
     """Hedge / Bayesian mixture. The seed record's variant: eta=0.1 update=batch batch_loss=window
     bias=2 solo_first=131072."""
     from .hedge import HedgeMixer
@@ -22,38 +39,29 @@ def make_hedge(ctx, eta="1.0", prior="uniform", update="token", share="0", bias=
     k = input_count(ctx, m)
     prior_vec = None if str(prior).strip().lower() == "uniform" else parse_vector(
         prior, m, "prior", k, ctx.expert_names, positive=True)
-    return HedgeMixer(
-        k, ctx.vocab_size,
-        eta=parse_float(eta, m, "eta", low=0.0, low_open=True),
-        prior=prior_vec,
-        update=parse_choice(update, m, "update", ("token", "batch")),
-        share=parse_float(share, m, "share", low=0.0, high=1.0, high_open=True),
-        bias=parse_float(bias, m, "bias"),
-        batch_loss=parse_choice(batch_loss, m, "batch_loss", ("sum", "mean", "window")),
-        solo_first=parse_int(solo_first, m, "solo_first", low=0),
-        batch=parse_int(batch, m, "batch", low=1),
-        window=parse_int(window, m, "window", low=1),
-        stride=parse_int(stride, m, "stride", low=1),
-        input_names=ctx.expert_names,
-    )
+    return HedgeMixer(k, ctx.vocab_size, eta=eta, prior=prior_vec, update=update, share=share, bias=bias,
+                      batch_loss=batch_loss, solo_first=solo_first, batch=batch, window=window, stride=stride,
+                      input_names=ctx.expert_names)
 
 
-def make_logistic(ctx, lr="0.003", init="uniform", bias="0", context="none", buckets="8"):
+@declared(
+    "mixer 'logistic'",
+    lr=Option("float", 0.003, "gradient step on each target's log loss", low=0.0),
+    init=Option("text", "uniform", "starting weights: uniform (1/K each), or K comma-separated numbers"),
+    bias=Option("bool", False, "also learn a per-token logit bias"),
+    context=Option("choice", "none", "weight sets chosen by the first input's entropy or confidence",
+                   choices=("none", "entropy", "confidence")),
+    buckets=Option("int", 8, "weight sets when context is not none", low=1),
+)
+def make_logistic(ctx, lr, init, bias, context, buckets):
     """Online geometric mixture renormalized over the vocabulary (needs full distributions)."""
     from .logistic import LogisticMixer
 
     m = "mixer 'logistic'"
     k = input_count(ctx, m)
     init_vec = None if str(init).strip().lower() == "uniform" else parse_vector(init, m, "init", k, ctx.expert_names)
-    return LogisticMixer(
-        k, ctx.vocab_size,
-        lr=parse_float(lr, m, "lr", low=0.0),
-        init=init_vec,
-        bias=parse_bool(bias, m, "bias"),
-        context=parse_choice(context, m, "context", ("none", "entropy", "confidence")),
-        buckets=parse_int(buckets, m, "buckets", low=1),
-        input_names=ctx.expert_names,
-    )
+    return LogisticMixer(k, ctx.vocab_size, lr=lr, init=init_vec, bias=bias, context=context, buckets=buckets,
+                         input_names=ctx.expert_names)
 
 
 def make_stack(ctx, inputs="", top="hedge", top_opts=""):
@@ -64,16 +72,21 @@ def make_stack(ctx, inputs="", top="hedge", top_opts=""):
     return build_stack(ctx, inputs, top, top_opts)
 
 
-def make_tilt(ctx, inner="", order="16", threshold="0.8", beta="2.625"):
+@declared(
+    "mixer 'tilt'",
+    inner=Option("text", "", "mixer of all inputs under the tilt (name:key=value...); default hedge for several"),
+    order=Option("int", 16, "length of the context the hint keys on, plus one", low=1),
+    threshold=Option("float", 0.8, "the hinted token's frequency needed to fire", low=0.0, high=1.0),
+    beta=Option("float", 2.625, "logit boost of the hinted token"),
+)
+def make_tilt(ctx, inner, order, threshold, beta):
     """The token-only n-gram tilt over input 0, or over an ``inner`` mixer of all inputs."""
     from .stack import parse_spec
     from .tilt import TiltMixer
 
     m = "mixer 'tilt'"
     k = input_count(ctx, m)
-    order_n = parse_int(order, m, "order", low=1)
-    thr = parse_float(threshold, m, "threshold", low=0.0, high=1.0)
-    boost = parse_float(beta, m, "beta")
+    order_n, thr, boost = order, threshold, beta
     spec = str(inner).strip() if isinstance(inner, str) else inner
     if spec in ("", "none", None):
         spec = "hedge" if k > 1 else None
@@ -93,16 +106,12 @@ def make_tilt(ctx, inner="", order="16", threshold="0.8", beta="2.625"):
 
 @hookimpl
 def pgolf_register_mixers(register):
-    register("hedge", make_hedge,
-             description="Hedge / Bayesian mixture (options eta, prior, update=token|batch, share, bias, "
-                         "batch_loss=sum|mean|window, batch, window, stride, solo_first)")
+    register("hedge", make_hedge, description="Hedge / Bayesian mixture (fixed share, the seed's batch variant)")
     register("logistic", make_logistic, aliases=["geometric"],
-             description="online geometric mixture, exactly renormalized (options lr, init, bias, "
-                         "context=none|entropy|confidence, buckets)")
+             description="online geometric mixture, exactly renormalized")
     register("tilt", make_tilt,
              description="token-only n-gram tilt: +beta on the logit of the token that followed the last "
-                         "order-1 targets most often, when its frequency >= threshold, renormalized exactly "
-                         "(options order=16, threshold=0.8, beta=2.625, inner=hedge|logistic|... over several inputs)")
+                         "order-1 targets most often, when its frequency >= threshold, renormalized exactly")
     register("stack", make_stack,
              description="top mixer over sub-mixers (options inputs='hedge:share=0.01;logistic:lr=0.02', "
                          "top, top_opts)")

@@ -9,83 +9,74 @@ This module must import quickly: numba and the kernels are imported inside the f
 from __future__ import annotations
 
 from pgolf_core import hookimpl
-from pgolf_core.errors import UsageError
-from pgolf_core.options import parse_choice
+from pgolf_core.options import Option, declared
 
 MAX_ORDER = 16  # also enforced by pgolf_ngram.expert.NgramExpert
-
-
-def parse_order(value, expert: str = "ngram") -> int:
-    """Validate the ``order`` option (an int, or a string from the command line)."""
-    text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, bool):
-        text = None  # True/False are not orders
-    try:
-        order = int(text) if isinstance(text, (int, str)) else None
-    except ValueError:
-        order = None
-    if order is None or not 1 <= order <= MAX_ORDER:
-        raise UsageError(
-            f"expert {expert!r}: option order must be an integer from 1 to {MAX_ORDER} "
-            f"(1 = unigram, 3 = trigram), got {value!r}"
-        )
-    return order
 
 
 DTYPES = ("float64", "float32")
 
 
-def parse_dtype(value, expert: str = "ngram") -> str:
-    """Validate the ``dtype`` option (the precision of full distributions)."""
-    return parse_choice(value, f"expert {expert!r}", "dtype", DTYPES)
-
-
-def _build(ctx, order: int, dtype, expert: str):
+def _build(ctx, order: int, dtype: str):
     from .expert import NgramExpert
 
-    return NgramExpert(ctx.vocab_size, order, dtype=parse_dtype(dtype, expert))
+    return NgramExpert(ctx.vocab_size, order, dtype=dtype)
 
 
-def make_unigram(ctx, dtype="float64"):
-    return _build(ctx, 1, dtype, "unigram")
+DTYPE = Option("choice", "float64", "precision of full distributions (float32: half the memory traffic)",
+               choices=DTYPES)
 
 
-def make_bigram(ctx, dtype="float64"):
-    return _build(ctx, 2, dtype, "bigram")
+@declared("expert 'unigram'", dtype=DTYPE)
+def make_unigram(ctx, dtype):
+    return _build(ctx, 1, dtype)
 
 
-def make_trigram(ctx, dtype="float64"):
-    return _build(ctx, 3, dtype, "trigram")
+@declared("expert 'bigram'", dtype=DTYPE)
+def make_bigram(ctx, dtype):
+    return _build(ctx, 2, dtype)
 
 
-def make_ngram(ctx, order=3, dtype="float64"):
-    # Default 3: with Witten-Bell, order 3 has the best BPB both on the validation head (131K tokens)
-    # and on 4M FineWeb-sample tokens; higher orders spread mass over too many sparse contexts.
-    return _build(ctx, parse_order(order), dtype, "ngram")
+@declared("expert 'trigram'", dtype=DTYPE)
+def make_trigram(ctx, dtype):
+    return _build(ctx, 3, dtype)
 
 
-def _seed(ctx, order, expert, alpha, chunk, buckets=None, empty="seed"):
-    from pgolf_core.options import parse_float, parse_int
-
-    from .seed import EMPTY, SEED_BUCKETS, SeedNgramExpert
-
-    who = f"expert {expert!r}"
-    return SeedNgramExpert(ctx.vocab_size, order, alpha=parse_float(alpha, who, "alpha", low=0, low_open=True),
-                           chunk=parse_int(chunk, who, "chunk", low=1),
-                           buckets=SEED_BUCKETS if buckets is None else parse_int(buckets, who, "buckets", low=1),
-                           empty=parse_choice(empty, who, "empty", EMPTY))
+# Default 3: with Witten-Bell, order 3 has the best BPB both on the validation head (131K tokens) and
+# on 4M FineWeb-sample tokens; higher orders spread mass over too many sparse contexts.
+@declared("expert 'ngram'", order=Option("int", 3, "1 = unigram, 3 = trigram", low=1, high=MAX_ORDER), dtype=DTYPE)
+def make_ngram(ctx, order, dtype):
+    return _build(ctx, order, dtype)
 
 
-def make_pr700_unigram(ctx, alpha="0.1", chunk="131072"):
-    return _seed(ctx, 1, "pr700-unigram", alpha, chunk)
+def _seed(ctx, order, alpha, chunk, buckets=None, empty="seed"):
+    from .seed import SEED_BUCKETS, SeedNgramExpert
+
+    return SeedNgramExpert(ctx.vocab_size, order, alpha=alpha, chunk=chunk,
+                           buckets=SEED_BUCKETS if buckets is None else buckets, empty=empty)
 
 
-def make_pr700_bigram(ctx, alpha="0.1", chunk="131072"):
-    return _seed(ctx, 2, "pr700-bigram", alpha, chunk)
+CHUNK = Option("int", 131072, "targets between table updates (the seed's TTT chunk)", low=1)
 
 
-def make_pr700_trigram(ctx, alpha="0.01", chunk="131072", buckets="65536", empty="seed"):
-    return _seed(ctx, 3, "pr700-trigram", alpha, chunk, buckets, empty)
+@declared("expert 'pr700-unigram'", alpha=Option("float", 0.1, "additive smoothing", low=0.0, low_open=True),
+          chunk=CHUNK)
+def make_pr700_unigram(ctx, alpha, chunk):
+    return _seed(ctx, 1, alpha, chunk)
+
+
+@declared("expert 'pr700-bigram'", alpha=Option("float", 0.1, "additive smoothing", low=0.0, low_open=True),
+          chunk=CHUNK)
+def make_pr700_bigram(ctx, alpha, chunk):
+    return _seed(ctx, 2, alpha, chunk)
+
+
+@declared("expert 'pr700-trigram'", alpha=Option("float", 0.01, "additive smoothing", low=0.0, low_open=True),
+          chunk=CHUNK, buckets=Option("int", 65536, "hash buckets of the (a, b) context", low=1),
+          empty=Option("choice", "seed", "an empty bucket's row: the seed's clamp (sub-normalized, INVALID) or "
+                       "uniform (legal)", choices=("seed", "uniform")))
+def make_pr700_trigram(ctx, alpha, chunk, buckets, empty):
+    return _seed(ctx, 3, alpha, chunk, buckets, empty)
 
 
 @hookimpl
