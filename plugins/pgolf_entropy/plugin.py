@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pgolf_core import hookimpl
-from pgolf_core.options import parse_int
+from pgolf_core.options import Option, declared
+
+SOURCE = Option("text", "neural", "the expert whose distributions are read (options for it: <source>_key=value)")
 
 
-def make_entropy(ctx, source: str = "neural", buckets: int = 8, **source_options):
+@declared("expert 'entropy'", source=SOURCE,
+          buckets=Option("int", 8, "entropy buckets, each with its own fitted temperature", low=1))
+def make_entropy(ctx, source, buckets, **source_options):
     """Legal: the source distribution re-tempered per entropy bucket, temperatures fitted online."""
     from .experts import EntropyTemperedExpert, build_source
 
-    src = build_source(ctx, "entropy", source, source_options)
-    return EntropyTemperedExpert(src, buckets=parse_int(buckets, "expert 'entropy'", "buckets", low=1))
+    return EntropyTemperedExpert(build_source(ctx, "entropy", source, source_options), buckets=buckets)
 
 
-def make_pr700_entropy(ctx, source: str = "neural", **source_options):
+@declared("expert 'pr700-entropy'", source=SOURCE)
+def make_pr700_entropy(ctx, source, **source_options):
     """PR #700's entropy expert: NLL = H(source) for every token. Known invalid (C2)."""
     from .experts import PR700EntropyExpert, build_source
 

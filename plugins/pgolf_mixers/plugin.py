@@ -64,7 +64,13 @@ def make_logistic(ctx, lr, init, bias, context, buckets):
                          input_names=ctx.expert_names)
 
 
-def make_stack(ctx, inputs="", top="hedge", top_opts=""):
+@declared(
+    "mixer 'stack'",
+    inputs=Option("text", "", "sub-mixers over all inputs, ';'-separated: 'hedge:share=0.01;logistic:lr=0.02'"),
+    top=Option("text", "hedge", "the mixer over the sub-mixers"),
+    top_opts=Option("text", "", "the top mixer's options: 'key=value:key=value'"),
+)
+def make_stack(ctx, inputs, top, top_opts):
     """Top mixer over sub-mixers; syntax in ``pgolf_mixers.stack``."""
     from .stack import build_stack
 
@@ -112,6 +118,4 @@ def pgolf_register_mixers(register):
     register("tilt", make_tilt,
              description="token-only n-gram tilt: +beta on the logit of the token that followed the last "
                          "order-1 targets most often, when its frequency >= threshold, renormalized exactly")
-    register("stack", make_stack,
-             description="top mixer over sub-mixers (options inputs='hedge:share=0.01;logistic:lr=0.02', "
-                         "top, top_opts)")
+    register("stack", make_stack, description="top mixer over sub-mixers")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pgolf_core import hookimpl
 from pgolf_core.errors import UsageError
-from pgolf_core.options import parse_choice, parse_float, parse_int
+from pgolf_core.options import Option, declared, parse_int
 
 _DTYPES = {"auto": None, "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 DEFAULT_STRIDE = 64  # the seed's evaluation stride
@@ -106,9 +106,28 @@ def check_tokenizer(path, record, tokenizer_path) -> None:
                          f"sha256 {actual[:12]}...")
 
 
-def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None, stride=None, batch=None,
-                device=None, dtype="auto", dist_dtype="float64", scorer="windows", block=None, isolate_docs="false",
-                config=None, temperature="1.0", model=None):
+@declared(
+    "expert 'neural'",
+    checkpoint=Option("text", None, "an fp32 checkpoint or an int5 artifact (a user model: its factory's file)"),
+    preset=Option("text", None, "a random model of this preset (with init_seed)"),
+    init_seed=Option("int", None, "seed of a random model", low=0),
+    seq_len=Option("int", None, "window length (default: the model's training length)", low=1),
+    stride=Option("int", None, "windows: scored targets per window (default 64)", low=1),
+    batch=Option("int", DEFAULT_BATCH, "windows per forward", low=1),
+    device=Option("text", None, "torch device (default: the run's)"),
+    dtype=Option("choice", "auto", "autocast dtype (bfloat16 on CUDA only)", choices=tuple(_DTYPES)),
+    dist_dtype=Option("choice", "float64", "precision of full distributions", choices=("float64", "float32")),
+    scorer=Option("choice", "windows", "sliding windows (the seed's) or the cached scorer (each position once)",
+                  choices=("windows", "cache")),
+    block=Option("int", None, "cache: positions per forward (default seq_len; longer: a multiple of it)", low=1),
+    isolate_docs=Option("bool", False, "attention never crosses a BOS"),
+    config=Option("text", None, "a checkpoint's model settings: FILE.json | PRESET | seed, with :key=value"),
+    temperature=Option("float", 1.0, "the seed's entropy-adaptive temperature (1: off; the seed used 0.98)",
+                       low=0.0, low_open=True),
+    model=Option("text", None, "package.module:factory of any causal LM (pgolf_core.causal_lm)"),
+)
+def make_neural(ctx, checkpoint, preset, init_seed, seq_len, stride, batch, device, dtype, dist_dtype, scorer,
+                block, isolate_docs, config, temperature, model):
     """The GPT expert, or any causal LM: ``model=package.module:factory`` is called as
     ``factory(checkpoint=..., device=...)`` and must return a model that follows
     ``pgolf_core.causal_lm``. seq_len defaults to the model's training length, stride to 64 (or seq_len).
@@ -123,20 +142,13 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
     ``temperature`` (1 = off) applies the seed's entropy-adaptive temperature to every row
     (``scoring.adaptive_temperature``; the seed used 0.98)."""
     from pgolf_core.data import BOS_ID
-    from pgolf_core.options import parse_bool
 
-    from .expert import SCORERS, NeuralExpert, check_vocab
+    from .expert import NeuralExpert, check_vocab
 
-    seq_len, stride = _int_option("seq_len", seq_len), _int_option("stride", stride)
-    batch = _int_option("batch", batch) or DEFAULT_BATCH
-    scorer = parse_choice(scorer, "expert 'neural'", "scorer", SCORERS)
-    block = _int_option("block", block)
     if block is not None and scorer != "cache":
         raise UsageError("expert 'neural': option block is the cached scorer's; add scorer=cache or drop it")
     if stride is not None and scorer == "cache":
         raise UsageError("expert 'neural': option stride is the window scorer's; the cached scorer has block=N")
-    isolate = parse_bool(isolate_docs, "expert 'neural'", "isolate_docs")
-    temp = parse_float(temperature, "expert 'neural'", "temperature", low=0.0, low_open=True)
     dev = _device(device, getattr(ctx, "device", "cpu"))
     torch_dtype = _dtype(dtype, dev)
     from .config import resolve_config
@@ -159,19 +171,14 @@ def make_neural(ctx, checkpoint=None, preset=None, init_seed=None, seq_len=None,
                          f"(its attention runs in tiles of seq_len), got block={block}")
     return NeuralExpert(lm, seq_len=seq_len, stride=stride, batch=batch, device=dev, dtype=torch_dtype,
                         source=source,
-                        dist_dtype=parse_choice(dist_dtype, "expert 'neural'", "dist_dtype", ("float64", "float32")),
-                        scorer=scorer, block=block, bos=BOS_ID if isolate else None, temperature=temp)
+                        dist_dtype=dist_dtype, scorer=scorer, block=block, bos=BOS_ID if isolate_docs else None,
+                        temperature=temperature)
 
 
 @hookimpl
 def pgolf_register_experts(register):
     register("neural", make_neural,
-             description="the seed's GPT (checkpoint=PATH or preset+init_seed; seq_len, "
-                         "scorer=windows|cache, stride=64 (windows), block=seq_len (cache), isolate_docs=false, "
-                         "batch=32, device, dtype=auto|float32|bfloat16, dist_dtype=float64|float32, "
-                         "config=FILE.json|PRESET|seed[:key=value...] for checkpoints without a config, "
-                         "temperature=1 (the seed's adaptive rule, 0.98 in its run); "
-                         "model=package.module:factory for any causal LM (pgolf_core.causal_lm))")
+             description="the seed's GPT or any causal LM (model=...), scored by sliding windows or the cache")
 
 
 @hookimpl

@@ -1,78 +1,78 @@
 """Registration of the test-time-training adapters ``ttt`` and ``lora-ttt``.
 
 This module must import quickly: torch is imported inside the factories. Options arrive as strings
-from the command line (``--adapter-opt ttt.epochs=2``) and are checked in ``_common``.
+from the command line (``--adapter-opt ttt.epochs=2``) and are declared, with their checks, once
+(``pgolf_core.options.declared``).
 """
 
 from __future__ import annotations
 
 from pgolf_core import hookimpl
 
-from pgolf_core.options import parse_bool, parse_choice, parse_float, parse_int, parse_names
-
-
-def _who(name: str) -> str:
-    return f"adapter {name!r}"
-
+from pgolf_core.options import Option, declared, parse_names
 
 SCHEDULES = ("cosine", "cosine-ramp", "constant")  # pgolf_ttt.schedule.SCHEDULES, without importing it here
 
 
-def _common(name, target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, polyak, grad_clip,
-            schedule, ramp_max, horizon) -> dict:
-    return {
-        "target": str(target),
-        "optimizer": parse_choice(optimizer, _who(name), "optimizer", ("adamw", "sgd")),
-        "epochs": parse_int(epochs, _who(name), "epochs", low=0),
-        "lr": parse_float(lr, _who(name), "lr", low=0.0),
-        "chunk_tokens": parse_int(chunk_tokens, _who(name), "chunk_tokens", low=1),
-        "seq_len": parse_int(seq_len, _who(name), "seq_len", low=0),
-        "batch": parse_int(batch, _who(name), "batch", low=1),
-        "polyak": parse_float(polyak, _who(name), "polyak", low=0.0, high=1.0 - 1e-12),
-        "grad_clip": parse_float(grad_clip, _who(name), "grad_clip", low=0.0),
-        "schedule": parse_choice(schedule, _who(name), "schedule", SCHEDULES),
-        "ramp_max": parse_float(ramp_max, _who(name), "ramp_max", low=0.0),
-        "horizon": parse_int(horizon, _who(name), "horizon", low=0),
-    }
+def _common(*, epochs: int, lr: float, chunk_tokens: int, polyak: float) -> dict:
+    """The options both adapters share, with each adapter's own defaults."""
+    return dict(
+        target=Option("text", "neural", "the expert whose model is trained (Expert.adaptable_model)"),
+        optimizer=Option("choice", "adamw", "optimizer", choices=("adamw", "sgd")),
+        epochs=Option("int", epochs, "passes over each scored chunk", low=0),
+        lr=Option("float", lr, "peak learning rate", low=0.0),
+        chunk_tokens=Option("int", chunk_tokens, "targets per training chunk", low=1),
+        seq_len=Option("int", 0, "training window length (0: the expert's scoring length)", low=0),
+        batch=Option("int", 32, "windows per optimizer step", low=1),
+        polyak=Option("float", polyak, "weight-average decay of the scoring weights (0: off)", low=0.0,
+                      high=1.0, high_open=True),
+        grad_clip=Option("float", 1.0, "gradient norm clip (0: off)", low=0.0),
+        schedule=Option("choice", "cosine", "learning rate across chunks (cosine-ramp: the seed's 1 -> 3 ramp)",
+                        choices=SCHEDULES),
+        ramp_max=Option("float", 3.0, "cosine-ramp: the ramp's top factor", low=0.0),
+        horizon=Option("int", 0, "chunks of the cosine (0: the stream's, else the official split's)", low=0),
+    )
 
 
-def make_ttt(ctx, target="neural", optimizer="adamw", epochs=4, lr=1e-4, trained_blocks=2, frozen_blocks=None,
-             chunk_tokens=131072, seq_len=0, batch=32, polyak=0.998, grad_clip=1.0, schedule="cosine", ramp_max=3.0,
-             horizon=0):
+def _shared(options: dict) -> dict:
+    keys = ("target", "optimizer", "epochs", "lr", "chunk_tokens", "seq_len", "batch", "polyak", "grad_clip",
+            "schedule", "ramp_max", "horizon")
+    return {k: options[k] for k in keys}
+
+
+@declared("adapter 'ttt'", **_common(epochs=4, lr=1e-4, chunk_tokens=131072, polyak=0.998),
+          trained_blocks=Option("int", 2, "the last N blocks are trained (the seed's TTT_FREEZE_BLOCKS=2)", low=0),
+          frozen_blocks=Option("int", None, "instead: every block after the first N is trained", low=0))
+def make_ttt(ctx, target, optimizer, epochs, lr, trained_blocks, frozen_blocks, chunk_tokens, seq_len, batch,
+             polyak, grad_clip, schedule, ramp_max, horizon):
     """The seed's recipe: train the last ``trained_blocks`` blocks (its TTT_FREEZE_BLOCKS=2) plus
-    norms, scales and head; ``frozen_blocks=N`` trains every block after the first N instead.
-    ``seq_len=0``: the expert's scoring length. ``horizon=0``: the run's stream length when known,
-    else the official validation split (for the cosine across chunks)."""
+    norms, scales and head; ``frozen_blocks=N`` trains every block after the first N instead."""
     from .ttt import TTTAdapter
 
-    common = _common("ttt", target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, polyak, grad_clip,
-                     schedule, ramp_max, horizon)
+    common = _shared(locals())
     if frozen_blocks is not None:  # the other way of choosing: then trained_blocks is not used
-        return TTTAdapter(ctx, trained_blocks=None, frozen_blocks=parse_int(frozen_blocks, _who("ttt"), "frozen_blocks",
-                                                                            low=0), **common)
-    return TTTAdapter(ctx, trained_blocks=parse_int(trained_blocks, _who("ttt"), "trained_blocks", low=0), **common)
+        return TTTAdapter(ctx, trained_blocks=None, frozen_blocks=frozen_blocks, **common)
+    return TTTAdapter(ctx, trained_blocks=trained_blocks, **common)
 
 
-def make_lora_ttt(ctx, target="neural", optimizer="adamw", epochs=2, lr=1e-3, rank=8, alpha=16.0,
-                  targets="c_q,c_v,attn.proj,fc", reset_per_doc=False, bos=1, chunk_tokens=32768, seq_len=0,
-                  batch=32, polyak=0.0, grad_clip=1.0, schedule="cosine", ramp_max=3.0, horizon=0):
+@declared("adapter 'lora-ttt'", **_common(epochs=2, lr=1e-3, chunk_tokens=32768, polyak=0.0),
+          rank=Option("int", 8, "rank of each LoRA delta", low=1),
+          alpha=Option("float", 16.0, "LoRA scale numerator (delta scale alpha / rank)", low=0.0, low_open=True),
+          targets=Option("text", "c_q,c_v,attn.proj,fc", "comma-separated suffixes of the nn.Linear names to wrap"),
+          reset_per_doc=Option("bool", False, "reset the deltas at each document start"),
+          bos=Option("int", 1, "the token that starts a document", low=0))
+def make_lora_ttt(ctx, target, optimizer, epochs, lr, rank, alpha, targets, reset_per_doc, bos, chunk_tokens,
+                  seq_len, batch, polyak, grad_clip, schedule, ramp_max, horizon):
     """Rank-r LoRA on the named projections (suffixes of module names, comma-separated)."""
     from .lora import LoRATTTAdapter
 
-    name = "lora-ttt"
-    common = _common(name, target, optimizer, epochs, lr, chunk_tokens, seq_len, batch, polyak, grad_clip,
-                     schedule, ramp_max, horizon)
-    who = _who(name)
-    return LoRATTTAdapter(ctx, rank=parse_int(rank, who, "rank", low=1),
-                          alpha=parse_float(alpha, who, "alpha", low=0.0, low_open=True),
-                          targets=parse_names(targets, who, "targets"),
-                          reset_per_doc=parse_bool(reset_per_doc, who, "reset_per_doc"),
-                          bos=parse_int(bos, who, "bos", low=0), **common)
+    return LoRATTTAdapter(ctx, rank=rank, alpha=alpha, targets=parse_names(targets, "adapter 'lora-ttt'", "targets"),
+                          reset_per_doc=reset_per_doc, bos=bos, **_shared(locals()))
 
 
 @hookimpl
 def pgolf_register_adapters(register):
     register("ttt", make_ttt, description="full-parameter test-time training on scored chunks (the seed's recipe: "
-             "AdamW 1e-4, 4 epochs, 131,072-token chunks, first 2 blocks frozen, Polyak 0.998)")
+             "AdamW 1e-4, 4 epochs, 131,072-token chunks, the last 2 blocks trained, Polyak 0.998)")
     register("lora-ttt", make_lora_ttt, description="test-time training of rank-r LoRA deltas on chosen projections, "
              "optionally reset at each document start")
