@@ -196,7 +196,7 @@ def audit(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, t
     from .plugins import load_plugins
 
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
-    stream, table, tok_path, dataset, _ = resolve_stream(tokens, tokenizer)
+    stream, table, tok_path, dataset, _ = resolve_stream(tokens, tokenizer, plugins=plugins)
     especs = as_components(experts, expert_options)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed)
     comps, _ = build_components(plugins, ctx, especs, mixer_spec(mixer, mixer_options, len(especs)),

@@ -1,4 +1,5 @@
-"""Builtin plugin of the engine itself: the uniform expert (the reference every score beats)."""
+"""Builtin plugin of the engine itself: the uniform expert (the reference every score beats) and the
+SentencePiece tokenizer format."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ def make_uniform(ctx):
 @hookimpl
 def pgolf_register_experts(register):
     register("uniform", make_uniform, description="uniform distribution over the vocabulary")
+
+
+@hookimpl
+def pgolf_register_tokenizers(register):
+    from .tokenizers import load_sentencepiece_tokenizer
+
+    register("sentencepiece", load_sentencepiece_tokenizer, description="a SentencePiece .model file")

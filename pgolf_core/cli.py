@@ -31,13 +31,23 @@ class _Error(click.ClickException):
 
 
 class _Group(click.Group):
+    """The pgolf-core group: PgolfErrors become one-line messages, and the subcommands that plugins
+    register (the engine's own audit and compress among them) are added before the first lookup,
+    however the group is invoked (``main``, or a test's ``CliRunner``)."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except PgolfError as exc:
             raise _Error(exc) from exc
 
+    def get_command(self, ctx, name):
+        _add_plugin_commands(())
+        return super().get_command(ctx, name)
 
+    def list_commands(self, ctx):
+        _add_plugin_commands(())
+        return super().list_commands(ctx)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -196,7 +206,7 @@ def _list_command(kind: str):
     return command
 
 
-for _kind in ("expert", "mixer", "adapter", "preset"):
+for _kind in ("expert", "mixer", "adapter", "preset", "tokenizer"):
     cli.command(f"{_kind}s")(_list_command(_kind))
 
 
@@ -208,7 +218,7 @@ def plugins_cmd(as_json, plugin_modules):
     plugins = get_plugins(plugin_modules)
     rows = []
     for info in plugins.info:
-        provides = {k: [n for n, e in plugins.registry(k).entries.items() if e.plugin == info.name] for k in ("expert", "mixer", "adapter", "preset")}
+        provides = {k: [n for n, e in plugins.registry(k).entries.items() if e.plugin == info.name] for k in ("expert", "mixer", "adapter", "preset", "tokenizer")}
         rows.append({"name": info.name, "source": info.source, "module": info.module, "version": info.version,
                      "error": info.error or None, "provides": provides})
     if as_json:
@@ -233,16 +243,6 @@ def plot_cmd(results, out):
     click.echo(str(path))
 
 
-def _add_audit_command() -> None:
-    from .audit_cli import audit_command
-    from .compress_cli import compress_command, decompress_command
-
-    cli.add_command(audit_command)
-    cli.add_command(compress_command)
-    cli.add_command(decompress_command)
-
-
-_add_audit_command()
 
 
 @cli.group("data", cls=_Group)
@@ -287,8 +287,14 @@ def data_info(path, tokenizer):
     click.echo(json.dumps(info, indent=2))
 
 
+_COMMANDS_ADDED: list = []  # set once plugins have added their subcommands
+
+
 def _add_plugin_commands(argv: Sequence[str]) -> None:
-    """Let plugins add subcommands (``pgolf_register_commands``), honouring --plugin in argv."""
+    """Let plugins add subcommands (``pgolf_register_commands``), honouring --plugin in argv; once."""
+    if _COMMANDS_ADDED:
+        return
+    _COMMANDS_ADDED.append(True)
     modules, it = [], iter(argv)
     for arg in it:
         if arg in ("--plugin", "-p"):

@@ -28,7 +28,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from .build import as_components, build_components, mixer_spec
-from .bytes import bits_per_byte, byte_table_from_sentencepiece, load_sentencepiece
+from .bytes import bits_per_byte
 from .coding import CodingError
 from .digest import sha256_file
 from .errors import DataError, PgolfError, UsageError
@@ -180,7 +180,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     t0 = time.perf_counter()
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     stream, table, tok_path, label, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len,
-                                                             byte_counts=byte_counts)
+                                                             byte_counts=byte_counts, plugins=plugins)
     counter = byte_counter if byte_counter is not None else counter
     dataset = dataset or label
     especs, aspecs = as_components(experts, expert_options), as_components(adapters, adapter_options)
@@ -256,8 +256,10 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     cfg, tok = header["config"], header["tokenizer"]
     tok_path = str(tokenizer or tok["path"])
     _check_file(tok_path, tok["sha256"], "the tokenizer", path)
-    table = byte_table_from_sentencepiece(load_sentencepiece(tok_path))
     plugins = plugins if plugins is not None else load_plugins(cfg.get("plugin_modules", ()))
+    from .tokenizers import load_tokenizer
+
+    table = load_tokenizer(tok_path, plugins).byte_table()
     especs = _specs(cfg["experts"], expert_options, header.get("files", {}), path)
     aspecs = _specs(cfg["adapters"], adapter_options, header.get("files", {}), path)
     mspec = None if cfg["mixer"] is None else mixer_spec(cfg["mixer"]["name"], dict(cfg["mixer"]["options"]), len(especs))

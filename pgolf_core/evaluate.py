@@ -95,7 +95,7 @@ def evaluate(
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     dist = init_distributed(device)
     stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer,
-                                                               byte_counts)
+                                                               byte_counts, plugins)
     expert_specs = _as_components(experts, expert_options)
     adapter_specs = _as_components(adapters, adapter_options)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed, dist)

@@ -51,6 +51,15 @@ def pgolf_register_adapters(register: Callable) -> None:
 
 
 @hookspec
+def pgolf_register_tokenizers(register: Callable) -> None:
+    """Register tokenizer formats: ``register(name, loader, description=...)``.
+
+    ``loader(path)`` returns a ``pgolf_core.tokenizers.Tokenizer`` for a file of its format and
+    None for any other file (the builtin SentencePiece loader is asked last).
+    """
+
+
+@hookspec
 def pgolf_register_presets(register: Callable) -> None:
     """Register named evaluation configurations: ``register(name, factory, description=...)``.
 

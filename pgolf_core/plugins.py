@@ -44,10 +44,12 @@ class Plugins:
     mixers: Registry = field(default_factory=lambda: Registry("mixer"))
     adapters: Registry = field(default_factory=lambda: Registry("adapter"))
     presets: Registry = field(default_factory=lambda: Registry("preset"))
+    tokenizers: Registry = field(default_factory=lambda: Registry("tokenizer"))
     info: list = field(default_factory=list)
 
     def registry(self, kind: str) -> Registry:
-        return {"expert": self.experts, "mixer": self.mixers, "adapter": self.adapters, "preset": self.presets}[kind]
+        return {"expert": self.experts, "mixer": self.mixers, "adapter": self.adapters, "preset": self.presets,
+                "tokenizer": self.tokenizers}[kind]
 
     def add(self, plugin: object, name: str, source: str = "object", version: str = "") -> None:
         """Register a plugin object or module after loading (tests use this)."""
@@ -59,7 +61,7 @@ class Plugins:
     def remove(self, name: str) -> None:
         """Unregister a plugin and drop what it registered."""
         self.pm.unregister(name=name)
-        for reg in (self.experts, self.mixers, self.adapters, self.presets):
+        for reg in (self.experts, self.mixers, self.adapters, self.presets, self.tokenizers):
             for key in [k for k, e in reg.entries.items() if e.plugin == name]:
                 entry = reg.entries.pop(key)
                 for alias in entry.aliases:
@@ -73,6 +75,7 @@ class Plugins:
             ("pgolf_register_mixers", self.mixers),
             ("pgolf_register_adapters", self.adapters),
             ("pgolf_register_presets", self.presets),
+            ("pgolf_register_tokenizers", self.tokenizers),
         )
         for hook_name, registry in hooks:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -137,7 +140,7 @@ def load_plugins(modules: Iterable[str] = (), env: Optional[dict] = None, autolo
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin defines an unknown pgolf hook: {exc}") from exc
-    for reg in (plugins.experts, plugins.mixers, plugins.adapters, plugins.presets):
+    for reg in (plugins.experts, plugins.mixers, plugins.adapters, plugins.presets, plugins.tokenizers):
         reg.failed_plugins = failed
     plugins._collect()
     return plugins

@@ -14,7 +14,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .api import BuildContext
-from .bytes import byte_table_from_sentencepiece, load_sentencepiece
 from .errors import DataError, UsageError
 from .loop import Components, Guards, Loop
 
@@ -22,7 +21,7 @@ DEFAULT_CHUNK = 8192  # targets per chunk: small enough for per-chunk weight tra
 
 
 def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len: Optional[int] = None,
-                   check_tokenizer: Optional[bool] = None, byte_counts=None):
+                   check_tokenizer: Optional[bool] = None, byte_counts=None, plugins=None):
     """Return (tokens, byte table, tokenizer path, dataset label, byte counter) with vocab checks.
 
     The byte counter is the tokenizer's table, or a per-token sidecar (``byte_counts``: a sidecar
@@ -30,7 +29,8 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
     when there are any); see ``pgolf_core.bytes``.
 
     ``check_tokenizer`` (default: for data read from files) decodes and re-encodes a few complete
-    documents to make sure the tokenizer is the one that wrote them (``data.check_tokenizer_matches``)."""
+    documents to make sure the tokenizer is the one that wrote them (``data.check_tokenizer_matches``).
+    The tokenizer file is read by the format that recognizes it (``pgolf_core.tokenizers``)."""
     from .data import load_tokens, official_trim
 
     dataset = None
@@ -42,8 +42,10 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
         tokens, tokenizer, dataset = demo_tokens("val"), demo_tokenizer_path(), "demo"
     if tokenizer is None:
         raise UsageError("the tokenizer is needed to count bytes: pass tokenizer=PATH (--tokenizer)")
-    sp = load_sentencepiece(tokenizer)
-    table = byte_table_from_sentencepiece(sp)
+    from .tokenizers import load_tokenizer
+
+    tok = load_tokenizer(tokenizer, plugins)
+    table = tok.byte_table()
     from_file = isinstance(tokens, (str, Path))
     counter = table
     if from_file:
@@ -63,7 +65,7 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
     if check_tokenizer or (check_tokenizer is None and from_file):
         from .data import check_tokenizer_matches
 
-        check_tokenizer_matches(tokens, sp, dataset, tokenizer)
+        check_tokenizer_matches(tokens, tok, dataset, tokenizer)
     if byte_counts is not None and counter is table:
         raise UsageError("a byte sidecar was given for data that is not read from files; pass the token shards as --data")
     if trim_seq_len is not None:

@@ -12,12 +12,12 @@ import pgolf_core
 ROOT = Path(pgolf_core.__file__).resolve().parent
 LAYERS = [  # a module may import only from its own layer or the layers before it
     {"errors", "digest", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
-     "container", "coding", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets"},
+     "container", "coding", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers"},
     {"loop", "build"},
     {"session"},
     {"testing", "spotcheck", "audit", "compress", "resume"},
     {"evaluate", "__init__"},
-    {"cli_options", "cli", "audit_cli", "compress_cli", "__main__"},
+    {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "__main__"},
 ]
 
 
