@@ -18,6 +18,12 @@ rows (``return_distribution=True``), and the score of a target is read from the 
 target; ``score()``/``mix()`` fast paths are not trusted. The mixer's own log-probability must agree
 with its row (``MIX_AGREEMENT_TOLERANCE``), or the result is invalid.
 
+The log path (outside strict scoring, for a mixer with ``mix_log``): the experts' rows reach a
+geometric mixer as float32 logs, from ``Expert.log_distributions`` when an expert has them (a
+network's log-softmax, first row checked) or from one log of its ``distributions`` (every row
+checked first). The mixture renormalizes over the whole vocabulary, so its rows are distributions
+whatever the inputs' rounding.
+
 The sealed stream. Plugins never see the caller's token array: they get read-only views of a
 buffer (``SealedStream``) into which the loop copies each token only when the step that may see it
 starts. At any time that buffer holds no token at or after the end of the current span, so nothing
