@@ -110,3 +110,47 @@ def test_what_the_protocol_cannot_do_is_refused_clearly(checkpoint, tmp_path):
     with pytest.raises(UsageError, match="describe the builtin GPT"):
         evaluate(["neural"], expert_options={"neural": {"model": "pgolf_nanogpt:load", "checkpoint": path,
                                                         "preset": "tiny"}}, **kw)
+
+
+class PeekingNanoGPT(NanoGPT):
+    """A user model that lets each position see the whole input: it cheats on every target."""
+
+    def logits(self, ids):
+        out = super().logits(ids)
+        peek = torch.nn.functional.one_hot(torch.roll(ids, -1, dims=1), self.vocab_size).float()
+        peek[:, -1] = 0.0  # the last position has nothing after it to read
+        return out + 50.0 * peek
+
+
+class WrongWidthNanoGPT(NanoGPT):
+    def logits(self, ids):
+        return super().logits(ids)[..., :100]
+
+
+def load_peeking(checkpoint=None, device="cpu"):
+    from pgolf_nanogpt.model import load
+
+    model = load(checkpoint, device)
+    model.__class__ = PeekingNanoGPT
+    return model
+
+
+def load_wrong_width(checkpoint=None, device="cpu"):
+    from pgolf_nanogpt.model import load
+
+    model = load(checkpoint, device)
+    model.__class__ = WrongWidthNanoGPT
+    return model
+
+
+def test_a_user_model_that_peeks_is_caught_by_the_audit_and_a_malformed_one_refused(checkpoint):
+    path, _ = checkpoint
+    kw = dict(tokens=tokens(600), tokenizer=demo_tokenizer_path())
+    cheat = {"neural": {"model": f"{__name__}:load_peeking", "checkpoint": path, "stride": str(STRIDE)}}
+    plain = evaluate(["neural"], expert_options=cheat, **kw)
+    assert plain.level == "unchecked" and plain.bpb < 0.5  # a confident number that plain eval cannot vouch for
+    audited = evaluate(["neural"], expert_options=cheat, audit=True, **kw)
+    assert audited.level == "invalid" and any("C1" in v for v in audited.validity["violations"])
+    bad = {"neural": {"model": f"{__name__}:load_wrong_width", "checkpoint": path, "stride": str(STRIDE)}}
+    with pytest.raises(UsageError, match="logits of .* have shape"):
+        evaluate(["neural"], expert_options=bad, **kw)

@@ -154,6 +154,12 @@ def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device
             logits = model.head(rows)
         else:  # any causal LM (pgolf_core.causal_lm): its logits at every position, then the rows
             out = model.logits(torch.from_numpy(x).to(device))  # (b, width, V)
+            if tuple(out.shape) != (len(batch), width, model.vocab_size):
+                from pgolf_core.errors import UsageError
+
+                raise UsageError(f"model {type(model).__name__}: logits of {tuple(x.shape)} ids have shape "
+                                 f"{tuple(out.shape)}, expected {(len(batch), width, model.vocab_size)} "
+                                 f"(pgolf_core.causal_lm)")
             logits = torch.cat([out[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)]).float()
         logits = adaptive_temperature(logits, temperature)  # (n, V) float32
     t1 = time.perf_counter()
