@@ -295,23 +295,21 @@ class Loop:
         n, comps = end - start, self.comps
         logp = np.empty((len(comps.experts), n), dtype=np.float64)
         dists = None
-        if self.log_rows:
+        if self.log_rows:  # a geometric mixer fed float32 log rows (module docstring)
             log_dists = self._expert_log_rows(view, start, end, targets, logp)
             mixer = comps.mixer
             mixed = self.guards.logp(self._timed("mixer", mixer.mix_log, logp, targets, log_dists), n,
                                      f"mixer {mixer.name or type(mixer).__name__!r}", start)
             out = {"logp": logp, "targets": targets, "dists": None, "mixed": mixed, "rows": None}
-            self._accumulate(out, view, start, end)
-            if end == chunk_end:
-                self._end_chunk(view, chunk_start, chunk_end, final)
-            return out
-        if self.need_full:
-            dists = self._expert_rows(view, start, end, targets, logp)
         else:
-            for k, (e, label) in enumerate(zip(comps.experts, comps.labels)):
-                logp[k] = self.guards.logp(self._timed(label, e.score, view, start, end), n, f"expert {label!r}", start)
-        out = {"logp": logp, "targets": targets, "dists": dists}
-        out["mixed"], out["rows"] = self._mix(logp, targets, dists, start)
+            if self.need_full:
+                dists = self._expert_rows(view, start, end, targets, logp)
+            else:
+                for k, (e, label) in enumerate(zip(comps.experts, comps.labels)):
+                    logp[k] = self.guards.logp(self._timed(label, e.score, view, start, end), n,
+                                               f"expert {label!r}", start)
+            out = {"logp": logp, "targets": targets, "dists": dists}
+            out["mixed"], out["rows"] = self._mix(logp, targets, dists, start)
         self._accumulate(out, view, start, end)
         if end == chunk_end:
             self._end_chunk(view, chunk_start, chunk_end, final)
@@ -361,14 +359,13 @@ class Loop:
                 raise PgolfError(f"{who} returned distributions of shape {d.shape}, expected {(n, e.vocab_size)}")
             t0 = time.perf_counter()
             row = buf[k]
+            np.copyto(row, d, casting="same_kind")
             if e.provides_log_distributions:
                 logp[k] = d[idx, targets]
                 self.guards.rows(np.exp(np.asarray(d[:1], dtype=np.float64)), who, start)
-                np.copyto(row, d, casting="same_kind")
             else:
                 with np.errstate(divide="ignore"):
                     logp[k] = np.log(np.asarray(d[idx, targets], dtype=np.float64))
-                np.copyto(row, d, casting="same_kind")
                 self.guards.rows(row, who, start)
                 np.maximum(row, LOG_FLOOR32, out=row)
                 np.log(row, out=row)

@@ -87,6 +87,9 @@ def parse_names(value, who: str, option: str) -> tuple:
 
 # ----------------------------------------------------------------------------- declared options
 
+KINDS = ("float", "int", "bool", "choice", "text")
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of a plugin factory, declared once: its type, range, default and help.
@@ -105,6 +108,10 @@ class Option:
     high_open: bool = False
     choices: tuple = ()
 
+    def __post_init__(self):
+        if self.kind not in KINDS:  # caught when the plugin is imported, not when a user sets it
+            raise PluginError(f"option kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
     def parse(self, value, who: str, name: str):
         """The typed value of ``value`` (a string from the command line or a Python value)."""
         if self.kind == "float":
@@ -117,9 +124,7 @@ class Option:
             return parse_bool(value, who, name)
         if self.kind == "choice":
             return parse_choice(value, who, name, self.choices)
-        if self.kind == "text":
-            return value if not isinstance(value, str) else value.strip()
-        raise PluginError(f"{who}: option {name} is declared with unknown kind {self.kind!r}")
+        return value if not isinstance(value, str) else value.strip()  # text
 
     def describe(self) -> str:
         """One line for listings: kind, range, default and help."""

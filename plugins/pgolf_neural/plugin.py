@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from pgolf_core import hookimpl
 from pgolf_core.errors import UsageError
-from pgolf_core.options import Option, declared, parse_int
+from pgolf_core.options import Option, declared
 
 _DTYPES = {"auto": None, "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 DEFAULT_STRIDE = 64  # the seed's evaluation stride
 DEFAULT_BATCH = 32  # windows per forward pass
-
-
-def _int_option(name: str, value, minimum: int = 1):
-    """An optional integer option: None stays None (the preset's or the model's default)."""
-    return None if value is None else parse_int(value, "expert 'neural'", name, low=minimum)
 
 
 def _device(value, default: str):
@@ -60,7 +55,7 @@ def _build_model(ctx, checkpoint, preset, init_seed, config=None):
     if preset is not None or init_seed is not None:
         if (preset is None and config is None) or init_seed is None:
             raise UsageError("expert 'neural': a random model needs init_seed=N and preset=NAME (or config=...)")
-        seed = _int_option("init_seed", init_seed, minimum=0)
+        seed = init_seed  # an int >= 0: parsed by the declaration
         cfg = config if config is not None else get_preset(str(preset).strip())
         return random_model(cfg, seed), f"{'config' if preset is None else 'preset ' + str(preset)} (random, seed {seed})"
     path = checkpoint if checkpoint is not None else default_checkpoint(ctx.dataset)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from pgolf_core.causal_lm import has_projection
+from pgolf_core.errors import UsageError
 
 DEFAULT_SEQ_LEN = 2048
 DEFAULT_STRIDE = 64
@@ -155,8 +156,6 @@ def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device
         else:  # any causal LM (pgolf_core.causal_lm): its logits at every position, then the rows
             out = model.logits(torch.from_numpy(x).to(device))  # (b, width, V)
             if tuple(out.shape) != (len(batch), width, model.vocab_size):
-                from pgolf_core.errors import UsageError
-
                 raise UsageError(f"model {type(model).__name__}: logits of {tuple(x.shape)} ids have shape "
                                  f"{tuple(out.shape)}, expected {(len(batch), width, model.vocab_size)} "
                                  f"(pgolf_core.causal_lm)")

@@ -48,11 +48,16 @@ class SparseCounts:
         self.keys = np.zeros(0, dtype=np.int64)
         self.counts = np.zeros(0, dtype=np.int64)
 
+    def _find(self, keys: np.ndarray):
+        """(insertion index, stored?) of each key."""
+        idx = np.searchsorted(self.keys, keys)
+        found = idx < len(self.keys)
+        found[found] = self.keys[idx[found]] == keys[found]
+        return idx, found
+
     def add(self, keys: np.ndarray) -> None:
         new, c = np.unique(np.asarray(keys, dtype=np.int64), return_counts=True)
-        idx = np.searchsorted(self.keys, new)
-        hit = idx < len(self.keys)
-        hit[hit] = self.keys[idx[hit]] == new[hit]
+        idx, hit = self._find(new)
         self.counts[idx[hit]] += c[hit]
         miss = ~hit
         self.keys = np.insert(self.keys, idx[miss], new[miss])
@@ -60,9 +65,7 @@ class SparseCounts:
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         keys = np.asarray(keys, dtype=np.int64)
-        idx = np.searchsorted(self.keys, keys)
-        found = idx < len(self.keys)
-        found[found] = self.keys[idx[found]] == keys[found]
+        idx, found = self._find(keys)
         out = np.zeros(keys.shape, dtype=np.int64)
         out[found] = self.counts[idx[found]]
         return out
