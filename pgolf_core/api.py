@@ -74,6 +74,37 @@ class BuildContext:
         return new
 
 
+@dataclass
+class StepKernel:
+    """A component's target-by-target step as numba functions, for the compiled coding loop
+    (``pgolf_core.compiled``): the same rows and state changes as ``predict``/``observe``, without
+    a Python call per target. Offered by ``Expert.step_kernel()`` / ``Mixer.step_kernel()``.
+
+    Expert kernels (``state`` is any tuple numba can take; it is passed back as it is):
+
+    - ``predict(state, tokens, t, out)`` writes target ``t``'s row into ``out`` (float64, V) from
+      ``tokens[:t]``; ``tokens`` is the int64 stream buffer, whose entries from ``t`` on are not
+      yet known (a decoder fills them as it goes), so a kernel that reads them breaks the round trip;
+    - ``observe(state, tokens, t)`` absorbs target ``t``;
+    - ``room(state)`` (optional) is False when ``observe`` could not take one more target without
+      ``grow()`` (a Python callable); the kernel is then asked for again, with its new arrays.
+
+    Mixer kernels: ``predict(state, dists, out)`` writes the mixture row from the inputs' rows
+    ``dists`` (K, V) float64; ``observe(state, logp, token, dists)`` absorbs the target, ``logp``
+    (K,) being the inputs' log-probabilities of it.
+
+    ``done(end)`` (Python) runs after the compiled loop has stepped up to target ``end`` (exclusive),
+    to bring scalar state that lives outside the arrays up to date.
+    """
+
+    predict: Any
+    observe: Any
+    state: tuple
+    room: Any = None
+    grow: Any = None
+    done: Any = None
+
+
 class Expert(ABC):
     """A sequential predictor of the next token.
 
@@ -150,6 +181,12 @@ class Expert(ABC):
     def decodable(self) -> bool:
         """True when the expert implements the target-by-target protocol (``predict``/``observe``)."""
         return type(self).predict is not Expert.predict
+
+    def step_kernel(self) -> Optional[StepKernel]:
+        """Optional: ``predict``/``observe`` as numba functions (``StepKernel``), so that coding runs
+        without a Python call per target. None (the default) keeps the Python loop. Asked at the
+        start of every coded chunk; the rows must be ``predict``'s, bit for bit."""
+        return None
 
     def reset(self) -> None:
         """Forget everything learned from the stream (back to the state right after building)."""
@@ -264,6 +301,11 @@ class Mixer(ABC):
         ``(K, V)`` their rows (when the mixer needs them). The default is a one-target ``mix``."""
         self.mix(np.asarray(logp, dtype=np.float64)[:, None], np.array([target], dtype=np.int64),
                  None if dists is None else np.asarray(dists)[:, None, :])
+
+    def step_kernel(self) -> Optional[StepKernel]:
+        """Optional: ``predict``/``observe`` as numba functions (see ``StepKernel`` and
+        ``Expert.step_kernel``); None (the default) keeps the Python loop."""
+        return None
 
     def state_fingerprint(self) -> Optional[bytes]:
         return np.asarray(self.weights, dtype=np.float64).tobytes()

@@ -1,37 +1,26 @@
 """Entropy coding of token streams under per-symbol probability rows.
 
-A thin layer over the range coder of the PyPI package ``constriction``
-(``constriction.stream.queue.RangeEncoder`` / ``RangeDecoder`` with the
-``constriction.stream.model.Categorical`` model family, ``perfect=False``).
-The encoder codes each token with the probability row the model assigned to
-it; the decoder, given the same rows in the same order, recovers the tokens.
+The checked Python face of the range coder in ``pgolf_core.rangecoder`` (numba kernels; why the
+project has its own coder is said there). The encoder codes each token with the probability row
+the model assigned to it; the decoder, given the same rows in the same order, recovers the tokens.
 
 Quantization contract (what makes encoder and decoder agree bit for bit):
 
-* Every row is converted to float64 (exact for float16/float32 input) and made
-  C-contiguous before it reaches constriction.  constriction has a separate
-  float32 code path that sums in float32, so a float32 row passed directly
-  would quantize differently from the same values in float64; converting here
-  means the model depends only on the row's values, not on its dtype.
-* Normalization is left to constriction: it sums the row sequentially in
-  float64 and scales by ``(2**24 - V) / sum``; each symbol's fixed-point
-  probability is then ``floor(cdf * scale)`` differences plus one.  Only IEEE
-  add/mul/div and float-to-int truncation are involved, so the model is a
-  deterministic function of the row's bits on any platform.
-* The "plus one" is the leak: every symbol of the row, including ones with
-  probability exactly 0, gets at least ``2**-24``, so any symbol in
-  ``range(V)`` can be coded (at a cost of at most about 24 bits).  The leak takes
-  ``V * 2**-24`` of mass from the other symbols (about 1e-4 bits per symbol for
-  V=1024, 7e-4 for V=8192).
+* Every row is converted to float64 (exact for float16/float32 input) and made C-contiguous, so
+  the model depends only on the row's values, not on its dtype.
+* The row is summed in order in float64 and scaled by ``(2**24 - V) / sum``; each symbol's count
+  is ``floor(p * scale)`` plus one. Only IEEE add/mul/div and float-to-int truncation are
+  involved, so the model is a deterministic function of the row's bits on any platform.
+* The "plus one" is the leak: every symbol of the row, including ones with probability exactly 0,
+  gets at least ``2**-24``, so any symbol in ``range(V)`` can be coded (at a cost of at most about
+  24 bits). The leak takes ``V * 2**-24`` of mass from the other symbols (about 1e-4 bits per
+  symbol for V=1024, 7e-4 for V=8192).
 
-Rows are validated before coding (shape, NaN, negative or infinite entries,
-sum within ``SUM_TOLERANCE`` of 1) because constriction silently accepts a
-row with a negative entry as long as the sum is positive and then codes with
-a wrong model.
+Rows are validated before coding (shape, NaN, negative or infinite entries, sum within
+``SUM_TOLERANCE`` of 1): a row with a negative entry and a positive sum would otherwise be coded
+under a wrong model.
 
 The payload is the coder's 32-bit words in little-endian order.
-
-Importing this module loads numpy only; constriction is imported on first use.
 """
 
 from __future__ import annotations
@@ -42,15 +31,15 @@ import numpy as np
 
 from .errors import PgolfError
 
-# constriction's Python models use 24-bit fixed-point probabilities.
-QUANTIZATION_BITS = 24
+# the coder's counts are 24-bit fixed point (``rangecoder.PRECISION``)
+QUANTIZATION_BITS = 24  # rangecoder.PRECISION (kept here so that importing this module loads no numba)
 
 # A row whose sum is further than this from 1 is almost certainly not a
 # probability row (logits, counts, a float16 softmax); reject it rather than
 # silently renormalize.  Rows off by 1e-6 (float32 softmax) pass.
 SUM_TOLERANCE = 1e-3
 
-# constriction rejects alphabets of 2**24 - 1 symbols or more (no room for the leak).
+# an alphabet of 2**24 - 1 symbols or more leaves no room for the leak
 MAX_VOCAB = 2**QUANTIZATION_BITS - 2
 
 _WORD = np.dtype("<u4")
@@ -58,20 +47,6 @@ _WORD = np.dtype("<u4")
 
 class CodingError(PgolfError):
     """A probability row, a symbol or a payload cannot be entropy-coded."""
-
-
-def _constriction():
-    """Import constriction on first use (it is a compiled extension, kept off package import)."""
-    try:
-        import constriction
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise CodingError("entropy coding needs the 'constriction' package: pip install constriction") from exc
-    return constriction
-
-
-def _model_family():
-    """Return the leaky, lazily quantized categorical family used by both coder sides."""
-    return _constriction().stream.model.Categorical(perfect=False)
 
 
 def _check_vocab(vocab: int, expected: int | None, what: str) -> None:
@@ -171,7 +146,7 @@ def _as_symbols(symbols, n: int, vocab: int) -> np.ndarray:
 
 
 class RowEncoder:
-    """Range-encode symbols, each under its own probability row.
+    """Range-encode symbols, each under its own probability row (``pgolf_core.rangecoder``).
 
     ``vocab_size`` fixes the row length; when omitted, the first row fixes it.
     Symbol-by-symbol ``encode`` and ``encode_block`` may be mixed freely: both
@@ -179,10 +154,13 @@ class RowEncoder:
     """
 
     def __init__(self, vocab_size: int | None = None):
+        from . import rangecoder
+
         self.vocab_size = _vocab_arg(vocab_size)
         self.n_symbols = 0
-        self._encoder = _constriction().stream.queue.RangeEncoder()
-        self._family = _model_family()
+        self.state = rangecoder.new_encoder_state()
+        self.words = np.zeros(1024, dtype=np.uint32)
+        self._freq = np.empty(0, dtype=np.int64)
         self._payload: bytes | None = None
 
     def _check_open(self) -> None:
@@ -190,14 +168,30 @@ class RowEncoder:
         if self._payload is not None:
             raise CodingError("cannot encode after finish(): the payload is already sealed")
 
+    def reserve(self, n_symbols: int, vocab: int) -> None:
+        """Room for ``n_symbols`` more symbols (at most one word each) and the seal, and a
+        frequency buffer of ``vocab`` entries (for a caller that runs the kernels itself)."""
+        need = int(self.state[2]) + int(n_symbols) + 1
+        if need > self.words.shape[0]:
+            words = np.zeros(max(need, 2 * self.words.shape[0]), dtype=np.uint32)
+            words[: self.words.shape[0]] = self.words
+            self.words = words
+        if self._freq.shape[0] != vocab:
+            self._freq = np.empty(vocab, dtype=np.int64)
+
+    @property
+    def freq(self) -> np.ndarray:
+        return self._freq
+
     def encode(self, symbol: int, row: np.ndarray) -> None:
         """Encode one ``symbol`` under the probability ``row`` of shape (V,)."""
+        from .rangecoder import encode_symbol
+
         self._check_open()
         arr = _as_row(row, self.vocab_size)
         value = _as_symbol(symbol, arr.shape[0])
-        # A one-row block through the same model family: the decoder uses the same
-        # path, and it is faster in constriction than building a concrete model.
-        self._encoder.encode(np.array([value], dtype=np.int32), self._family, arr[None, :])
+        self.reserve(1, arr.shape[0])
+        encode_symbol(self.state, self.words, arr, value, self._freq)
         self.vocab_size = arr.shape[0]
         self.n_symbols += 1
 
@@ -207,11 +201,14 @@ class RowEncoder:
         Float32 rows are copied to float64 first (n * V * 8 bytes), so feed very
         large streams in blocks of a few thousand rows.
         """
+        from .rangecoder import encode_rows
+
         self._check_open()
         arr = _as_rows(rows, self.vocab_size)
         syms = _as_symbols(symbols, arr.shape[0], arr.shape[1])
         if syms.size:
-            self._encoder.encode(syms, self._family, arr)
+            self.reserve(syms.size, arr.shape[1])
+            encode_rows(self.state, self.words, arr, syms.astype(np.int64), self._freq)
         self.vocab_size = arr.shape[1]
         self.n_symbols += int(syms.size)
 
@@ -220,62 +217,79 @@ class RowEncoder:
 
         Calling it again returns the same bytes; encoding afterwards is an error.
         """
+        from .rangecoder import seal
+
         if self._payload is None:
-            words = self._encoder.get_compressed()
-            self._payload = words.astype(_WORD, copy=False).tobytes()
+            self.reserve(0, self._freq.shape[0])
+            n = seal(self.state, self.words)
+            self._payload = self.words[:n].astype(_WORD, copy=False).tobytes()
         return self._payload
 
 
 class RowDecoder:
     """Decode symbols from a ``RowEncoder`` payload, given the same rows in the same order.
 
-    constriction's range decoder cannot tell where the payload ends: past the
-    end it keeps returning plausible symbols.  Pass ``n_symbols`` (the count the
-    encoder coded) to turn decoding past the end into a ``CodingError``.
+    A range decoder cannot tell where the payload ends: past the end it keeps
+    returning plausible symbols. Pass ``n_symbols`` (the count the encoder
+    coded) to turn decoding past the end into a ``CodingError``.
     """
 
     def __init__(self, payload: bytes, n_symbols: int | None = None, vocab_size: int | None = None):
+        from .rangecoder import decoder_state
+
         data = bytes(payload)
         if len(data) % _WORD.itemsize:
             raise CodingError(f"payload of {len(data)} bytes is not a whole number of 32-bit words")
-        words = np.frombuffer(data, dtype=_WORD).astype(np.uint32)
-        self._decoder = _constriction().stream.queue.RangeDecoder(words)
-        self._family = _model_family()
+        self.words = np.frombuffer(data, dtype=_WORD).astype(np.uint32)
+        self.state = decoder_state(self.words)
         self.n_symbols = None if n_symbols is None else operator.index(n_symbols)
         self.vocab_size = _vocab_arg(vocab_size)
+        self.freq = np.empty(0 if self.vocab_size is None else self.vocab_size, dtype=np.int64)
         self.decoded = 0
 
-    def _reserve(self, count: int) -> None:
+    def _reserve(self, count: int, vocab: int) -> None:
         """Raise if decoding ``count`` more symbols would run past the known end."""
         if self.n_symbols is not None and self.decoded + count > self.n_symbols:
             raise CodingError(
                 f"decoder ran past the end of its payload: it holds {self.n_symbols} symbols, "
                 f"{self.decoded} already decoded, {count} more requested"
             )
+        if self.freq.shape[0] != vocab:
+            self.freq = np.empty(vocab, dtype=np.int64)
+
+    def undecodable(self, index: int) -> CodingError:
+        """The error for symbol ``index``, which the payload cannot have been coded under its row."""
+        return CodingError(f"symbol {index}: the payload cannot be decoded under this row: the rows are not the "
+                           f"ones it was coded with")
 
     def decode(self, row: np.ndarray) -> int:
         """Decode one symbol under the probability ``row`` of shape (V,)."""
+        from .rangecoder import decode_symbol
+
         arr = _as_row(row, self.vocab_size)
-        self._reserve(1)
-        try:
-            symbol = int(self._decoder.decode(self._family, arr[None, :])[0])
-        except (AssertionError, ValueError, RuntimeError) as exc:  # constriction's "invalid for the model"
-            raise CodingError(f"symbol {self.decoded}: the payload cannot be decoded under this row ({exc}): the rows "
-                              f"are not the ones it was coded with") from None
+        self._reserve(1, arr.shape[0])
+        symbol = int(decode_symbol(self.state, self.words, arr, self.freq))
+        if symbol < 0:
+            raise self.undecodable(self.decoded)
         self.vocab_size = arr.shape[0]
         self.decoded += 1
         return symbol
 
     def decode_block(self, rows: np.ndarray) -> np.ndarray:
         """Decode ``len(rows)`` symbols under ``rows`` of shape (n, V); returns int64 (n,)."""
+        from .rangecoder import decode_rows
+
         arr = _as_rows(rows, self.vocab_size)
-        self._reserve(arr.shape[0])
+        self._reserve(arr.shape[0], arr.shape[1])
+        out = np.zeros(arr.shape[0], dtype=np.int64)
         if arr.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
-        symbols = self._decoder.decode(self._family, arr).astype(np.int64)
+            return out
+        bad = int(decode_rows(self.state, self.words, arr, self.freq, out))
+        if bad >= 0:
+            raise self.undecodable(self.decoded + bad)
         self.vocab_size = arr.shape[1]
         self.decoded += arr.shape[0]
-        return symbols
+        return out
 
 
 def ideal_bits(symbols: np.ndarray, rows: np.ndarray) -> float:

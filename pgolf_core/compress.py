@@ -35,7 +35,8 @@ from .errors import DataError, PgolfError, UsageError
 from .loop import Guards, Loop
 
 FORMAT = "pgolf-core/compressed"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the project's range coder (1 was constriction's)
+CODER = {"name": "pgolf-core range coder", "state_bits": 64, "word_bits": 32, "precision_bits": 24}
 DEFAULT_CODE_CHUNK = 8192  # targets between adapter calls and checksums (an evaluation's default chunk)
 
 
@@ -120,15 +121,16 @@ def _check_decodable(comps) -> None:
                          f"compressed with them; see 'Bit-exact prediction' in pgolf_core.api.Expert")
 
 
-def _run_chunks(loop: Loop, chunk: int, choose, digests: Optional[list], progress: bool, label: str,
+def _run_chunks(loop: Loop, chunk: int, step, digests: Optional[list], progress: bool, label: str,
                 expected: Optional[list] = None, reference: Optional[np.ndarray] = None) -> None:
-    """Drive the loop target by target, chunk by chunk; check chunk digests when ``expected``."""
+    """Drive the loop chunk by chunk with ``step(start, end, final)``; check chunk digests when
+    ``expected``."""
     from .report import progress_bar
 
     with progress_bar(loop.n_tokens - 1, enabled=progress, label=label) as advance:
         for i, (start, end, final) in enumerate(loop.chunk_spans(chunk)):
             try:
-                loop.step_targets(start, end, final=final, choose=choose)
+                step(start, end, final)
             except CodingError:
                 if expected is None:
                     raise
@@ -140,6 +142,32 @@ def _run_chunks(loop: Loop, chunk: int, choose, digests: Optional[list], progres
             if expected is not None and d != expected[i]:
                 raise RoundTripError(_divergence(loop, start, end, reference))
             advance(end - start)
+
+
+def _stepper(loop: Loop, comps, compiled: bool, coder, first: int, choose, source=None):
+    """The chunk step: the compiled coding loop, or the loop's target-by-target Python step."""
+    if compiled:
+        from .compiled import CompiledCoding
+
+        coding = CompiledCoding(comps, loop.n_tokens, first, coder, source)
+        return lambda start, end, final: loop.step_compiled(start, end, final=final, coding=coding)
+    return lambda start, end, final: loop.step_targets(start, end, final=final, choose=choose)
+
+
+def _use_compiled(comps, requested: str) -> bool:
+    """Whether to code with the compiled loop: ``auto`` when every component offers a kernel."""
+    from .compiled import available
+
+    if requested not in ("auto", "compiled", "python"):
+        raise UsageError(f"coding loop must be auto, compiled or python, got {requested!r}")
+    if requested == "python":
+        return False
+    if available(comps):
+        return True
+    if requested == "compiled":
+        raise UsageError("the compiled coding loop needs a step kernel from every expert and the mixer "
+                         "(Expert.step_kernel / Mixer.step_kernel); some component offers none")
+    return False
 
 
 def _divergence(loop: Loop, start: int, end: int, reference: Optional[np.ndarray], failed_at: Optional[int] = None) -> str:
@@ -162,11 +190,15 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
              adapter_options: Optional[Mapping] = None, chunk_size: int = DEFAULT_CODE_CHUNK,
              limit: Optional[int] = None, trim_seq_len: Optional[int] = None, plugins=None,
              plugin_modules: Sequence[str] = (), device: str = "cpu", seed: int = 0,
-             progress: bool = False, byte_counts=None, byte_counter=None, dataset=None) -> CodingReport:
+             progress: bool = False, byte_counts=None, byte_counter=None, dataset=None,
+             coding_loop: str = "auto") -> CodingReport:
     """Code a token stream into ``output`` (same arguments as ``evaluate``); returns the report.
 
     ``byte_counts`` names a byte sidecar (as ``evaluate``'s); ``byte_counter`` passes a resolved one;
-    ``dataset`` overrides the stream's label (an array handed over by ``evaluate`` keeps its own)."""
+    ``dataset`` overrides the stream's label (an array handed over by ``evaluate`` keeps its own).
+    ``coding_loop``: ``auto`` codes with the compiled loop (``pgolf_core.compiled``) when every
+    component offers a step kernel, ``python`` always target by target from Python, ``compiled``
+    insists; the file records which, and the decoder runs the same one."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
     from .session import resolve_stream, run_context
@@ -194,6 +226,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     if problems:
         raise UsageError("; ".join(problems) + ": an invalid configuration cannot be proven")
     _check_decodable(comps)
+    compiled = _use_compiled(comps, coding_loop)
     for a in comps.adapters:
         a.setup(dict(zip(comps.labels, comps.experts)))
     threads = _threads()
@@ -205,7 +238,8 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
         enc.encode(int(stream[t]), row)
         return int(stream[t])
 
-    _run_chunks(loop, chunk_size, choose, digests, progress, "compressing")
+    step = _stepper(loop, comps, compiled, enc, int(stream[0]), choose, stream)
+    _run_chunks(loop, chunk_size, step, digests, progress, "compressing")
     if loop.guards.violations:
         raise PgolfError("the mixture broke a runtime guard while coding: " + "; ".join(loop.guards.violations))
     payload = enc.finish()
@@ -227,6 +261,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
                    "sha256": tokens_checksum(stream), "chunk_size": int(chunk_size), "chunk_digests": digests},
         "bytes": int(loop.n_bytes), "byte_counting": counter.describe(), "ideal_bpb": bits_per_byte(loop.nll, loop.n_bytes),
         "versions": collect_versions(plugins), "threads": threads,
+        "coding": {"coder": CODER, "loop": "compiled" if compiled else "python"},
     }
     size = write_container(output, header, payload)
     return CodingReport(str(output), loop.n_targets, loop.n_bytes, size, len(payload), header_bytes(header),
@@ -276,8 +311,12 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     loop = Loop(comps, table, n, np.dtype(header["tokens"]["dtype"]), strict=True, guards=Guards())
     loop.stream.reveal(np.array([header["tokens"]["first"]]), 0)
     dec = RowDecoder(payload, n_symbols=n - 1, vocab_size=table.vocab_size)
-    _run_chunks(loop, int(header["tokens"]["chunk_size"]), lambda t, row: dec.decode(row), None, progress,
-                "decompressing", expected=header["tokens"]["chunk_digests"], reference=reference)
+    compiled = header["coding"]["loop"] == "compiled"
+    if compiled and not _use_compiled(comps, "compiled"):
+        raise DataError(f"{path}: the stream was coded with the compiled loop, but these components offer no step kernel")
+    step = _stepper(loop, comps, compiled, dec, int(header["tokens"]["first"]), lambda t, row: dec.decode(row))
+    _run_chunks(loop, int(header["tokens"]["chunk_size"]), step, None, progress, "decompressing",
+                expected=header["tokens"]["chunk_digests"], reference=reference)
     tokens = loop.stream.copy()
     if tokens_checksum(tokens) != header["tokens"]["sha256"]:
         raise RoundTripError(f"{path}: the decoded stream's checksum differs from the header's")

@@ -71,6 +71,10 @@ class SealedStream:
     def __len__(self) -> int:
         return len(self._buf)
 
+    @property
+    def dtype(self):
+        return self._buf.dtype
+
     def reveal(self, tokens: np.ndarray, start: int) -> None:
         """Copy ``tokens`` in at ``start`` (they must continue the revealed prefix)."""
         if start != self.revealed:
@@ -449,6 +453,20 @@ class Loop:
                 t0 = clock()
                 mixer.observe(np.array(lps), token, dists if mixer.needs_distributions else None)
                 timers["mixer"] += clock() - t0
+        view = self.stream.view(end)
+        out = {"logp": logp_all, "targets": np.asarray(view[start:end], dtype=np.int64), "mixed": mixed_all,
+               "dists": None, "rows": None}
+        self._accumulate(out, view, start, end)
+        self._end_chunk(view, start, end, final)
+
+    def step_compiled(self, start: int, end: int, *, final: bool, coding) -> None:
+        """A chunk through the compiled coding loop (``pgolf_core.compiled.CompiledCoding``): the
+        per-target steps of ``step_targets`` in one numba function, then the same chunk end."""
+        self._check_order(start, end)
+        t0 = time.perf_counter()
+        tokens, logp_all, mixed_all = coding.run(start, end)
+        self.timers["compiled"] = self.timers.get("compiled", 0.0) + time.perf_counter() - t0
+        self.stream.reveal(tokens.astype(self.stream.dtype), start)
         view = self.stream.view(end)
         out = {"logp": logp_all, "targets": np.asarray(view[start:end], dtype=np.int64), "mixed": mixed_all,
                "dists": None, "rows": None}

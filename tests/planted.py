@@ -8,6 +8,7 @@ checks run in seconds without numba or torch.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from pgolf_core.api import Expert, Mixer
 
@@ -234,3 +235,47 @@ class NoisyDecodable(DecodableCounter):
     def predict(self, tokens, t):
         row = super().predict(tokens, t) * (1.0 + 1e-2 * np.random.default_rng().random(self.vocab_size))
         return row / row.sum()
+
+
+# --- compiled coding-loop kernels (pgolf_core.api.StepKernel) for the counter above
+
+
+@njit(cache=True)
+def _counter_predict(state, tokens, t, out):
+    counts, spy, mode = state
+    total = counts.sum()
+    for v in range(out.shape[0]):
+        out[v] = counts[v] / total * (1.5 if mode == 2 else 1.0)
+    for i in range(t, tokens.shape[0]):  # what a kernel that reads ahead would find
+        if tokens[i] != 0:
+            spy[0] = 1
+
+
+@njit(cache=True)
+def _counter_observe(state, tokens, t):
+    counts, spy, mode = state
+    counts[tokens[t]] += 1.0
+
+
+class KernelCounter(DecodableCounter):
+    """The decodable counter with a compiled step. ``mode``: ``honest``; ``spy`` also records
+    whether its kernel ever found a nonzero token at or after the target in its buffer; ``heavy``
+    gives rows of mass 1.5."""
+
+    name = "kernel-counter"
+    SPY = np.zeros(1, dtype=np.int64)  # shared by every instance: the tests read it after a run
+
+    def __init__(self, vocab_size, mode="honest"):
+        super().__init__(vocab_size)
+        self.mode = mode
+        self.spy = KernelCounter.SPY
+
+    def predict(self, tokens, t):
+        return super().predict(tokens, t) * (1.5 if self.mode == "heavy" else 1.0)
+
+    def step_kernel(self):
+        from pgolf_core.api import StepKernel
+
+        self.counts = np.asarray(self.counts, dtype=np.float64)
+        mode = {"honest": 0, "spy": 1, "heavy": 2}[self.mode]
+        return StepKernel(_counter_predict, _counter_observe, (self.counts, self.spy, mode))

@@ -9,3 +9,5 @@ import planted
 def pgolf_register_experts(register):
     register("decodable-counter", lambda ctx: planted.DecodableCounter(ctx.vocab_size), description="test: honest")
     register("noisy-decodable", lambda ctx: planted.NoisyDecodable(ctx.vocab_size), description="test: nondeterministic")
+    register("kernel-counter", lambda ctx, mode="honest": planted.KernelCounter(ctx.vocab_size, mode),
+             description="test: the counter with a compiled step (mode honest, spy or heavy)")

@@ -187,7 +187,7 @@ def test_payload_is_within_half_a_percent_of_ideal_bits():
         ideal += ideal_bits(symbols, rows)
     actual = 8 * len(enc.finish())
     assert 1.5 * 20_000 < ideal < 2.5 * 20_000  # peaked: about 1.9 bits per symbol
-    assert actual / ideal < 1.005  # measured: +0.07 %, mostly the final 32-bit word
+    assert actual / ideal < 1.002  # measured: +0.08 %, mostly the leak and the final 32-bit word
 
 
 def test_ideal_bits_is_the_sum_of_minus_log2():
@@ -266,9 +266,52 @@ def test_encoder_is_sealed_by_finish_and_payload_must_be_words():
     assert issubclass(CodingError, PgolfError)
 
 
-def test_importing_coding_does_not_import_constriction():
-    code = "import sys, pgolf_core.coding; assert 'constriction' not in sys.modules, 'eager import'"
+def test_importing_coding_does_not_import_numba():
+    code = "import sys, pgolf_core.coding; assert 'numba' not in sys.modules, 'eager import'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_coding_precision_is_the_coders():
+    from pgolf_core import coding, rangecoder
+
+    assert coding.QUANTIZATION_BITS == rangecoder.PRECISION
+
+
+def test_carries_into_written_words_round_trip():
+    """Symbols at the top of the interval push ``low`` up until it wraps past 2**64: the carry must
+    reach the words already written (a run of 0xFFFFFFFF words included)."""
+    from pgolf_core import rangecoder
+
+    vocab, n = 4, 4000
+    rows = np.full((n, vocab), 0.5 / (vocab - 1))
+    rows[:, -1] = 0.5  # the last symbol: each code adds r * (half the total) to low
+    rows[::7] = 1.0 / vocab  # now and then another row, so that the runs differ
+    rng = np.random.default_rng(9)
+    symbols = np.where(rng.random(n) < 0.7, vocab - 1, rng.integers(0, vocab, n))
+    enc = RowEncoder()
+    carries = 0
+    for s, row in zip(symbols, rows):
+        written = int(enc.state[rangecoder.ENC_WORDS])
+        before = enc.words[:written].copy()
+        enc.encode(int(s), row)
+        carries += not np.array_equal(enc.words[:written], before)
+    payload = enc.finish()
+    assert carries > 20  # measured: 80
+    assert np.array_equal(decode_each(payload, rows), symbols)
+
+
+def test_a_payload_not_coded_under_the_rows_is_an_error_or_other_symbols():
+    rng = np.random.default_rng(12)
+    rows = dirichlet_rows(rng, 200, 300)
+    symbols = sample(rng, rows)
+    payload = bytearray(encode_block(symbols, rows))
+    payload[5] ^= 0x40
+    try:
+        got = decode_each(bytes(payload), rows)
+    except CodingError as exc:
+        assert "cannot be decoded under this row" in str(exc)
+    else:
+        assert not np.array_equal(got, symbols)
 
 
 # ---------------------------------------------------------------- container

@@ -39,7 +39,7 @@ from typing import Optional
 
 import numpy as np
 
-from pgolf_core.api import Mixer
+from pgolf_core.api import Mixer, StepKernel
 from pgolf_core.errors import UsageError
 
 from .logspace import logsumexp, mixture_distribution, mixture_logp, normalize_log
@@ -157,6 +157,22 @@ class HedgeMixer(Mixer):
             return
         self._seen += 1
         self._lw = normalize_log(self._lw + self.eta * lp)
+
+    def step_kernel(self) -> Optional[StepKernel]:
+        """Plain per-token Hedge (``update=token``, no share) as numba functions (``hedge_kernels``);
+        the other modes stay on the Python path."""
+        if self.update != "token" or self.share > 0.0:
+            return None
+        from . import hedge_kernels
+
+        self._lw = np.array(self._lw, dtype=np.float64)  # the kernel moves this array in place
+        seen = np.array([self._seen], dtype=np.int64)
+
+        def done(end: int) -> None:
+            self._seen = int(seen[0])
+
+        return StepKernel(hedge_kernels.step_predict, hedge_kernels.step_observe,
+                          (self._lw, seen, self.eta, self.solo_first), done=done)
 
     def _step(self, lp: np.ndarray) -> np.ndarray:
         """Weights used for each target of ``lp`` (K, m); moves the state past them."""

@@ -65,3 +65,58 @@ def hedge_share_reference(lw, logp, eta, alpha):
         else:
             lw = v
     return used, lw
+
+
+# --- the compiled coding loop's step (``pgolf_core.api.StepKernel``) for plain per-token Hedge:
+# state (lw (K,) normalized log-weights, seen (1,) targets mixed so far, eta, solo_first), the
+# computations of ``HedgeMixer.predict`` / ``observe`` in that mode.
+
+
+@njit(cache=True)
+def _normalized(lw, w):
+    """w = exp(lw - logsumexp(lw)) (``logspace.logsumexp`` with an infinite max read as 0)."""
+    top = -np.inf
+    for k in range(lw.shape[0]):
+        top = max(top, lw[k])
+    top = top if math.isfinite(top) else 0.0
+    z = 0.0
+    for k in range(lw.shape[0]):
+        z += math.exp(lw[k] - top)
+    lse = math.log(z) + top
+    for k in range(lw.shape[0]):
+        w[k] = lw[k] - lse
+    return lse
+
+
+@njit(cache=True)
+def step_predict(state, dists, out):
+    lw, seen, eta, solo_first = state
+    k_inputs, v_size = dists.shape
+    if seen[0] < solo_first:  # the first input alone (``solo_first``)
+        for v in range(v_size):
+            out[v] = dists[0, v]
+        return
+    w = np.empty(k_inputs)
+    _normalized(lw, w)
+    for k in range(k_inputs):
+        w[k] = math.exp(w[k])
+    # one pass per input over the vocabulary (each vectorizes), adding inputs in order as einsum does
+    w0 = w[0]
+    for v in range(v_size):
+        out[v] = w0 * dists[0, v]
+    for k in range(1, k_inputs):
+        wk = w[k]
+        for v in range(v_size):
+            out[v] += wk * dists[k, v]
+
+
+@njit(cache=True)
+def step_observe(state, logp, token, dists):
+    lw, seen, eta, solo_first = state
+    moved = seen[0] >= solo_first
+    seen[0] += 1
+    if not moved:  # a solo target does not move the weights
+        return
+    for k in range(lw.shape[0]):
+        lw[k] += eta * logp[k]
+    _normalized(lw, lw)

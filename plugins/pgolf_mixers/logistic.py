@@ -29,9 +29,11 @@ After each target is scored, one gradient step on its log loss (``lr``) moves th
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from pgolf_core.api import Mixer
+from pgolf_core.api import Mixer, StepKernel
 from pgolf_core.errors import UsageError
 
 from .hedge import check_inputs, check_rows
@@ -121,6 +123,15 @@ class LogisticMixer(Mixer):
         logistic_predict(floored_log(dists, PROB_FLOOR), np.ascontiguousarray(dists[0], dtype=np.float64), self._w,
                          self._b, self.use_bias, CONTEXT_MODES[self.context], out)
         return out
+
+    def step_kernel(self) -> Optional[StepKernel]:
+        """``predict`` and the learning step of ``mix`` as numba functions (``logistic_kernels``)."""
+        from .logistic_kernels import step_observe, step_predict
+
+        k, v = self.n_experts, self.vocab_size
+        state = (self._w, self._b, self._counts, self.lr, self.use_bias, CONTEXT_MODES[self.context], PROB_FLOOR,
+                 np.empty((k, v)), np.empty(v), np.zeros(2))
+        return StepKernel(step_predict, step_observe, state)
 
     def describe(self) -> dict:
         return {"lr": self.lr, "init": self.init.tolist(), "bias": self.use_bias, "context": self.context,

@@ -89,6 +89,23 @@ def logistic_predict(lq, p0, w, b, use_bias, mode, out):
         out[v] *= inv
 
 
+@njit(cache=True, inline="always")
+def learn(lq, y, c, s, inv, w, b, lr, use_bias):
+    """One gradient step on target ``y``'s log loss, from ``mixture_weights``' unnormalized row
+    ``s`` and ``1 / Z`` (``inv``) for weight set ``c``: the gradient E_p[log p_k] - log p_k(y),
+    summed over the unnormalized row and scaled once."""
+    k_inputs, v_size = lq.shape
+    for k in range(k_inputs):
+        acc = 0.0
+        for v in range(v_size):
+            acc += s[v] * lq[k, v]
+        w[c, k] -= lr * (acc * inv - lq[k, y])
+    if use_bias:
+        for v in range(v_size):
+            b[v] -= lr * (s[v] * inv)
+        b[y] += lr
+
+
 @njit(cache=True)
 def logistic_kernel(logq, p0, targets, w, b, lr, use_bias, mode, counts, out_logp, out_dist):
     """Mix and learn over the n targets of ``logq`` (K, n, V) = ``floored_log(dists)``, with ``p0``
@@ -106,16 +123,7 @@ def logistic_kernel(logq, p0, targets, w, b, lr, use_bias, mode, counts, out_log
         if want:
             for v in range(v_size):
                 out_dist[i, v] = s[v] * inv
-        # gradient E_p[log p_k] - log p_k(y), summed over the unnormalized row and scaled once
-        for k in range(k_inputs):
-            acc = 0.0
-            for v in range(v_size):
-                acc += s[v] * lq[k, v]
-            w[c, k] -= lr * (acc * inv - lq[k, y])
-        if use_bias:
-            for v in range(v_size):
-                b[v] -= lr * (s[v] * inv)
-            b[y] += lr
+        learn(lq, y, c, s, inv, w, b, lr, use_bias)
 
 
 def logistic_reference(dists, targets, w, b, lr, use_bias, mode, floor):
@@ -147,3 +155,30 @@ def logistic_reference(dists, targets, w, b, lr, use_bias, mode, floor):
             onehot[y] = 1.0
             b -= lr * (p - onehot)
     return logp, dist, w, b, counts
+
+
+# --- the compiled coding loop's step (``pgolf_core.api.StepKernel``): state (w (C, K), b (V,),
+# counts (C,), lr, use_bias, mode, floor, lq (K, V) and s (V,) scratch, last (2,) = [c, 1 / Z]).
+# ``predict`` keeps the target's floored logs, unnormalized row and normalizer for ``observe``,
+# which learns from them exactly as ``logistic_kernel`` does after mixing a target.
+
+
+@njit(cache=True)
+def step_predict(state, dists, out):
+    w, b, counts, lr, use_bias, mode, floor, lq, s, last = state
+    k_inputs, v_size = dists.shape
+    for k in range(k_inputs):
+        for v in range(v_size):
+            lq[k, v] = math.log(max(dists[k, v], floor))
+    c, _, inv = mixture_weights(lq, dists[0], w, b, use_bias, mode, 0, s)
+    for v in range(v_size):
+        out[v] = s[v] * inv
+    last[0], last[1] = c, inv
+
+
+@njit(cache=True)
+def step_observe(state, logp, token, dists):
+    w, b, counts, lr, use_bias, mode, floor, lq, s, last = state
+    c = np.int64(last[0])
+    counts[c] += 1
+    learn(lq, token, c, s, last[1], w, b, lr, use_bias)

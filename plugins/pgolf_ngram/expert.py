@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from pgolf_core.api import Expert
+from pgolf_core.api import Expert, StepKernel
 from pgolf_core.data import BOS_ID
 from pgolf_core.errors import DataError, UsageError
 
@@ -101,6 +101,23 @@ class NgramExpert(Expert):
         """Count target ``t`` as ``distributions`` would (views of the full distributions kept
         current, so later ``predict`` and ``distributions`` calls need no rebuild)."""
         self._run(tokens, int(t), int(t) + 1, want_dist=False, keep_views=True)
+
+    def step_kernel(self) -> Optional[StepKernel]:
+        """``predict``/``observe`` as the kernels they call (see ``kernels.step_predict``), over the
+        tables' current arrays; float32 rows stay on the Python path (their rounding is ``predict``'s)."""
+        if self.dtype != np.float64:
+            return None
+        from . import kernels
+
+        tb = self.tables
+        tb.current_views(True)
+        state = (self.order, self.vocab_size, tb.dense_bigrams, self.bos_id, tb.first_hashed, tb.idx, tb.node, tb.dense,
+                 tb.succ, tb.meta, np.empty(1), np.empty((0, self.vocab_size)))
+        return StepKernel(kernels.step_predict, kernels.step_observe, state, room=kernels.step_room, grow=tb.grow,
+                          done=self._stepped)
+
+    def _stepped(self, end: int) -> None:
+        self._next_target = int(end)
 
     # --- spans
 

@@ -370,3 +370,29 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
             logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ,
                                              meta, ctxs, carry, False)
     return t1
+
+
+# --- the compiled coding loop's step (``pgolf_core.api.StepKernel``): ``NgramExpert.step_kernel``
+# packs (order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp scratch (1,),
+# no rows (0, V)); predict and observe are ``predict_row`` and a one-target ``run_span``, exactly
+# what ``NgramExpert.predict`` / ``observe`` run.
+
+
+@njit(cache=True)
+def step_room(state):
+    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1, no_rows = state
+    max_new = max(0, order - (2 if dense_bigrams else 1))
+    return has_room(max_new, first_hashed, node, idx, meta) and has_list_room(max_new, V, succ, meta)
+
+
+@njit(cache=True)
+def step_predict(state, tokens, t, out):
+    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1, no_rows = state
+    predict_row(tokens, t, order, V, dense_bigrams, bos, idx, node, dense, succ, out)
+
+
+@njit(cache=True)
+def step_observe(state, tokens, t):
+    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1, no_rows = state
+    run_span(tokens, t, t + 1, t, order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1,
+             no_rows, True)
