@@ -135,6 +135,7 @@ class Expert(ABC):
     make the same calls in the same order, so a *deterministic* expert gives bitwise identical rows
     in both directions; nondeterminism (threads, unseeded randomness, time) breaks the round trip
     and is caught by the file's checksum. The rows must equal ``distributions()``'s to rounding.
+    ``step_kernel`` may offer the same two steps compiled (see ``StepKernel``).
     """
 
     #: registered name, set by the registry when the expert is built

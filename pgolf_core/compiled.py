@@ -71,15 +71,16 @@ def _source(k: int, rooms: tuple, mixer: bool, decode: bool) -> str:
               "        for v in range(n_v):",
               "            if not row[v] >= 0.0:",
               "                ok = False",
-              "        if not (ok and abs(row_sum(row) - 1.0) <= MASS_TOL):",
+              "        mass = row_sum(row)",
+              "        if not (ok and abs(mass - 1.0) <= MASS_TOL):",
               "            return t, BAD_ROW"]
     if decode:
-        lines += ["        tok = decode_symbol(cstate, words, row, freq)",
+        lines += ["        tok = decode_under(cstate, words, row, mass, freq)",
                   "        if tok < 0:",
                   "            return t, UNDECODABLE"]
     else:
         lines += ["        tok = src[t]",
-                  "        encode_symbol(cstate, words, row, tok, freq)"]
+                  "        encode_under(cstate, words, row, mass, tok, freq)"]
     lines += ["        tokens[t] = tok",
               "        bad = False",
               f"        for j in range({k}):",
@@ -112,7 +113,7 @@ def _runner(eks, mk, decode: bool):
         return _RUNNERS[key]
     env = {"math": math, "OK": OK, "BAD_ROW": BAD_ROW, "BAD_LOGP": BAD_LOGP, "UNDECODABLE": UNDECODABLE,
            "MASS_TOL": MASS_TOLERANCE, "LOGP_TOL": LOGP_TOLERANCE,
-           "row_sum": rangecoder.row_sum, "encode_symbol": rangecoder.encode_symbol, "decode_symbol": rangecoder.decode_symbol}
+           "row_sum": rangecoder.row_sum, "encode_under": rangecoder.encode_under, "decode_under": rangecoder.decode_under}
     for j, e in enumerate(eks):
         env[f"PRED{j}"], env[f"OBS{j}"], env[f"ROOM{j}"] = e.predict, e.observe, e.room
     if mk is not None:

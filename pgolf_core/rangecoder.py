@@ -76,11 +76,11 @@ def row_sum(row):
 
 
 @njit(cache=True)
-def frequencies(row, freq, symbol):
-    """Quantize ``row`` into ``freq`` (int64, V); returns (total, cumulative count before
-    ``symbol``) as uint64 (pass symbol -1 when it is not known)."""
+def frequencies(row, mass, freq, symbol):
+    """Quantize ``row`` (of sum ``mass`` = ``row_sum(row)``) into ``freq`` (int64, V); returns
+    (total, cumulative count before ``symbol``) as uint64 (pass symbol -1 when it is not known)."""
     v_size = row.shape[0]
-    scale = (TOTAL - v_size) / row_sum(row)
+    scale = (TOTAL - v_size) / mass
     total = 0
     for v in range(v_size):
         f = np.int64(row[v] * scale) + 1  # truncation of a non-negative value is its floor
@@ -96,7 +96,13 @@ def frequencies(row, freq, symbol):
 def encode_symbol(state, words, row, symbol, freq):
     """Code ``symbol`` under ``row`` (float64, validated), appending to ``words`` (uint32, with room
     for one more word: the caller reserves it)."""
-    total, cum = frequencies(row, freq, symbol)
+    encode_under(state, words, row, row_sum(row), symbol, freq)
+
+
+@njit(cache=True)
+def encode_under(state, words, row, mass, symbol, freq):
+    """``encode_symbol`` for a caller that has ``row_sum(row)`` already (``mass``)."""
+    total, cum = frequencies(row, mass, freq, symbol)
     low, rng, n = state[ENC_LOW], state[ENC_RANGE], state[ENC_WORDS]
     r = rng // total
     new = low + r * cum
@@ -155,7 +161,13 @@ def decoder_state(words):
 def decode_symbol(state, words, row, freq):
     """The symbol coded under ``row`` (float64, validated) next in ``words``, or -1 when the payload
     cannot have been coded under this row."""
-    total, _ = frequencies(row, freq, -1)
+    return decode_under(state, words, row, row_sum(row), freq)
+
+
+@njit(cache=True)
+def decode_under(state, words, row, mass, freq):
+    """``decode_symbol`` for a caller that has ``row_sum(row)`` already (``mass``)."""
+    total, _ = frequencies(row, mass, freq, -1)
     d, rng = state[DEC_D], state[DEC_RANGE]
     r = rng // total
     q = d // r

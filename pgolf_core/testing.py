@@ -632,7 +632,25 @@ def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n
         assert dr <= CAUSAL_TOLERANCE, (f"C3: {who}'s distribution for offset {c} (or before) changed by {dr:.3g} when "
                                         f"only targets >= {c} changed: its weights looked at the target")
         _compare_fingerprints(fps, fq, c, who)
-    return {"C2": c2, "C1_C3": {"cuts": cuts, "spans": len(spans)}}
+    out = {"C2": c2, "C1_C3": {"cuts": cuts, "spans": len(spans)}}
+    mixer = fresh(source)
+    if mixer.step_kernel() is not None:  # the compiled coding loop's step must be this mixture
+        krows = np.empty_like(rows)
+        for i in range(n_targets):
+            k = mixer.step_kernel()
+            d = np.ascontiguousarray(dists[:, i], dtype=np.float64)
+            k.predict(k.state, d, krows[i])
+            k.observe(k.state, np.ascontiguousarray(logp[:, i]), int(targets[i]), d)
+            if k.done is not None:
+                k.done(i + 1)
+        gap = float(np.max(np.abs(krows - rows)))
+        assert gap <= MIXER_KERNEL_TOLERANCE, (f"{who}'s step kernel gives rows that differ from mix()'s by up to "
+                                               f"{gap:.3g} (tolerance {MIXER_KERNEL_TOLERANCE:g})")
+        out["max_kernel_vs_mix"] = gap
+    return out
+
+
+MIXER_KERNEL_TOLERANCE = 1e-10  # mix() over a span sums its updates in another order than one target at a time
 
 
 def trace_targets(comps, tokens: np.ndarray, chunk: int = 512, probe_fingerprints: bool = False):
@@ -686,6 +704,42 @@ def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = 1e
     block = np.concatenate([ref[s] for s, _ in spans])
     worst = float(np.max(np.abs(block - a)))
     assert worst <= tol, f"predict() rows differ from distributions() rows by up to {worst:.3g} (tolerance {tol:g})"
-    return {"targets": len(stream) - 1, "bitwise_repeatable": same, "max_vs_distributions": worst,
-            "predict_fingerprint_probes": probes}
+    out = {"targets": len(stream) - 1, "bitwise_repeatable": same, "max_vs_distributions": worst,
+           "predict_fingerprint_probes": probes}
+    kernel = kernel_rows(fresh(source), stream, chunk)
+    if kernel is not None:
+        gap = float(np.max(np.abs(kernel - a)))
+        assert gap <= KERNEL_TOLERANCE, (f"the step kernel's rows differ from predict()'s by up to {gap:.3g} "
+                                         f"(tolerance {KERNEL_TOLERANCE:g}): it is not the same expert")
+        out["max_kernel_vs_predict"] = gap
+    return out
+
+
+KERNEL_TOLERANCE = 1e-12  # a step kernel computes predict()'s rows; it may round differently (exp, log)
+
+
+def kernel_rows(expert: Expert, stream: np.ndarray, chunk: int = 512) -> Optional[np.ndarray]:
+    """The rows an expert's ``step_kernel`` gives target by target over ``stream`` (as the compiled
+    coding loop drives it: a buffer of coded tokens only, ``room``/``grow``, ``done`` and ``update``
+    at chunk ends), or None when it offers no kernel."""
+    from .loop import chunk_spans
+
+    if expert.step_kernel() is None:
+        return None
+    buf = np.zeros(len(stream), dtype=np.int64)
+    buf[0] = int(stream[0])
+    rows = np.empty((len(stream) - 1, expert.vocab_size))
+    for start, end, _ in chunk_spans(len(stream), chunk):
+        for t in range(start, end):
+            k = expert.step_kernel()
+            if k.room is not None and not k.room(k.state):
+                k.grow()
+                k = expert.step_kernel()
+            k.predict(k.state, buf, t, rows[t - 1])
+            buf[t] = int(stream[t])
+            k.observe(k.state, buf, t)
+            if k.done is not None:
+                k.done(t + 1)
+        expert.update(np.asarray(stream[:end]), start, end)
+    return rows
 

@@ -112,7 +112,7 @@ class NgramExpert(Expert):
         tb = self.tables
         tb.current_views(True)
         state = (self.order, self.vocab_size, tb.dense_bigrams, self.bos_id, tb.first_hashed, tb.idx, tb.node, tb.dense,
-                 tb.succ, tb.meta, np.empty(1), np.empty((0, self.vocab_size)))
+                 tb.succ, tb.meta, np.zeros((3, self.order), dtype=np.int64), np.zeros(self.order))
         return StepKernel(kernels.step_predict, kernels.step_observe, state, room=kernels.step_room, grow=tb.grow,
                           done=self._stepped)
 

@@ -373,26 +373,31 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
 
 
 # --- the compiled coding loop's step (``pgolf_core.api.StepKernel``): ``NgramExpert.step_kernel``
-# packs (order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp scratch (1,),
-# no rows (0, V)); predict and observe are ``predict_row`` and a one-target ``run_span``, exactly
-# what ``NgramExpert.predict`` / ``observe`` run.
+# packs (order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, scratch (3, order)
+# int64 for context nodes and carries, coefficient scratch (order,)). ``step_predict`` is
+# ``predict_row`` writing into the loop's float64 row, ``step_observe`` the one-target body of
+# ``run_span`` (context walk, then ``score_and_count`` with the views kept current): the same calls
+# as ``NgramExpert.predict`` / ``observe``, without their per-call allocations.
 
 
 @njit(cache=True)
 def step_room(state):
-    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1, no_rows = state
+    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, scratch, coefs = state
     max_new = max(0, order - (2 if dense_bigrams else 1))
     return has_room(max_new, first_hashed, node, idx, meta) and has_list_room(max_new, V, succ, meta)
 
 
 @njit(cache=True)
 def step_predict(state, tokens, t, out):
-    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1, no_rows = state
-    predict_row(tokens, t, order, V, dense_bigrams, bos, idx, node, dense, succ, out)
+    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, scratch, coefs = state
+    ctxs = scratch[0]
+    n_orders = find_context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, ctxs)
+    distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs, out)
 
 
 @njit(cache=True)
 def step_observe(state, tokens, t):
-    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1, no_rows = state
-    run_span(tokens, t, t + 1, t, order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp1,
-             no_rows, True)
+    order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, scratch, coefs = state
+    ctxs, carry = scratch[1], scratch[2]
+    n = context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs)
+    score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ, meta, ctxs, carry, True)
