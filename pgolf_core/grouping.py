@@ -81,11 +81,14 @@ class StreamCounts:
             self._recount(view[1:start])
             self.upto = int(start)
 
-    def group(self, sparse: list, targets: np.ndarray, who: list):
+    def group(self, sparse: list, targets: np.ndarray, who: list, floor: float):
         """Group the span's rows (``sparse``: one ``SparseRows`` per expert, ``who`` their names) and
-        count its ``targets``. Returns ``(values (K, G) float64, sizes (G,), offsets (n + 1,),
-        target_group (n,), mass (K, n), low (K, n))``: every expert's value on each group, each
-        expert's row mass and smallest entry per target (for the guards)."""
+        count its ``targets``. Returns ``(GroupedLogRows, values, mass, low)``: the groups with the
+        log path's float32 logs of the values (cast to float32, floored at ``floor``, NumPy's log:
+        the same functions on the same numbers as the dense log path, so the same logs), every
+        expert's float64 value on each group (K, G), and each expert's row mass and smallest entry
+        per target (K, n) (for the guards)."""
+        from .api import GroupedLogRows
         from .grouping_kernels import group_span
 
         k_inputs, n, V = len(sparse), len(targets), self.vocab_size
@@ -116,4 +119,9 @@ class StreamCounts:
                              f"{self.upto + bad_i}")
         self.upto += n
         g = int(g_off[n])
-        return self._vals[:, :g], self._sizes[:g], g_off, g_target, mass, low
+        values = self._vals[:, :g]
+        log_values = values.astype(np.float32)
+        if low.size and low.min() < floor:  # (a float64 value at or above the floor casts at or above it)
+            np.maximum(log_values, np.float32(floor), out=log_values)
+        np.log(log_values, out=log_values)
+        return GroupedLogRows(log_values, self._sizes[:g], g_off, g_target), values, mass, low

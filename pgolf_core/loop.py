@@ -395,11 +395,10 @@ class Loop:
     def _expert_grouped_rows(self, view, start, end, targets, logp):
         """The experts' rows of the block as ``GroupedLogRows`` (``grouping``) for
         ``Mixer.mix_log_grouped``, from their ``sparse_rows``: the groups' values get the log path's
-        float32 cast, floor and log (the same NumPy functions on the same values, so the same
-        numbers), and ``logp`` each expert's log-probability of the targets as the log path reads it
+        float32 cast, floor and log (``StreamCounts.group``), and ``logp`` each expert's
+        log-probability of the targets as the log path reads it
         (from its float32 log row when it gives log rows, else the log of its float64 entry). Every
         row's mass and sign are checked (C2)."""
-        from .api import GroupedLogRows
         from .grouping import StreamCounts
 
         n, comps = end - start, self.comps
@@ -416,22 +415,18 @@ class Loop:
                 raise PgolfError(f"expert {label!r} returned sparse rows of the wrong shape for {n} targets")
             sparse.append(sp)
         t0 = time.perf_counter()
-        values, sizes, offsets, target_group, mass, low = counts.group(sparse, targets, comps.labels)
-        log_values = values.astype(np.float32)
-        if low.size and low.min() < LOG_FLOOR32:  # (a float64 value at or above the floor casts at or above it)
-            np.maximum(log_values, LOG_FLOOR32, out=log_values)
-        np.log(log_values, out=log_values)
+        grouped, values, mass, low = counts.group(sparse, targets, comps.labels, LOG_FLOOR32)
         for k, (e, label) in enumerate(zip(comps.experts, comps.labels)):
             who = f"expert {label!r}"
             self.guards.masses(mass[k], low[k], who, start)
             if e.provides_log_distributions:
-                logp[k] = log_values[k, target_group]
+                logp[k] = grouped.log_values[k, grouped.target_group]
             else:
                 with np.errstate(divide="ignore"):
-                    logp[k] = np.log(values[k, target_group])
+                    logp[k] = np.log(values[k, grouped.target_group])
             self.guards.logp(logp[k], n, who, start)
         self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
-        return GroupedLogRows(log_values, sizes, offsets, target_group)
+        return grouped
 
     def _mix(self, logp, targets, dists, start):
         """(mixture log-probabilities, mixture rows or None) of a block."""

@@ -73,7 +73,7 @@ def test_stream_counts_synced_from_the_stream_equal_counts_kept_target_by_target
     kept, synced = StreamCounts(vocab), StreamCounts(vocab)
     empty = SparseRows(np.zeros(1001, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.full(1000, 1 / vocab),
                        np.zeros(1000))
-    kept.group([empty], tokens[1:1001], ["uniform"])
+    kept.group([empty], tokens[1:1001], ["uniform"], LOG_FLOOR32)
     synced.sync(tokens, 1001)
     assert kept.upto == synced.upto == 1001
     assert np.array_equal(kept.counts, synced.counts) and np.array_equal(kept.counts, np.bincount(tokens[1:1001], minlength=vocab))
@@ -91,17 +91,18 @@ def test_grouping_partitions_the_vocabulary_and_refuses_ambiguous_supports():
     ids = np.array([3, 7, 3], dtype=np.int64)
     sp = SparseRows(np.array([0, 2, 3], dtype=np.int64), ids, np.array([0.2, 0.1, 0.3]), np.array([0.01, 0.01]),
                     np.array([0.001, 0.001]))
-    values, sizes, offsets, target_group, mass, low = counts.group([sp], tokens[200:202], ["e"])
-    for i in range(2):
-        assert sizes[offsets[i]:offsets[i + 1]].sum() == vocab  # every token in exactly one group
+    grouped, values, mass, low = counts.group([sp], tokens[200:202], ["e"], LOG_FLOOR32)
+    for i in range(2):  # every token in exactly one group
+        assert grouped.sizes[grouped.offsets[i]:grouped.offsets[i + 1]].sum() == vocab
+    assert np.array_equal(grouped.log_values, np.log(values.astype(np.float32)))
     bad = SparseRows(np.array([0, 2], dtype=np.int64), np.array([4, 4], dtype=np.int64), np.array([0.1, 0.1]),
                      np.array([0.01]), np.array([0.0]))
     with pytest.raises(PgolfError, match="twice"):
-        StreamCounts(vocab).group([bad], tokens[1:2], ["dup"])
+        StreamCounts(vocab).group([bad], tokens[1:2], ["dup"], LOG_FLOOR32)
     out = SparseRows(np.array([0, 1], dtype=np.int64), np.array([vocab], dtype=np.int64), np.array([0.1]),
                      np.array([0.01]), np.array([0.0]))
     with pytest.raises(PgolfError, match="outside the vocabulary"):
-        StreamCounts(vocab).group([out], tokens[1:2], ["range"])
+        StreamCounts(vocab).group([out], tokens[1:2], ["range"], LOG_FLOOR32)
 
 
 @pytest.mark.parametrize("options", [{}, {"context": "entropy", "buckets": 4}, {"context": "confidence", "buckets": 3},

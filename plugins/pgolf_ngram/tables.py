@@ -32,7 +32,7 @@ class SparseBuffers:
         self.off = np.zeros(n + 1, dtype=np.int64)
         self.base = np.empty(n)
         self.slope = np.empty(n)
-        cap = 2 * vocab_size + 64 * n  # a few dozen successors per target is typical; grown if not
+        cap = 2 * vocab_size + 256 * n  # FineWeb's trigram contexts list ~150 successors on average; grown if not
         self.ids = np.empty(cap, dtype=np.int64)
         self.vals = np.empty(cap)
         self.mark = np.zeros(vocab_size, dtype=np.int64)
