@@ -20,7 +20,9 @@ def group_span(targets, off, ids, vals, base, slope, counts, hist, active, where
     Writes target i's groups at ``g_off[i]:g_off[i + 1]`` of ``g_vals`` (K, G) / ``g_sizes`` (G,):
     first one group per token of the union of the supports (in order of first appearance), then
     one per count value in use that still has tokens outside the union; ``g_target[i]`` is the
-    group of target i's token; ``mass``/``low`` (K, n) each expert's row sum and smallest value.
+    group of target i's token; ``mass``/``low`` (K, n) each expert's row sum and smallest value
+    (the background's in closed form: an affine function of the count sums to base * tokens +
+    slope * their counts and is smallest at the smallest or the largest count).
 
     Returns (0, 0, 0), or (1, k, i) for a token id outside the vocabulary and (2, k, i) for a token
     listed twice in one support (the rows would be ambiguous)."""
@@ -28,6 +30,8 @@ def group_span(targets, off, ids, vals, base, slope, counts, hist, active, where
     V = counts.shape[0]
     n_active = meta[0]
     stamp = meta[2]
+    acc = np.empty(k_inputs)  # each expert's mass and smallest value over the union's groups
+    acc_low = np.empty(k_inputs)
     g = 0
     for i in range(n):
         g_off[i] = g
@@ -56,10 +60,21 @@ def group_span(targets, off, ids, vals, base, slope, counts, hist, active, where
                     g += 1
                 g_vals[k, slot[v]] = vals[j]
         n_union = g - first
+        for kk in range(k_inputs):
+            acc[kk] = 0.0
+            acc_low[kk] = np.inf
+        for u in range(first, g):  # (one pass, the K sums side by side)
+            for kk in range(k_inputs):
+                x = g_vals[kk, u]
+                acc[kk] += x
+                acc_low[kk] = min(acc_low[kk], x)
         y = targets[i]
         cy = counts[y]
         ty = slot[y] if mark[y] == stamp else -1
-        for a in range(n_active):  # the background: one group per count value with tokens left
+        # the background: one group per count value with tokens left; its mass is
+        # base * (tokens) + slope * (their counts) and its extremes are at the extreme counts
+        n_bg, c_bg, c_min, c_max = 0, 0, V + i + meta[1] + 1, -1
+        for a in range(n_active):
             c = active[a]
             m = hist[c] - sub[c]
             if m > 0:
@@ -68,18 +83,20 @@ def group_span(targets, off, ids, vals, base, slope, counts, hist, active, where
                 g_sizes[g] = m
                 if ty < 0 and c == cy:
                     ty = g
+                n_bg += m
+                c_bg += m * c
+                c_min = min(c_min, c)
+                c_max = max(c_max, c)
                 g += 1
         for u in range(n_union):
             sub[counts[utok[u]]] = 0
         g_target[i] = ty
         for kk in range(k_inputs):
-            s = 0.0
-            lo = np.inf
-            for gg in range(first, g):
-                x = g_vals[kk, gg]
-                s += g_sizes[gg] * x
-                lo = min(lo, x)
-            mass[kk, i] = s
+            b, sl = base[kk, i], slope[kk, i]
+            mass[kk, i] = acc[kk] + (b * n_bg + sl * c_bg)
+            lo = acc_low[kk]
+            if n_bg > 0:
+                lo = min(lo, min(b + sl * c_min, b + sl * c_max))
             low[kk, i] = lo
         # count target i: its token moves from count value cy to cy + 1
         hist[cy] -= 1
