@@ -21,6 +21,13 @@ The rules every score obeys (see DESIGN.md section 1):
 - C3 score first: state changes only with tokens that are already scored.
 - C4 one pass: one left-to-right pass; every target is scored exactly once.
 
+Outside strict scoring the loop may ask for the same rows in a cheaper form: a geometric mixer gets
+them as float32 logs (``Expert.log_distributions``, ``Mixer.mix_log``), and when every expert can
+give them as a support over a count-shaped background (``Expert.sparse_rows``, ``SparseRows``) it
+mixes over groups of tokens with equal values instead of the whole vocabulary
+(``Mixer.mix_log_grouped``, ``GroupedLogRows``). Both give the dense result to rounding; experts
+and mixers without them keep the dense path.
+
 The evaluator enforces what it can by construction (an expert is only ever handed ``tokens[:end]``,
 adapters only scored tokens, every target is in exactly one span); Python cannot stop a plugin
 from reaching past the view it is given, so ``pgolf_core.audit`` checks C1-C4 on any plugin.
