@@ -103,6 +103,19 @@ class SparseRows:
     base: np.ndarray  # (n,) float64
     slope: np.ndarray  # (n,) float64
 
+    def dense(self, tokens: np.ndarray, start: int, vocab_size: int) -> np.ndarray:
+        """The (n, V) float64 rows described, for targets ``start ..`` of ``tokens`` (the stream up
+        to the span's end at least), count_t taken from the stream itself (for checks: O(n V))."""
+        n = len(self.base)
+        counts = np.bincount(np.asarray(tokens[1:start], dtype=np.int64), minlength=vocab_size).astype(np.int64)
+        rows = np.empty((n, vocab_size))
+        for i in range(n):
+            rows[i] = self.base[i] + self.slope[i] * counts
+            a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+            rows[i, np.asarray(self.ids[a:b], dtype=np.int64)] = self.values[a:b]
+            counts[int(tokens[start + i])] += 1
+        return rows
+
 
 @dataclass
 class GroupedLogRows:

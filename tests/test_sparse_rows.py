@@ -32,16 +32,7 @@ def zipf_stream(n, vocab, seed=0, bos_every=97):
 
 
 def expand(sp: SparseRows, tokens, start, vocab):
-    """The dense rows that ``sp`` describes for targets start.. of ``tokens`` (count_t from tokens[1:t])."""
-    n = len(sp.base)
-    counts = np.bincount(tokens[1:start], minlength=vocab).astype(np.int64)
-    out = np.empty((n, vocab))
-    for i in range(n):
-        out[i] = sp.base[i] + sp.slope[i] * counts
-        a, b = sp.offsets[i], sp.offsets[i + 1]
-        out[i, sp.ids[a:b]] = sp.values[a:b]
-        counts[tokens[start + i]] += 1
-    return out
+    return sp.dense(tokens, start, vocab)
 
 
 @pytest.mark.parametrize("vocab", [1024, 8192])  # dense bigram rows (V <= 1024) and hashed successor lists
@@ -55,6 +46,21 @@ def test_ngram_sparse_rows_are_its_rows_bit_for_bit_with_the_same_counting(vocab
         assert np.array_equal(expand(sp, tokens, s, vocab), rows)
         assert a.state_fingerprint() == b.state_fingerprint()
     assert order == 1 or sp.offsets[-1] > 0  # higher orders do have supports
+
+
+def test_the_contract_check_passes_the_ngrams_and_catches_a_lie():
+    from pgolf_core.testing import check_sparse_rows
+
+    tokens = zipf_stream(1500, 8192, seed=8)
+    assert check_sparse_rows(lambda: NgramExpert(8192, 3), tokens, chunk=400)["max_vs_distributions"] == 0.0
+
+    class Off(NgramExpert):
+        def sparse_rows(self, tokens, start, end):
+            sp = super().sparse_rows(tokens, start, end)
+            return SparseRows(sp.offsets, sp.ids, sp.values, sp.base * 1.001, sp.slope)
+
+    with pytest.raises(AssertionError, match="differs from distributions"):
+        check_sparse_rows(lambda: Off(8192, 2), tokens, chunk=400)
 
 
 def test_ngram_sparse_rows_then_other_calls_continue_the_same_state():
