@@ -231,6 +231,11 @@ class Loop:
         self.grouped = bool(self.log_rows and sparse_rows and mixer.mixes_grouped_rows
                             and all(e.provides_sparse_rows for e in comps.experts))
         self._stream_counts = None  # grouping.StreamCounts, built at the first grouped block
+        # Grouped blocks: their memory is K * groups * 12 bytes (float64 values and float32 logs)
+        # plus 16 bytes per support entry, far below the dense (K, n, V) while supports are small.
+        # The size of the next block follows the last one's (it changes no score: every component
+        # works target by target), starting from the dense bound.
+        self._grouped_block = self._dense_block_size() if self.grouped else 1
         self.guards = guards if guards is not None else Guards()
         self.keep = keep_logprobs
         self.observers = list(observers)
@@ -258,9 +263,13 @@ class Loop:
     # ------------------------------------------------------------------ spans
 
     def block_size(self) -> int:
-        """Targets per block when full distributions are formed (bounds the (K, n, V) block)."""
+        """Targets per block when full distributions are formed (bounds the (K, n, V) block); on the
+        grouped path, the groups' memory per target measured on the last block bounds it instead."""
         if not self.need_full:
             return 1 << 62
+        return self._grouped_block if self.grouped else self._dense_block_size()
+
+    def _dense_block_size(self) -> int:
         v = self.comps.experts[0].vocab_size
         return max(1, min(FULL_BLOCK_TARGETS, FULL_BLOCK_BYTES // (8 * v * len(self.comps.experts))))
 
@@ -281,10 +290,11 @@ class Loop:
 
     def score_chunk(self, source: np.ndarray, start: int, end: int, final: bool) -> None:
         """One chunk in blocks (full distributions are formed at most ``block_size`` at a time)."""
-        step = self.block_size()
-        for s in range(start, end, step):
-            e = min(s + step, end)
+        s = start
+        while s < end:  # (the size is asked per block: the grouped path's follows its groups)
+            e = min(s + self.block_size(), end)
             self.step_block(source, s, e, final=final and e == end, chunk_start=start, chunk_end=end)
+            s = e
 
     # ------------------------------------------------------------------ the step
 
@@ -416,6 +426,8 @@ class Loop:
             sparse.append(sp)
         t0 = time.perf_counter()
         grouped, values, mass, low = counts.group(sparse, targets, comps.labels, LOG_FLOOR32)
+        per_target = (12 * len(comps.experts) * values.shape[1] + 16 * sum(len(sp.ids) for sp in sparse)) / n
+        self._grouped_block = max(1, min(FULL_BLOCK_TARGETS, int(FULL_BLOCK_BYTES // max(2.0 * per_target, 1.0))))
         for k, (e, label) in enumerate(zip(comps.experts, comps.labels)):
             who = f"expert {label!r}"
             self.guards.masses(mass[k], low[k], who, start)
