@@ -154,39 +154,64 @@ def ngram_loop(pl, tokens, vocab, sparse: bool, observers=()):
     return Loop(comps, NoBytes(), len(tokens), tokens.dtype, keep_logprobs=True, sparse_rows=sparse, observers=observers)
 
 
-def mixer_inputs(pl, tokens, vocab, sparse: bool, at: int):
-    """The mixer (a copy of its state) and the inputs the loop hands it for the block at target
-    ``at``: recorded by a wrapper around the mixer's fast path while the loop runs up to there."""
+def mixer_inputs(pl, tokens, vocab, sparse: bool, at: int, n: int):
+    """(a copy of the mixer's state at target ``at``, the blocks of inputs the loop hands it for
+    targets ``at .. at + n - 1``): recorded by a wrapper around the mixer's fast path, in the loop's
+    own blocks (a chunk starts at ``at``, so both paths start a block there; the last block is cut)."""
     import copy
 
-    tokens = tokens[:at + 2 * 1024 + 1]  # the block that starts at or after ``at`` is a whole one
+    from pgolf_core.api import GroupedLogRows
+
+    tokens = tokens[:at + n + 1]
     loop = ngram_loop(pl, tokens, vocab, sparse)
     mixer = loop.comps.mixer
     name = "mix_log_grouped" if sparse else "mix_log"
     fast, seen = getattr(mixer, name), []
 
     def record(logp, targets, rows):
-        if not seen and len(targets) and loop.next_target >= at:
-            seen.append((copy.deepcopy(mixer), logp.copy(), targets.copy(), copy.deepcopy(rows)))
+        if loop.next_target >= at:
+            if not seen:
+                seen.append(copy.deepcopy(mixer))
+            seen.append((logp.copy(), targets.copy(), copy.deepcopy(rows)))
         return fast(logp, targets, rows)
 
     setattr(mixer, name, record)
-    loop.run(tokens, 1 << 30)
-    return seen[0]
+    loop.run(tokens, at - 1)
+    blocks, left = [], n
+    for logp, targets, rows in seen[1:]:
+        m = min(left, len(targets))
+        if m < len(targets):  # the first m targets of the block
+            if sparse:
+                g = int(rows.offsets[m])
+                rows = GroupedLogRows(rows.log_values[:, :g], rows.sizes[:g], rows.offsets[:m + 1], rows.target_group[:m])
+            else:
+                rows = rows[:, :m]
+            logp, targets = logp[:, :m], targets[:m]
+        blocks.append((logp, targets, rows))
+        left -= m
+        if not left:
+            break
+    return seen[0], blocks
+
+
+def mix_blocks(state, blocks, sparse: bool):
+    """A copy of the mixer mixes the recorded blocks in order; its log-probabilities."""
+    import copy
+
+    mixer = copy.deepcopy(state)
+    fn = mixer.mix_log_grouped if sparse else mixer.mix_log
+    return np.concatenate([fn(*b) for b in blocks])
 
 
 def ngram_speed(pl, data8192) -> None:
     """Logistic over unigram, bigram, trigram at V=1024 and V=8192: dense rows against grouped rows."""
-    import copy
-
     table, rates = [], {}
     for vocab in (VOCAB, 8 * VOCAB):
         tokens, where = ngram_stream(vocab, data8192)
-        at = min(60_000, len(tokens) - 2100)  # a block late in the stream: supports have grown
-        inputs = {s: mixer_inputs(pl, tokens, vocab, s, at) for s in (False, True)}
-        n_block = len(inputs[False][2])
-        runs = {s: (lambda s=s: getattr(copy.deepcopy(inputs[s][0]), "mix_log_grouped" if s else "mix_log")(
-            *inputs[s][1:])) for s in (False, True)}
+        n_block = 1024
+        at = min(60_000, len(tokens) - n_block - 1)  # late in the stream: supports have grown
+        inputs = {s: mixer_inputs(pl, tokens, vocab, s, at, n_block) for s in (False, True)}
+        runs = {s: (lambda s=s: mix_blocks(*inputs[s], s)) for s in (False, True)}
         res = interleaved({"dense": runs[False], "grouped": runs[True]}, repeats=5)
         gap = float(np.max(np.abs(runs[True]() - runs[False]()) / np.abs(runs[False]())))
         n_loop = 30_000 if vocab == VOCAB else 15_000
@@ -201,7 +226,7 @@ def ngram_speed(pl, data8192) -> None:
         res_loop = interleaved({"dense": lambda: whole(False), "grouped": lambda: whole(True)}, repeats=3)
         mix = [np.concatenate(loops[s].saved["mixture"]) for s in (False, True)]
         gap_loop = float(np.max(np.abs(mix[1] - mix[0]) / np.abs(mix[0])))
-        groups = len(inputs[True][3].sizes) / n_block
+        groups = sum(len(b[2].sizes) for b in inputs[True][1]) / n_block
         for key, label, r, n in (("mix", f"mixing alone, {n_block} targets at {at}", res, n_block),
                                  ("loop", f"whole loop, first {n_loop} targets", res_loop, n_loop)):
             d, g = n / r["dense"][1], n / r["grouped"][1]
