@@ -3,11 +3,21 @@
     python benchmarks/bench_mixers.py                 # both parts, the whole validation head
     python benchmarks/bench_mixers.py --part speed    # throughput only (no shared data needed)
     python benchmarks/bench_mixers.py --part bpb --tokens 40000
+    python benchmarks/bench_mixers.py --part speed --data8192 /work/scratch/caseops_val
 
 Throughput: tokens/s of hedge (per-token, batch, fixed share) and logistic with K=4 inputs at
 V=1024 and at V=8192 (from probability rows and from float32 log rows), the median of several
 interleaved repeats after a JIT warm-up that is reported apart, with the NumPy reference of each
 numba kernel measured in the same run.
+
+Speed at V=8192 (the field's vocabulary) against V=1024, in the same run: logistic over online
+unigram, bigram and trigram experts, from dense float32 log rows (``mix_log``) and from grouped rows
+(``mix_log_grouped``, built from the n-grams' exact sparse rows), on the validation head in sp1024
+tokens and on a V=8192 stream (``--data8192``: a shard or shard directory, e.g. the head in CaseOps
+sp8192 tokens; a synthetic Zipf stream when absent): (1) the mixing alone, on the inputs the loop
+hands the mixer for a block late in the stream, and (2) the whole loop (experts' rows, grouping,
+mixing) over the stream's first targets. Medians of interleaved repeats, with the largest relative
+difference of the two paths' log-probabilities.
 
 BPB: on the FineWeb validation head, four experts: a static bigram table counted on the FineWeb
 sample (add-one smoothing; a stand-in for a neural model fixed before evaluation) and online
@@ -62,7 +72,7 @@ def random_inputs(n, k=4, seed=0, vocab=VOCAB):
     return dists, targets, np.log(dists[:, np.arange(n), targets])
 
 
-def speed() -> None:
+def speed(data8192=None) -> None:
     from pgolf_mixers.hedge_kernels import hedge_share_kernel, hedge_share_reference
     from pgolf_mixers.logistic import PROB_FLOOR
     from pgolf_mixers.logistic_kernels import floored_log, logistic_reference
@@ -110,6 +120,127 @@ def speed() -> None:
           f"{rows[5][1] / rows[7][1]:.1f}x (V=1024), {rows[9][1] / rows[11][1]:.1f}x (V=8192), from log rows: "
           f"{rows[6][1] / rows[7][1]:.1f}x, {rows[10][1] / rows[11][1]:.1f}x; "
           f"V=8192 / V=1024 from log rows: {rows[10][1] / rows[6][1]:.3f}")
+    print()
+    ngram_speed(pl, data8192)
+
+
+NGRAMS = ("unigram", "bigram", "trigram")
+
+
+def zipf_stream(n: int, vocab: int, seed: int = 0) -> np.ndarray:
+    """Synthetic stand-in for real tokens: Zipf-like frequencies (so counts and contexts repeat), BOS every 97."""
+    rng = np.random.default_rng(seed)
+    tokens = np.minimum(rng.zipf(1.3, n) - 1, vocab - 1).astype(np.int64)
+    tokens[::97] = 1
+    return tokens
+
+
+def ngram_stream(vocab: int, data8192):
+    """(tokens, description) for the n-gram speed part at ``vocab``."""
+    if vocab == VOCAB and VAL_HEAD.is_file():
+        return np.load(VAL_HEAD).astype(np.int64), "validation head, sp1024"
+    if vocab == 8 * VOCAB and data8192 and Path(data8192).exists():
+        from pgolf_core.data import load_tokens
+
+        return np.asarray(load_tokens(data8192), dtype=np.int64), f"{data8192}"
+    return zipf_stream(100_000, vocab), "synthetic Zipf stream"
+
+
+def ngram_loop(pl, tokens, vocab, sparse: bool, observers=()):
+    from pgolf_core.loop import Components, Loop, NoBytes
+
+    ctx = BuildContext(vocab_size=vocab, expert_names=NGRAMS, plugins=pl)
+    comps = Components([pl.experts.create(e, ctx) for e in NGRAMS], list(NGRAMS), pl.mixers.create("logistic", ctx))
+    return Loop(comps, NoBytes(), len(tokens), tokens.dtype, keep_logprobs=True, sparse_rows=sparse, observers=observers)
+
+
+def mixer_inputs(pl, tokens, vocab, sparse: bool, at: int, n: int):
+    """(a copy of the mixer's state at target ``at``, the blocks of inputs the loop hands it for
+    targets ``at .. at + n - 1``): recorded by a wrapper around the mixer's fast path, in the loop's
+    own blocks (a chunk starts at ``at``, so both paths start a block there; the last block is cut)."""
+    import copy
+
+    from pgolf_core.api import GroupedLogRows
+
+    tokens = tokens[:at + n + 1]
+    loop = ngram_loop(pl, tokens, vocab, sparse)
+    mixer = loop.comps.mixer
+    name = "mix_log_grouped" if sparse else "mix_log"
+    fast, seen = getattr(mixer, name), []
+
+    def record(logp, targets, rows):
+        if loop.next_target >= at:
+            if not seen:
+                seen.append(copy.deepcopy(mixer))
+            seen.append((logp.copy(), targets.copy(), copy.deepcopy(rows)))
+        return fast(logp, targets, rows)
+
+    setattr(mixer, name, record)
+    loop.run(tokens, at - 1)
+    blocks, left = [], n
+    for logp, targets, rows in seen[1:]:
+        m = min(left, len(targets))
+        if m < len(targets):  # the first m targets of the block
+            if sparse:
+                g = int(rows.offsets[m])
+                rows = GroupedLogRows(rows.log_values[:, :g], rows.sizes[:g], rows.offsets[:m + 1], rows.target_group[:m])
+            else:
+                rows = rows[:, :m]
+            logp, targets = logp[:, :m], targets[:m]
+        blocks.append((logp, targets, rows))
+        left -= m
+        if not left:
+            break
+    return seen[0], blocks
+
+
+def mix_blocks(state, blocks, sparse: bool):
+    """A copy of the mixer mixes the recorded blocks in order; its log-probabilities."""
+    import copy
+
+    mixer = copy.deepcopy(state)
+    fn = mixer.mix_log_grouped if sparse else mixer.mix_log
+    return np.concatenate([fn(*b) for b in blocks])
+
+
+def ngram_speed(pl, data8192) -> None:
+    """Logistic over unigram, bigram, trigram at V=1024 and V=8192: dense rows against grouped rows."""
+    table, rates = [], {}
+    for vocab in (VOCAB, 8 * VOCAB):
+        tokens, where = ngram_stream(vocab, data8192)
+        n_block = 1024
+        at = min(60_000, len(tokens) - n_block - 1)  # late in the stream: supports have grown
+        inputs = {s: mixer_inputs(pl, tokens, vocab, s, at, n_block) for s in (False, True)}
+        runs = {s: (lambda s=s: mix_blocks(*inputs[s], s)) for s in (False, True)}
+        res = interleaved({"dense": runs[False], "grouped": runs[True]}, repeats=5)
+        gap = float(np.max(np.abs(runs[True]() - runs[False]()) / np.abs(runs[False]())))
+        n_loop = 30_000 if vocab == VOCAB else 15_000
+        head = tokens[:n_loop + 1]
+        loops = {}
+
+        def whole(sparse):
+            loop = ngram_loop(pl, head, vocab, sparse)
+            loop.run(head, 1 << 30)
+            loops[sparse] = loop
+
+        res_loop = interleaved({"dense": lambda: whole(False), "grouped": lambda: whole(True)}, repeats=3)
+        mix = [np.concatenate(loops[s].saved["mixture"]) for s in (False, True)]
+        gap_loop = float(np.max(np.abs(mix[1] - mix[0]) / np.abs(mix[0])))
+        groups = sum(len(b[2].sizes) for b in inputs[True][1]) / n_block
+        for key, label, r, n in (("mix", f"mixing alone, {n_block} targets at {at}", res, n_block),
+                                 ("loop", f"whole loop, first {n_loop} targets", res_loop, n_loop)):
+            d, g = n / r["dense"][1], n / r["grouped"][1]
+            rates[vocab, key] = (d, g)
+            table.append((f"V={vocab} {label}", d, g, g / d))
+        print(f"V={vocab}: {where}; {groups:.0f} groups per target at {at} (of V={vocab}); largest relative "
+              f"difference grouped vs dense: {gap:.1e} (mixing), {gap_loop:.1e} (whole loop)")
+    print(f"{'logistic over unigram,bigram,trigram':<52}{'dense t/s':>12}{'grouped t/s':>13}{'ratio':>8}")
+    for label, d, g, ratio in table:
+        print(f"{label:<52}{d:>12,.0f}{g:>13,.0f}{ratio:>7.1f}x")
+    for key, what in (("mix", "mixing alone"), ("loop", "whole loop")):
+        (d1, g1), (d8, g8) = rates[VOCAB, key], rates[8 * VOCAB, key]
+        print(f"V=8192 / V=1024, {what}: dense {d8 / d1:.3f}, grouped {g8 / g1:.3f}; grouped at V=8192 / dense at "
+              f"V=1024: {g8 / d1:.2f}")
 
 
 def static_bigram(tokens: np.ndarray) -> np.ndarray:
@@ -158,9 +289,11 @@ def main() -> None:
     parser.add_argument("--part", choices=("speed", "bpb", "all"), default="all")
     parser.add_argument("--tokens", type=int, default=None, help="first N tokens of the validation head (default all)")
     parser.add_argument("--chunk", type=int, default=2048, help="targets per mix() call")
+    parser.add_argument("--data8192", default=None,
+                        help="V=8192 tokens for the speed part (shard or directory; default: a synthetic stream)")
     args = parser.parse_args()
     if args.part in ("speed", "all"):
-        speed()
+        speed(args.data8192)
     if args.part in ("bpb", "all"):
         if not VAL_HEAD.is_file():
             raise SystemExit(f"the BPB part needs {VAL_HEAD} (the shared corpus)")

@@ -21,6 +21,13 @@ The rules every score obeys (see DESIGN.md section 1):
 - C3 score first: state changes only with tokens that are already scored.
 - C4 one pass: one left-to-right pass; every target is scored exactly once.
 
+Outside strict scoring the loop may ask for the same rows in a cheaper form: a geometric mixer gets
+them as float32 logs (``Expert.log_distributions``, ``Mixer.mix_log``), and when every expert can
+give them as a support over a count-shaped background (``Expert.sparse_rows``, ``SparseRows``) it
+mixes over groups of tokens with equal values instead of the whole vocabulary
+(``Mixer.mix_log_grouped``, ``GroupedLogRows``). Both give the dense result to rounding; experts
+and mixers without them keep the dense path.
+
 The evaluator enforces what it can by construction (an expert is only ever handed ``tokens[:end]``,
 adapters only scored tokens, every target is in exactly one span); Python cannot stop a plugin
 from reaching past the view it is given, so ``pgolf_core.audit`` checks C1-C4 on any plugin.
@@ -105,6 +112,60 @@ class StepKernel:
     done: Any = None
 
 
+@dataclass
+class SparseRows:
+    """A span's distributions as a few exceptions over a background that depends on counts alone.
+
+    For target i of the span (stream position t = start + i) and token v::
+
+        p(v) = values[j]                          if v == ids[j] for some j in offsets[i] .. offsets[i+1]-1
+        p(v) = base[i] + slope[i] * count_t(v)    otherwise,
+
+    where ``count_t(v)`` is how many of the targets before t are v (occurrences of v in
+    ``tokens[1:t]``: position 0 is context, never a target). An interpolated n-gram has this form
+    exactly: below its unigram level every order only adds mass to the tokens seen after its
+    context (its *support*), and the unigram row is affine in the counts. ``ids`` are distinct
+    within a target. The rows described are the rows ``distributions()`` gives, to float64 rounding.
+    """
+
+    offsets: np.ndarray  # (n + 1,) int64, offsets[0] == 0, non-decreasing
+    ids: np.ndarray  # (offsets[-1],) int64 token ids of the supports, target by target
+    values: np.ndarray  # (offsets[-1],) float64 probabilities of those tokens
+    base: np.ndarray  # (n,) float64
+    slope: np.ndarray  # (n,) float64
+
+    def dense(self, tokens: np.ndarray, start: int, vocab_size: int) -> np.ndarray:
+        """The (n, V) float64 rows described, for targets ``start ..`` of ``tokens`` (the stream up
+        to the span's end at least), count_t taken from the stream itself (for checks: O(n V))."""
+        n = len(self.base)
+        counts = np.bincount(np.asarray(tokens[1:start], dtype=np.int64), minlength=vocab_size).astype(np.int64)
+        rows = np.empty((n, vocab_size))
+        for i in range(n):
+            rows[i] = self.base[i] + self.slope[i] * counts
+            a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+            rows[i, np.asarray(self.ids[a:b], dtype=np.int64)] = self.values[a:b]
+            counts[int(tokens[start + i])] += 1
+        return rows
+
+
+@dataclass
+class GroupedLogRows:
+    """The K inputs' log rows of a span with the vocabulary partitioned into groups of tokens to
+    which every input gives the same value, so a mixer can sum over groups instead of tokens.
+
+    Target i's groups are ``offsets[i] .. offsets[i+1]-1``; group g holds ``sizes[g]`` tokens
+    (>= 1; a target's sizes sum to V) to each of which input k gives the log-probability
+    ``log_values[k, g]`` (float32, floored at float32's smallest normal number like ``mix_log``'s
+    ``log_dists``); ``target_group[i]`` is the group that holds target i's token. Which tokens a
+    group holds is not needed by a mixer whose per-token terms depend on the inputs' values only.
+    """
+
+    log_values: np.ndarray  # (K, G) float32
+    sizes: np.ndarray  # (G,) float64 (whole numbers)
+    offsets: np.ndarray  # (n + 1,) int64
+    target_group: np.ndarray  # (n,) int64
+
+
 class Expert(ABC):
     """A sequential predictor of the next token.
 
@@ -164,6 +225,15 @@ class Expert(ABC):
         space (``Mixer.mix_log``); otherwise it takes the log of ``distributions()`` itself."""
         raise NotImplementedError(f"expert {self.name!r} does not provide log distributions")
 
+    def sparse_rows(self, tokens: np.ndarray, start: int, end: int) -> SparseRows:
+        """Optional: the rows of ``distributions()`` as ``SparseRows`` (a support per target over a
+        background affine in the stream's token counts), advancing the state in the same way. Outside
+        strict scoring, when every expert has them and the mixer mixes grouped rows
+        (``Mixer.mix_log_grouped``), the loop calls it instead of ``distributions`` and mixes over
+        the support and the count classes of the background in O(support + distinct counts) per
+        target instead of O(V); every row's mass is checked. Strict scoring never calls it."""
+        raise NotImplementedError(f"expert {self.name!r} does not provide sparse rows")
+
     def update(self, tokens: np.ndarray, start: int, end: int) -> None:
         """Absorb the already-scored targets ``start..end-1`` (default: nothing to do)."""
 
@@ -220,6 +290,10 @@ class Expert(ABC):
     def provides_log_distributions(self) -> bool:
         return type(self).log_distributions is not Expert.log_distributions
 
+    @property
+    def provides_sparse_rows(self) -> bool:
+        return type(self).sparse_rows is not Expert.sparse_rows
+
     def describe(self) -> dict:
         """Resolved configuration, recorded in results."""
         return {}
@@ -274,6 +348,18 @@ class Mixer(ABC):
     @property
     def mixes_log_rows(self) -> bool:
         return type(self).mix_log is not Mixer.mix_log
+
+    def mix_log_grouped(self, logp: np.ndarray, targets: np.ndarray, grouped: GroupedLogRows) -> np.ndarray:
+        """Optional: ``mix_log`` on rows given by groups of equal tokens (``GroupedLogRows``, built by
+        the loop from the experts' ``sparse_rows``). Same result as ``mix_log`` on the expanded rows
+        to float64 summation order (sums over groups weight each group by its size), same state
+        change. Only for a mixer whose per-token terms depend on the inputs' values alone (no
+        per-token parameter): ``mixes_grouped_rows`` says whether this instance qualifies."""
+        raise NotImplementedError(f"mixer {self.name!r} cannot mix grouped rows")
+
+    @property
+    def mixes_grouped_rows(self) -> bool:
+        return type(self).mix_log_grouped is not Mixer.mix_log_grouped
 
     @property
     @abstractmethod

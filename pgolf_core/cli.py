@@ -67,6 +67,9 @@ def cli():
               help="Audit this run's own components (C1-C4) and spot-check the live pass; AUDITED if all pass, INVALID if not.")
 @click.option("--strict/--no-strict", default=None,
               help="Read every score from the mixture's full distribution (default: on with --audit, off otherwise).")
+@click.option("--sparse-rows/--dense-rows", default=True, show_default=True,
+              help="Outside strict scoring, mix experts that give sparse rows (the n-grams) over groups of tokens: "
+                   "the same score at O(support) per target instead of O(V).")
 @click.option("--spot-checks", type=click.IntRange(min=0), default=3, show_default=True,
               help="Live spot checks at secret positions of an audited run.")
 @click.option("--bytes", "byte_counts", type=click.Path(),
@@ -88,7 +91,7 @@ def cli():
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @plugin_option
 def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixer_opt, adapter_opt, limit, chunk_size,
-             trim_seq_len, allow_invalid, run_audit, strict, spot_checks, byte_counts, tokenizer_check, resume_path,
+             trim_seq_len, allow_invalid, run_audit, strict, sparse_rows, spot_checks, byte_counts, tokenizer_check, resume_path,
              checkpoint_every, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
              progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
@@ -114,7 +117,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         keep_logprobs=bool(save_logprobs), progress=progress and sys.stderr.isatty(), audit=run_audit,
         strict=strict, spot_checks=spot_checks, prove=prove, proof_path=proof_path,
         check_tokenizer=None if tokenizer_check else False, byte_counts=byte_counts, resume=resume_path,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, sparse_rows=sparse_rows,
     )
     from .distributed import dist_info_from_env
 

@@ -57,6 +57,7 @@ def evaluate(
     byte_counts: Union[str, Path, None] = None,
     resume: Union[str, Path, None] = None,
     checkpoint_every: Optional[int] = None,
+    sparse_rows: bool = True,
 ) -> Results:
     """Score a token stream and return a ``Results`` (``bpb``, ``loss``, ``targets``, ``bytes``,
     ``expert_bpb``, ``weights``, ``level``, ...).
@@ -80,6 +81,10 @@ def evaluate(
     loop state is written to FILE every ``checkpoint_every`` targets and at Ctrl-C (which then raises
     ``Interrupted``), and a run given a FILE that holds a resume point of the same configuration and
     stream continues from it, to exactly the BPB of an uninterrupted run.
+
+    ``sparse_rows`` (default True): outside strict scoring, a mixer with ``mix_log_grouped`` over
+    experts that all give ``sparse_rows`` (the n-grams) mixes over groups of tokens, at O(support)
+    per target instead of O(V), to the same score (``pgolf_core.loop``); False mixes full rows.
     """
     t_start = time.perf_counter()
     if chunk_size < 1:
@@ -118,13 +123,13 @@ def evaluate(
     build_seconds = time.perf_counter() - t_build
 
     loop = Loop(comps, counter, len(stream), stream.dtype, strict=strict, guards=guards, keep_logprobs=keep_logprobs,
-                observers=observers)
+                observers=observers, sparse_rows=sparse_rows)
     if resume is not None:
         from .resume import run_digest, run_resumable
 
         digest = run_digest({"experts": [(c.name, c.label, c.options) for c in expert_specs],
                              "mixer": [str(mixer), mixer_options], "adapters": [(c.name, c.label, c.options) for c in adapter_specs],
-                             "chunk": chunk_size, "strict": strict, "seed": seed, "device": device,
+                             "chunk": chunk_size, "strict": strict, "sparse_rows": sparse_rows, "seed": seed, "device": device,
                              "keep_logprobs": keep_logprobs, "bytes": counter.describe()}, stream)
         run_resumable(loop, stream, chunk_size, resume, checkpoint_every or 0, digest, progress and dist.is_main)
         comps, guards = loop.comps, loop.guards  # the resumed components and what their guards saw
@@ -148,7 +153,7 @@ def evaluate(
                          for c, a in zip(adapter_specs, comps.adapters)],
             "data": dataset, "tokenizer": tok_path, "bytes": counter.describe(), "chunk_size": chunk_size, "limit": limit,
             "trim_seq_len": trim_seq_len, "device": device, "seed": seed, "allow_invalid": allow_invalid,
-            "world_size": dist.world_size, "strict": strict,
+            "world_size": dist.world_size, "strict": strict, "grouped_rows": loop.grouped,
         },
         versions=collect_versions(plugins),
         timings={"total_seconds": time.perf_counter() - t_start, "build_seconds": build_seconds,

@@ -24,6 +24,13 @@ network's log-softmax, first row checked) or from one log of its ``distributions
 checked first). The mixture renormalizes over the whole vocabulary, so its rows are distributions
 whatever the inputs' rounding.
 
+The grouped path (the log path at O(support) per target instead of O(V)): when every expert gives
+its rows as ``Expert.sparse_rows`` (a support over a background affine in the stream's token counts,
+as an interpolated n-gram's rows are) and the mixer has ``mix_log_grouped``, the loop joins the
+experts' rows target by target into groups of tokens that every expert gives the same value
+(``grouping``) and the mixer sums over the groups. The groups' values are the dense rows' values bit
+for bit, so the result is the log path's to float64 summation order; every row's mass is checked.
+
 The sealed stream. Plugins never see the caller's token array: they get read-only views of a
 buffer (``SealedStream``) into which the loop copies each token only when the step that may see it
 starts. At any time that buffer holds no token at or after the end of the current span, so nothing
@@ -153,9 +160,12 @@ class Guards:
     def rows(self, rows: np.ndarray, who: str, start: int) -> None:
         if not rows.size:
             return
-        sums = rows.sum(axis=-1, dtype=np.float64)
+        self.masses(rows.sum(axis=-1, dtype=np.float64), rows.min(axis=-1), who, start)
+
+    def masses(self, sums: np.ndarray, lows: np.ndarray, who: str, start: int) -> None:
+        """The check of ``rows`` from each row's sum and smallest entry (rows given in another form)."""
         off = np.abs(sums - 1.0)
-        bad = ~(off <= MASS_TOLERANCE) | (rows.min(axis=-1) < 0)
+        bad = ~(off <= MASS_TOLERANCE) | (lows < 0)
         if bad.any():
             i = int(np.argmax(bad))
             self.violation(f"rows {who}", f"C2: {who}'s distribution for target {start + i} sums to {sums[i]:.9g} "
@@ -209,7 +219,8 @@ class Loop:
     """
 
     def __init__(self, comps: Components, table, n_tokens: int, dtype=np.int64, *, strict: bool = False,
-                 guards: Optional[Guards] = None, keep_logprobs: bool = False, observers: Sequence[Callable] = ()):
+                 guards: Optional[Guards] = None, keep_logprobs: bool = False, observers: Sequence[Callable] = (),
+                 sparse_rows: bool = True):
         self.comps, self.table, self.n_tokens = comps, table, int(n_tokens)
         self.stream = SealedStream(n_tokens, dtype)
         self.strict = bool(strict)
@@ -219,6 +230,16 @@ class Loop:
         # experts that have them (a network's log-softmax) or from one log of their rows here.
         self.log_rows = bool(self.need_full and not self.strict and mixer is not None and mixer.mixes_log_rows)
         self._log_buf = None  # (K, n, V) float32, reused block after block
+        # The grouped path (module docstring): the log path from the experts' sparse rows, when every
+        # expert has them and the mixer sums over groups; ``sparse_rows=False`` keeps the dense rows.
+        self.grouped = bool(self.log_rows and sparse_rows and mixer.mixes_grouped_rows
+                            and all(e.provides_sparse_rows for e in comps.experts))
+        self._stream_counts = None  # grouping.StreamCounts, built at the first grouped block
+        # Grouped blocks: their memory is K * groups * 12 bytes (float64 values and float32 logs)
+        # plus 16 bytes per support entry, far below the dense (K, n, V) while supports are small.
+        # The size of the next block follows the last one's (it changes no score: every component
+        # works target by target), starting from the dense bound.
+        self._grouped_block = self._dense_block_size() if self.grouped else 1
         self.guards = guards if guards is not None else Guards()
         self.keep = keep_logprobs
         self.observers = list(observers)
@@ -246,9 +267,13 @@ class Loop:
     # ------------------------------------------------------------------ spans
 
     def block_size(self) -> int:
-        """Targets per block when full distributions are formed (bounds the (K, n, V) block)."""
+        """Targets per block when full distributions are formed (bounds the (K, n, V) block); on the
+        grouped path, the groups' memory per target measured on the last block bounds it instead."""
         if not self.need_full:
             return 1 << 62
+        return self._grouped_block if self.grouped else self._dense_block_size()
+
+    def _dense_block_size(self) -> int:
         v = self.comps.experts[0].vocab_size
         return max(1, min(FULL_BLOCK_TARGETS, FULL_BLOCK_BYTES // (8 * v * len(self.comps.experts))))
 
@@ -269,10 +294,11 @@ class Loop:
 
     def score_chunk(self, source: np.ndarray, start: int, end: int, final: bool) -> None:
         """One chunk in blocks (full distributions are formed at most ``block_size`` at a time)."""
-        step = self.block_size()
-        for s in range(start, end, step):
-            e = min(s + step, end)
+        s = start
+        while s < end:  # (the size is asked per block: the grouped path's follows its groups)
+            e = min(s + self.block_size(), end)
             self.step_block(source, s, e, final=final and e == end, chunk_start=start, chunk_end=end)
+            s = e
 
     # ------------------------------------------------------------------ the step
 
@@ -299,10 +325,13 @@ class Loop:
         n, comps = end - start, self.comps
         logp = np.empty((len(comps.experts), n), dtype=np.float64)
         dists = None
-        if self.log_rows:  # a geometric mixer fed float32 log rows (module docstring)
-            log_dists = self._expert_log_rows(view, start, end, targets, logp)
+        if self.log_rows:  # a geometric mixer fed float32 log rows, dense or grouped (module docstring)
             mixer = comps.mixer
-            mixed = self.guards.logp(self._timed("mixer", mixer.mix_log, logp, targets, log_dists), n,
+            if self.grouped:
+                fn, rows = mixer.mix_log_grouped, self._expert_grouped_rows(view, start, end, targets, logp)
+            else:
+                fn, rows = mixer.mix_log, self._expert_log_rows(view, start, end, targets, logp)
+            mixed = self.guards.logp(self._timed("mixer", fn, logp, targets, rows), n,
                                      f"mixer {mixer.name or type(mixer).__name__!r}", start)
             out = {"logp": logp, "targets": targets, "dists": None, "mixed": mixed, "rows": None}
         else:
@@ -376,6 +405,44 @@ class Loop:
             self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
             self.guards.logp(logp[k], n, who, start)
         return buf
+
+    def _expert_grouped_rows(self, view, start, end, targets, logp):
+        """The experts' rows of the block as ``GroupedLogRows`` (``grouping``) for
+        ``Mixer.mix_log_grouped``, from their ``sparse_rows``: the groups' values get the log path's
+        float32 cast, floor and log (``StreamCounts.group``), and ``logp`` each expert's
+        log-probability of the targets as the log path reads it
+        (from its float32 log row when it gives log rows, else the log of its float64 entry). Every
+        row's mass and sign are checked (C2)."""
+        from .grouping import StreamCounts
+
+        n, comps = end - start, self.comps
+        if self._stream_counts is None:
+            self._stream_counts = StreamCounts(comps.experts[0].vocab_size)
+        counts = self._stream_counts
+        counts.sync(view, start)
+        sparse = []
+        for e, label in zip(comps.experts, comps.labels):
+            sp = self._timed(label, e.sparse_rows, view, start, end)
+            off = np.asarray(sp.offsets)
+            if off.shape != (n + 1,) or off[0] != 0 or np.any(off[1:] < off[:-1]) or np.shape(sp.ids) != (off[-1],) \
+                    or np.shape(sp.values) != (off[-1],) or np.shape(sp.base) != (n,) or np.shape(sp.slope) != (n,):
+                raise PgolfError(f"expert {label!r} returned sparse rows of the wrong shape for {n} targets")
+            sparse.append(sp)
+        t0 = time.perf_counter()
+        grouped, values, mass, low = counts.group(sparse, targets, comps.labels, LOG_FLOOR32)
+        per_target = (12 * len(comps.experts) * values.shape[1] + 16 * sum(len(sp.ids) for sp in sparse)) / n
+        self._grouped_block = max(1, min(FULL_BLOCK_TARGETS, int(FULL_BLOCK_BYTES // max(2.0 * per_target, 1.0))))
+        for k, (e, label) in enumerate(zip(comps.experts, comps.labels)):
+            who = f"expert {label!r}"
+            self.guards.masses(mass[k], low[k], who, start)
+            if e.provides_log_distributions:
+                logp[k] = grouped.log_values[k, grouped.target_group]
+            else:
+                with np.errstate(divide="ignore"):
+                    logp[k] = np.log(values[k, grouped.target_group])
+            self.guards.logp(logp[k], n, who, start)
+        self.timers["rows"] = self.timers.get("rows", 0.0) + time.perf_counter() - t0
+        return grouped
 
     def _mix(self, logp, targets, dists, start):
         """(mixture log-probabilities, mixture rows or None) of a block."""

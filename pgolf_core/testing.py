@@ -523,19 +523,50 @@ def check_no_hypercompression(source: Source, *, n_tokens: int = 50_000, seed: i
     return check_code_lengths({"expert": bits}, s["targets"], expert.vocab_size, slack_bits)
 
 
+SPARSE_TOLERANCE = 1e-12  # |sparse_rows() entry - distributions() entry| allowed (the same float64 values)
+
+
+def check_sparse_rows(source: Source, tokens, *, chunk: int = 512, tol: float = SPARSE_TOLERANCE) -> dict:
+    """``Expert.sparse_rows`` describes the rows ``distributions()`` gives (to ``tol``), span after
+    span, and advances the state alike (the fingerprints agree after every span): what lets a plain
+    run mix grouped rows and score as strict scoring would."""
+    from .loop import chunk_spans
+
+    dense, sparse = fresh(source), fresh(source)
+    who = dense.name or type(dense).__name__
+    assert sparse.provides_sparse_rows, f"expert {who!r} has no sparse_rows()"
+    stream = as_stream(tokens, dense.vocab_size)
+    worst = 0.0
+    for start, end, _ in chunk_spans(len(stream), chunk):
+        view = stream[:end]
+        rows = np.asarray(dense.distributions(view, start, end), dtype=np.float64)
+        sp = sparse.sparse_rows(view, start, end)
+        diff = float(np.max(np.abs(sp.dense(view, start, dense.vocab_size) - rows)))
+        worst = max(worst, diff)
+        assert diff <= tol, (f"expert {who!r}: sparse_rows() over [{start}, {end}) differs from distributions() by "
+                             f"{diff:.3g} (tolerance {tol:g})")
+        assert dense.state_fingerprint() == sparse.state_fingerprint(), (
+            f"expert {who!r}: sparse_rows() over [{start}, {end}) left another state than distributions()")
+    return {"targets": len(stream) - 1, "max_vs_distributions": worst}
+
+
 def audit_expert(source: Source, tokens, *, chunk: int = 512, seed: int = 0, random_tokens: int = 50_000,
                  tokenizer=None, n_cuts: int = 3, n_candidates: int = 16) -> dict:
     """Run every check on an expert; the first failure raises AssertionError. Returns the evidence.
 
-    ``n_cuts`` (C1) and ``n_candidates`` (C3) trade thoroughness for time on slow experts.
+    ``n_cuts`` (C1) and ``n_candidates`` (C3) trade thoroughness for time on slow experts. An expert
+    with ``sparse_rows`` also has them checked against its rows (``check_sparse_rows``).
     """
-    return {
+    out = {
         "C1": check_causal(source, tokens, chunk=chunk, seed=seed, n_cuts=n_cuts),
         "C2": check_normalized(source, tokens, chunk=chunk),
         "C3": check_score_first(source, tokens, chunk=chunk, seed=seed, n_candidates=n_candidates),
         "C4": check_one_pass(source, tokens, tokenizer=tokenizer, chunk_size=chunk),
         "no hypercompression": check_no_hypercompression(source, n_tokens=random_tokens, seed=seed, tokenizer=tokenizer),
     }
+    if fresh(source).provides_sparse_rows:
+        out["sparse rows"] = check_sparse_rows(source, tokens, chunk=chunk)
+    return out
 
 
 def synthetic_expert_outputs(n_experts: int, vocab_size: int, n_targets: int, seed: int = 0):

@@ -51,6 +51,7 @@ def test_builtin_expert_passes_the_audit(registry, stream, name):
     random_tokens = {"entropy": 10_000}.get(name, 50_000)
     ev = T.audit_expert(instance, stream, chunk=256, random_tokens=random_tokens, n_candidates=8)
     assert abs(ev["C2"]["worst_mass"] - 1) <= T.MASS_TOLERANCE
+    assert ("sparse rows" in ev) == instance.provides_sparse_rows  # the n-grams' sparse rows are their rows
 
 
 @pytest.mark.slow

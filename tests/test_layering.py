@@ -13,7 +13,7 @@ ROOT = Path(pgolf_core.__file__).resolve().parent
 LAYERS = [  # a module may import only from its own layer or the layers before it
     {"errors", "digest", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
      "container", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers"},
-    {"loop", "build", "compiled"},
+    {"grouping", "grouping_kernels", "loop", "build", "compiled"},
     {"session"},
     {"testing", "spotcheck", "audit", "compress", "resume"},
     {"evaluate", "__init__"},

@@ -113,6 +113,38 @@ class LogisticMixer(Mixer):
                         self._counts, out, np.empty((0, self.vocab_size)))
         return out
 
+    @property
+    def mixes_grouped_rows(self) -> bool:
+        """Grouped rows need every token of a group to get the same logit: not with a per-token bias."""
+        return not self.use_bias
+
+    def mix_log_grouped(self, logp, targets, grouped):
+        """``mix_log`` on grouped rows (``pgolf_core.api.GroupedLogRows``): the same model and the same
+        learning step, each sum over the vocabulary taken over the groups weighted by their sizes, so
+        a target costs O(groups) instead of O(V) (``logistic_grouped_kernel``)."""
+        from .logistic_kernels import logistic_grouped_kernel
+
+        who = self.name or "logistic"
+        if self.use_bias:
+            raise UsageError(f"mixer {who!r}: grouped rows cannot carry a per-token bias (bias=true)")
+        targets = np.asarray(targets, dtype=np.int64)
+        n = targets.shape[0]
+        if np.shape(logp) != (self.n_experts, n):
+            raise UsageError(f"mixer {who!r}: logp must have shape {(self.n_experts, n)}, got {np.shape(logp)}")
+        lv = np.asarray(grouped.log_values)
+        offsets = np.asarray(grouped.offsets, dtype=np.int64)
+        target_group = np.asarray(grouped.target_group, dtype=np.int64)
+        sizes = np.asarray(grouped.sizes, dtype=np.float64)
+        if lv.ndim != 2 or lv.shape[0] != self.n_experts or offsets.shape != (n + 1,) or target_group.shape != (n,) \
+                or sizes.shape != (lv.shape[1],) or (n and offsets[-1] != lv.shape[1]):
+            raise UsageError(f"mixer {who!r}: grouped rows of {self.n_experts} inputs and {n} targets expected")
+        # the first input's probabilities pick the weight set (as in mix_log); without context unread
+        p0 = np.exp(np.asarray(lv[0], dtype=np.float64)) if self.context != "none" else np.empty(0)
+        out = np.empty(n)
+        logistic_grouped_kernel(lv, sizes, offsets, target_group, p0, self._w, self.lr, CONTEXT_MODES[self.context],
+                                self.vocab_size, self._counts, out)
+        return out
+
     def predict(self, dists):
         """The mixture row for the next target from the inputs' rows ``dists`` (K, V): the row a
         one-target ``mix`` gives (the same numba function computes both), weights untouched."""

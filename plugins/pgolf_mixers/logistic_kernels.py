@@ -126,6 +126,70 @@ def logistic_kernel(logq, p0, targets, w, b, lr, use_bias, mode, counts, out_log
         learn(lq, y, c, s, inv, w, b, lr, use_bias)
 
 
+@njit(cache=True)
+def grouped_context_bucket(p0, lq0, sizes, mode, n_buckets, v_size):
+    """``context_bucket`` over groups of equal tokens (``pgolf_core.api.GroupedLogRows``): the
+    entropy's terms weighted by the groups' sizes, the largest probability unchanged."""
+    if mode == 0:
+        return 0
+    if mode == 1:
+        h = 0.0
+        for g in range(p0.shape[0]):
+            if p0[g] > 0.0:
+                h -= (p0[g] * lq0[g]) * sizes[g]
+        x = h / math.log(v_size)
+    else:
+        x = 0.0
+        for g in range(p0.shape[0]):
+            if p0[g] > x:
+                x = p0[g]
+    b = int(x * n_buckets)
+    return min(max(b, 0), n_buckets - 1)
+
+
+@njit(cache=True)
+def logistic_grouped_kernel(lv, sizes, offsets, target_group, p0, w, lr, mode, v_size, counts, out_logp):
+    """``logistic_kernel`` without bias on grouped rows: target i's groups are ``offsets[i] ..
+    offsets[i+1]-1`` of ``lv`` (K, G) (every input's floored log of each of a group's tokens) and
+    ``sizes`` (G,) (its number of tokens); ``target_group`` (n,) the target's group; ``p0`` (G,) the
+    first input's probabilities (read only for a context). A group of size m stands for m tokens with
+    the same s_v, so the normalizer and the gradient's expectation weight its terms by m; each s_v,
+    the maximum and the target's terms are the dense kernel's, operation for operation."""
+    k_inputs = lv.shape[0]
+    n = target_group.shape[0]
+    s = np.empty(v_size)  # a target has at most V groups
+    for i in range(n):
+        g0 = offsets[i]
+        n_groups = offsets[i + 1] - g0
+        lq = lv[:, g0:g0 + n_groups]
+        sz = sizes[g0:g0 + n_groups]
+        y = target_group[i] - g0
+        c = grouped_context_bucket(p0[g0:g0 + n_groups], lq[0], sz, mode, w.shape[0], v_size)
+        for g in range(n_groups):
+            s[g] = 0.0
+        for k in range(k_inputs):
+            wk = w[c, k]
+            for g in range(n_groups):
+                s[g] += wk * lq[k, g]
+        m = -np.inf
+        for g in range(n_groups):
+            m = max(m, s[g])
+        sy = s[y] - m
+        z = 0.0
+        for g in range(n_groups):
+            e = math.exp(s[g] - m)
+            s[g] = e
+            z += sz[g] * e
+        out_logp[i] = sy - math.log(z)
+        inv = 1.0 / z
+        counts[c] += 1
+        for k in range(k_inputs):
+            acc = 0.0
+            for g in range(n_groups):
+                acc += (sz[g] * s[g]) * lq[k, g]
+            w[c, k] -= lr * (acc * inv - lq[k, y])
+
+
 def logistic_reference(dists, targets, w, b, lr, use_bias, mode, floor):
     """Plain NumPy version of ``logistic_kernel``; returns (logp, dist, w, b, counts) and leaves
     its inputs untouched."""

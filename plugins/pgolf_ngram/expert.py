@@ -34,11 +34,11 @@ from typing import Optional
 
 import numpy as np
 
-from pgolf_core.api import Expert, StepKernel
+from pgolf_core.api import Expert, SparseRows, StepKernel
 from pgolf_core.data import BOS_ID
 from pgolf_core.errors import DataError, UsageError
 
-from .tables import CountTables
+from .tables import CountTables, SparseBuffers
 
 MAX_ORDER = 16
 
@@ -76,6 +76,16 @@ class NgramExpert(Expert):
 
     def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         return self._run(tokens, start, end, want_dist=True)[1]
+
+    def sparse_rows(self, tokens: np.ndarray, start: int, end: int) -> SparseRows:
+        """The rows of ``distributions`` as ``SparseRows`` (same counting): the support of a target
+        is the set of tokens counted after its contexts of order >= 2, and every other token gets
+        the unigram level's value, which is affine in its count (the unigram counts are the counts
+        of the targets before t: every target is counted at the root from target 1 on). Each
+        entry is the float64 value ``distributions`` computes, bit for bit (``kernels.sparse_row``)."""
+        _, _, sp = self._run(tokens, start, end, want_dist=False, sparse=True)
+        m = int(sp.off[-1])
+        return SparseRows(sp.off, sp.ids[:m], sp.vals[:m], sp.base, sp.slope)
 
     def log_distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
         """The logs of the rows, float32 (for a geometric mixer outside strict scoring): the rows
@@ -121,17 +131,20 @@ class NgramExpert(Expert):
 
     # --- spans
 
-    def _run(self, tokens, start: int, end: int, want_dist: bool, keep_views: bool = False, dtype=None):
+    def _run(self, tokens, start: int, end: int, want_dist: bool, keep_views: bool = False, dtype=None,
+             sparse: bool = False):
+        """(log-probabilities, full rows or none, ``SparseBuffers`` or None) of targets [start, end)."""
         start, end = int(start), int(end)
         self._check_span(start, end, len(tokens))
         lo, window = self._window(tokens, start, end)
         n = end - start
         logp = np.empty(n, dtype=np.float64)
         dists = np.empty((n if want_dist else 0, self.vocab_size), dtype=dtype or self.dtype)
+        sp = SparseBuffers(n, self.vocab_size) if sparse else None
         if n:
-            self.tables.run(window, start - lo, end - lo, self.bos_id, logp, dists, keep_views)
+            self.tables.run(window, start - lo, end - lo, self.bos_id, logp, dists, keep_views, sp)
         self._next_target = end
-        return logp, dists
+        return logp, dists, sp
 
     def _check_span(self, start: int, end: int, n_tokens: int) -> None:
         """Targets ``[start, end)`` must continue the ones counted so far (C4) and fit ``n_tokens``."""

@@ -225,6 +225,23 @@ def add_successors(h, coef, node, succ, row):
         row[node[g, 4]] += coef * node[g, 0]
 
 
+@njit(cache=True, inline="always")
+def interpolation_coefs(n_orders, node, ctxs, coefs):
+    """The unrolled interpolation of the contexts ``ctxs[:n_orders]``: ``coefs[k]`` (0 for a context
+    never seen) and the returned ``scale``, such that the row is scale / V + sum_k coefs[k] * c(h_k, w)
+    (see ``distribution_row``). Shared by the dense and the sparse rows, so both form it alike."""
+    scale = 1.0
+    for k in range(n_orders - 1, -1, -1):
+        total = node[ctxs[k], 1]
+        distinct = node[ctxs[k], 2]
+        if total == 0:
+            coefs[k] = 0.0
+            continue
+        coefs[k] = scale / (total + distinct)
+        scale *= distinct / (total + distinct)
+    return scale
+
+
 @njit(cache=True)
 def distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs, row):
     """Write the full distribution given context nodes ``ctxs[:n_orders]`` into ``row`` (float64).
@@ -236,16 +253,7 @@ def distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs,
     ``scale / V``. The unigram and dense-bigram levels are one vectorized pass over their contiguous
     rows of ``dense``; the hashed orders add their successor lists (about N1+(h) entries each).
     """
-    scale = 1.0
-    for k in range(n_orders - 1, -1, -1):
-        total = node[ctxs[k], 1]
-        distinct = node[ctxs[k], 2]
-        if total == 0:
-            coefs[k] = 0.0
-            continue
-        coefs[k] = scale / (total + distinct)
-        scale *= distinct / (total + distinct)
-    base = scale / V
+    base = interpolation_coefs(n_orders, node, ctxs, coefs) / V
     c0 = coefs[0]
     uni = dense[1:V + 1]
     lo = 2 if dense_bigrams else 1  # first order whose context has hashed (listed) successors
@@ -261,6 +269,54 @@ def distribution_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs,
     for k in range(lo, n_orders):
         if coefs[k] > 0.0:
             add_successors(ctxs[k], coefs[k], node, succ, row)
+
+
+@njit(cache=True)
+def sparse_row(n_orders, V, dense_bigrams, node, dense, succ, ctxs, coefs, scale, mark, stamp, val, ids, values, pos):
+    """The row of ``distribution_row`` as a support and a background (``pgolf_core.api.SparseRows``):
+    writes the support's token ids and probabilities at ``ids[pos:]``/``values[pos:]`` and returns
+    (entries written, base, slope), the background being base + slope * c(w) with c(w) = the unigram
+    count of w, and at most V entries. ``coefs`` and ``scale`` come from ``interpolation_coefs``;
+    ``mark``/``val`` (V,) are scratch, ``mark[w] == stamp`` meaning that w is in the support being
+    built.
+
+    Exact: a token w that no context of order >= 2 has seen gets base + c0 * uni[w] in
+    ``distribution_row`` (plus c1 * 0 on a dense bigram row, and adding +0.0 to a positive number
+    changes no bit), i.e. the background at w's unigram count; every other token gets the same
+    float64 operations in the same order as there (the dense levels first, then each successor
+    order from the lowest up)."""
+    base = scale / V
+    c0 = coefs[0]
+    uni = dense[1:V + 1]
+    n = 0
+    lo = 2 if dense_bigrams else 1
+    if dense_bigrams and n_orders >= 2 and coefs[1] > 0.0:
+        c1 = coefs[1]
+        first = dense_child(ctxs[1], 0, V, dense_bigrams)
+        bi = dense[first:first + V]
+        for w in range(V):
+            if bi[w] != 0:
+                mark[w] = stamp
+                val[w] = base + c0 * uni[w] + c1 * bi[w]
+                ids[pos + n] = w
+                n += 1
+    for k in range(lo, n_orders):
+        coef = coefs[k]
+        if coef > 0.0:
+            h = ctxs[k]
+            off = node[h, 3]
+            for i in range(node[h, 2]):
+                g = succ[off + i]
+                w = node[g, 4]
+                if mark[w] != stamp:  # not on the dense bigram row: its dense value is base + c0 * uni[w]
+                    mark[w] = stamp
+                    val[w] = base + c0 * uni[w]
+                    ids[pos + n] = w
+                    n += 1
+                val[w] += coef * node[g, 0]
+    for j in range(pos, pos + n):
+        values[j] = val[ids[j]]
+    return n, base, c0
 
 
 @njit(cache=True)
@@ -329,18 +385,24 @@ def predict_row(tokens, t, order, V, dense_bigrams, bos, idx, node, dense, succ,
 
 @njit(cache=True)
 def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, idx, node, dense, succ, meta, logp,
-             dists, lists):
+             dists, lists, sp_off, sp_ids, sp_vals, sp_base, sp_slope, mark, val):
     """Score and count targets ``t0..t1-1`` of ``tokens`` one by one, writing ``logp[t - out0]``
     (and, when ``dists`` has rows, the full distribution ``dists[t - out0]``, from the counts
     before ``t``, computed in float64 and stored as ``dists``' dtype). ``lists``: keep the views of
     the full distributions up to date (always when ``dists`` has rows; also for a target that is
     only counted, when its row was computed by ``predict_row``).
 
-    Returns the first target not processed: ``t1`` when done, earlier when a table needs to grow
-    (the caller grows it and calls again from there).
+    Sparse rows (when ``sp_base`` has entries, ``sparse_row``): target i = t - out0 gets its support
+    at ``sp_ids``/``sp_vals[sp_off[i]:sp_off[i + 1]]`` and its background in ``sp_base[i]``,
+    ``sp_slope[i]``; ``sp_off[0]`` must be 0 and ``mark``/``val`` (V,) are scratch (``mark`` zero).
+
+    Returns the first target not processed: ``t1`` when done, earlier when a table (or the sparse
+    pool, which must have room for V more entries) needs to grow (the caller grows it and calls
+    again from there).
     """
     want_dist = dists.shape[0] > 0
-    lists = lists or want_dist
+    want_sparse = sp_base.shape[0] > 0
+    lists = lists or want_dist or want_sparse
     max_new = max(0, order - (2 if dense_bigrams else 1))  # orders whose strings are hashed nodes
     ctxs = np.zeros(order, dtype=np.int64)
     carry = np.zeros(order, dtype=np.int64)
@@ -350,6 +412,8 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
         if not has_room(max_new, first_hashed, node, idx, meta):
             return t
         if lists and not has_list_room(max_new, V, succ, meta):  # (only then: cheaper score-only loop)
+            return t
+        if want_sparse and sp_off[t - out0] + V > sp_ids.shape[0]:
             return t
         if t == t0:
             n = context_nodes(tokens, t, order, V, dense_bigrams, bos, idx, node, meta, ctxs)
@@ -363,6 +427,14 @@ def run_span(tokens, t0, t1, out0, order, V, dense_bigrams, bos, first_hashed, i
             out = dists[t - out0]
             for w in range(V):
                 out[w] = row[w]
+        if want_sparse:
+            i = t - out0
+            scale = interpolation_coefs(n + 1, node, ctxs, coefs)
+            m, b0, s0 = sparse_row(n + 1, V, dense_bigrams, node, dense, succ, ctxs, coefs, scale, mark, t + 1, val,
+                                   sp_ids, sp_vals, sp_off[i])
+            sp_off[i + 1] = sp_off[i] + m
+            sp_base[i] = b0
+            sp_slope[i] = s0
         if lists:
             logp[t - out0] = score_and_count(tokens[t], n + 1, V, dense_bigrams, first_hashed, idx, node, dense, succ,
                                              meta, ctxs, carry, True)

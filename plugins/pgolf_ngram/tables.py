@@ -23,6 +23,37 @@ def _index_size(n_keys: int) -> int:
     return _next_pow2(max(16, -(-10 * n_keys // 7)))
 
 
+class SparseBuffers:
+    """Output of the sparse rows of one span (``kernels.run_span``): per-target offsets into a pool
+    of support entries that grows (doubles) when fewer than V entries are left, the backgrounds,
+    and the kernel's scratch."""
+
+    def __init__(self, n: int, vocab_size: int):
+        self.off = np.zeros(n + 1, dtype=np.int64)
+        self.base = np.empty(n)
+        self.slope = np.empty(n)
+        cap = 2 * vocab_size + 256 * n  # FineWeb's trigram contexts list ~150 successors on average; grown if not
+        self.ids = np.empty(cap, dtype=np.int64)
+        self.vals = np.empty(cap)
+        self.mark = np.zeros(vocab_size, dtype=np.int64)
+        self.val = np.empty(vocab_size)
+
+    def make_room(self, i: int, vocab_size: int) -> None:
+        """Room for V more entries after target ``i``'s offset."""
+        used = int(self.off[i])
+        if used + vocab_size > self.ids.shape[0]:
+            cap = max(2 * self.ids.shape[0], used + vocab_size)
+            for name in ("ids", "vals"):
+                old = getattr(self, name)
+                new = np.empty(cap, dtype=old.dtype)
+                new[:used] = old[:used]
+                setattr(self, name, new)
+
+
+#: what ``run`` hands the kernel when no sparse rows are wanted (no entries: the kernel skips them)
+NO_SPARSE = SparseBuffers(0, 0)
+
+
 class CountTables:
     """Counts of every order up to ``order`` as a trie of nodes (layout described in ``kernels``).
 
@@ -74,20 +105,25 @@ class CountTables:
             self.idx = new
 
     def run(self, tokens: np.ndarray, t0: int, t1: int, bos: int, logp: np.ndarray, dists: np.ndarray,
-            keep_views: bool = False) -> None:
+            keep_views: bool = False, sparse: "SparseBuffers | None" = None) -> None:
         """Score-then-count targets ``t0..t1-1`` of ``tokens`` (int64), growing tables as needed.
 
-        With ``dists`` rows (or ``keep_views``: targets counted one by one after ``predict``), the
-        views of the full distributions are brought up to date first and kept so; a score-only run
-        leaves them stale (it is faster without them)."""
-        keep_views = bool(keep_views or dists.shape[0] > 0)
+        With ``dists`` rows or ``sparse`` rows (a ``SparseBuffers`` for the span), or ``keep_views``
+        (targets counted one by one after ``predict``), the views of the full distributions are
+        brought up to date first and kept so; a score-only run leaves them stale (it is faster
+        without them)."""
+        keep_views = bool(keep_views or dists.shape[0] > 0 or sparse is not None)
         self.current_views(keep_views)
+        sp = NO_SPARSE if sparse is None else sparse
         t = t0
         while t < t1:
             t = kernels.run_span(tokens, t, t1, t0, self.order, self.vocab_size, self.dense_bigrams, bos, self.first_hashed,
-                                 self.idx, self.node, self.dense, self.succ, self.meta, logp, dists, keep_views)
+                                 self.idx, self.node, self.dense, self.succ, self.meta, logp, dists, keep_views,
+                                 sp.off, sp.ids, sp.vals, sp.base, sp.slope, sp.mark, sp.val)
             if t < t1:
                 self.grow()
+                if sparse is not None:
+                    sparse.make_room(t - t0, self.vocab_size)
         self.views_current = keep_views
 
     def predict(self, tokens: np.ndarray, t: int, bos: int, out: np.ndarray) -> None:
