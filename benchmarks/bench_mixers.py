@@ -3,7 +3,7 @@
     python benchmarks/bench_mixers.py                 # both parts, the whole validation head
     python benchmarks/bench_mixers.py --part speed    # throughput only (no shared data needed)
     python benchmarks/bench_mixers.py --part bpb --tokens 40000
-    python benchmarks/bench_mixers.py --part speed --data8192 /work/scratch/caseops_val
+    python benchmarks/bench_mixers.py --part speed --data8192 CASEOPS_VAL_DIR
 
 Throughput: tokens/s of hedge (per-token, batch, fixed share) and logistic with K=4 inputs at
 V=1024 and at V=8192 (from probability rows and from float32 log rows), the median of several
@@ -14,7 +14,8 @@ Speed at V=8192 (the field's vocabulary) against V=1024, in the same run: logist
 unigram, bigram and trigram experts, from dense float32 log rows (``mix_log``) and from grouped rows
 (``mix_log_grouped``, built from the n-grams' exact sparse rows), on the validation head in sp1024
 tokens and on a V=8192 stream (``--data8192``: a shard or shard directory, e.g. the head in CaseOps
-sp8192 tokens; a synthetic Zipf stream when absent): (1) the mixing alone, on the inputs the loop
+sp8192 tokens; by default the validation head's documents tokenized here with the CaseOps model from
+../shared, or a synthetic Zipf stream without it): (1) the mixing alone, on the inputs the loop
 hands the mixer for a block late in the stream, and (2) the whole loop (experts' rows, grouping,
 mixing) over the stream's first targets. Medians of interleaved repeats, with the largest relative
 difference of the two paths' log-probabilities.
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, TOKENIZER, fineweb_sample_tokens, interleaved, median_time, timed  # noqa: E402
+from common import ROOT, SHARED, TOKENIZER, fineweb_sample_tokens, interleaved, median_time, timed  # noqa: E402
 
 from pgolf_core.api import BuildContext  # noqa: E402
 
@@ -143,6 +144,16 @@ def ngram_stream(vocab: int, data8192):
         from pgolf_core.data import load_tokens
 
         return np.asarray(load_tokens(data8192), dtype=np.int64), f"{data8192}"
+    caseops = SHARED / "tokenizers" / "fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model"
+    texts = SHARED / "corpus" / "fineweb_val_head_sp1024.jsonl"
+    if vocab == 8 * VOCAB and caseops.is_file() and texts.is_file():  # the val head's documents in CaseOps sp8192
+        import sentencepiece as spm
+
+        from pgolf_core.data import encode_caseops_documents, read_jsonl_texts
+
+        sp = spm.SentencePieceProcessor(model_file=str(caseops))
+        tokens, _ = encode_caseops_documents(read_jsonl_texts(texts), sp)
+        return tokens.astype(np.int64), "validation head documents, CaseOps sp8192"
     return zipf_stream(100_000, vocab), "synthetic Zipf stream"
 
 
