@@ -247,7 +247,7 @@ class RowDecoder:
         self.freq = np.empty(0 if self.vocab_size is None else self.vocab_size, dtype=np.int64)
         self.decoded = 0
 
-    def _reserve(self, count: int, vocab: int) -> None:
+    def reserve(self, count: int, vocab: int) -> None:
         """Raise if decoding ``count`` more symbols would run past the known end."""
         if self.n_symbols is not None and self.decoded + count > self.n_symbols:
             raise CodingError(
@@ -267,7 +267,7 @@ class RowDecoder:
         from .rangecoder import decode_symbol
 
         arr = _as_row(row, self.vocab_size)
-        self._reserve(1, arr.shape[0])
+        self.reserve(1, arr.shape[0])
         symbol = int(decode_symbol(self.state, self.words, arr, self.freq))
         if symbol < 0:
             raise self.undecodable(self.decoded)
@@ -280,7 +280,7 @@ class RowDecoder:
         from .rangecoder import decode_rows
 
         arr = _as_rows(rows, self.vocab_size)
-        self._reserve(arr.shape[0], arr.shape[1])
+        self.reserve(arr.shape[0], arr.shape[1])
         out = np.zeros(arr.shape[0], dtype=np.int64)
         if arr.shape[0] == 0:
             return out

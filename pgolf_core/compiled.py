@@ -155,7 +155,7 @@ class CompiledCoding:
         dists, row, lps = np.empty((k, vocab)), np.empty(vocab), np.empty(k)
         out_lp, out_mix = np.empty((k, n)), np.empty(n)
         if decode:
-            coder._reserve(n, vocab)
+            coder.reserve(n, vocab)
             src = self.tokens[:0]
         else:
             coder.reserve(n, vocab)
@@ -172,7 +172,7 @@ class CompiledCoding:
                               out_lp[:, t - start:], out_mix[t - start:], ms, *[e.state for e in eks])
             self._done(eks, mk, stop)
             if status != OK:
-                return self._failed(status, stop, start, dists, row, lps, decode, coder)
+                return self._failed(status, stop, start, dists, row, lps, coder)
             t = stop
             if t < end:
                 for e in eks:
@@ -191,7 +191,7 @@ class CompiledCoding:
             if e.done is not None:
                 e.done(stop)
 
-    def _failed(self, status: int, stop: int, start: int, dists, row, lps, decode: bool, coder):
+    def _failed(self, status: int, stop: int, start: int, dists, row, lps, coder):
         """Word what stopped the runner with the loop's own guards (which raise)."""
         from .errors import PgolfError
         from .loop import Guards
