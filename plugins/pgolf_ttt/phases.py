@@ -12,9 +12,13 @@ phases left, on *all* the documents scored so far, with a fresh SGD (momentum) o
 - attention stays inside each document and the previous-token paths restart at each BOS (the
   record's "respect doc boundaries"), so training sees what scoring sees.
 
-Ranks share each step's sequences and sum the gradients (``pgolf_core.distributed.sum_gradients``);
-the loss is normalized by the whole step's target count, so N processes take the step one takes, up
-to the order of the float sums.
+Ranks share each step's sequences. The gradient is built so that it does not depend on how many
+ranks there are, bit for bit in practice: each sequence's gradient is computed on its own (a batch's
+gradient would depend on the batch's shape), summed in float64 (where sums of a few float32 values
+are exact, so their order does not matter), all-reduced in float64 and only then rounded to the
+weights' precision. This matters more than it seems: the per-document AdamW (beta1 0, epsilon 1e-10)
+turns even a 1e-13 difference in the base weights into different steps, so anything less than equal
+weights after a phase would break the "N ranks = one process" figure.
 """
 
 from __future__ import annotations
@@ -25,9 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pgolf_core.distributed import share, sum_gradients, world
-
-MICRO_SEQUENCES = 8  # sequences per forward within a step (bounds the attention mask's memory)
+from pgolf_core.distributed import share, world
 
 
 class GlobalPhase:
@@ -40,7 +42,7 @@ class GlobalPhase:
         params = list(model.parameters())
         for p in params:
             p.requires_grad_(True)
-        opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
+        opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)  # fresh each phase: no old momentum
         n_chunks = max(1, -(-int(end) // self.chunk_tokens))
         steps = 0
         try:
@@ -62,27 +64,34 @@ class GlobalPhase:
 
     def _step(self, model, params, opt, ids, first: list) -> None:
         """One SGD step on the sequences starting at input positions ``first`` (every rank's share)."""
+        import torch.distributed as dist
+
         rank, size = world()
         lo, hi = share(len(first), rank, size)
         total = float(len(first) * self.seq_len)
         device = params[0].device
-        opt.zero_grad(set_to_none=True)
-        mine = first[lo:hi]
-        for m0 in range(0, len(mine), MICRO_SEQUENCES):
-            part = mine[m0:m0 + MICRO_SEQUENCES]
-            x = torch.from_numpy(np.stack([ids[p:p + self.seq_len] for p in part]).astype(np.int64)).to(device)
-            y = torch.from_numpy(np.stack([ids[p + 1:p + self.seq_len + 1] for p in part]).astype(np.int64)).to(device)
+        acc = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64, device=device)
+        causal = torch.ones(self.seq_len, self.seq_len, dtype=torch.bool, device=device).tril()
+        for p0 in first[lo:hi]:  # one sequence at a time (module docstring)
+            x = torch.from_numpy(ids[p0:p0 + self.seq_len].astype(np.int64))[None].to(device)
+            y = torch.from_numpy(ids[p0 + 1:p0 + self.seq_len + 1].astype(np.int64)).to(device)
             reset = x == self.bos
-            doc = reset.long().cumsum(1)  # documents inside each sequence
-            causal = torch.ones(self.seq_len, self.seq_len, dtype=torch.bool, device=device).tril()
-            mask = (causal[None] & (doc[:, :, None] == doc[:, None, :]))[:, None]  # (b, 1, T, T)
+            doc = reset.long().cumsum(1)  # documents inside the sequence
+            mask = (causal[None] & (doc[:, :, None] == doc[:, None, :]))[:, None]  # (1, 1, T, T)
             with torch.enable_grad():
                 with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
                     h = model.hidden(x, rope_len=self.seq_len, reset=reset, mask=mask)
-                logits = model.head(h)
-                nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
-                (nll / total).backward()
-        sum_gradients(params)
+                logits = model.head(h)[0]
+                nll = F.cross_entropy(logits.float(), y, reduction="sum")
+                grads = torch.autograd.grad(nll / total, params, allow_unused=True)
+            acc += torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1).double()
+                              for p, g in zip(params, grads)])
+        if size > 1:
+            dist.all_reduce(acc, op=dist.ReduceOp.SUM)
+        offset = 0
+        for p in params:
+            p.grad = acc[offset:offset + p.numel()].view_as(p).to(p.dtype)
+            offset += p.numel()
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         opt.step()
