@@ -245,3 +245,18 @@ def test_two_gloo_ranks_give_the_one_process_bpb():
     assert abs(one["metrics"]["bpb"] - two["metrics"]["bpb"]) < 1e-6
     for r in (one, two):
         assert [p["after_documents"] for p in r["adapters"]["phased-ttt"]["phases"]] == [1, 3]
+
+
+def test_presets_pr1855_and_pr2135(plugins):
+    from pgolf_core.presets import preset_kwargs
+
+    kw = preset_kwargs("pr1855", plugins)
+    assert kw["experts"] == ["neural"] and kw["mixer"] is None and kw["adapters"] == ["phased-ttt"]
+    assert kw["expert_options"] == {"neural": {"isolate_docs": "true"}}
+    adapter = plugins.adapters.create("phased-ttt", _ctx(100), **kw["adapter_options"]["phased-ttt"])
+    d = adapter.describe()
+    assert (d["rank"], d["alpha"], d["lr"], d["chunk"], d["batch"], d["phases"]) == (80, 144.0, 1e-4, 48, 64,
+                                                                                     [833, 1666, 2500])
+    kw = preset_kwargs("pr2135", plugins, adapter_options={"phased-ttt": {"phases": "2,4"}})
+    assert kw["mixer"] == "tilt" and kw["mixer_options"] == {"order": "16", "threshold": "0.8", "beta": "2.625"}
+    assert kw["adapter_options"]["phased-ttt"]["phases"] == "2,4"  # the user's value wins

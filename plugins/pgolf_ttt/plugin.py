@@ -147,3 +147,12 @@ def pgolf_register_adapters(register):
     register("phased-ttt", make_phased_ttt, description="the field's phased TTT (#1855): a LoRA per document "
              "stepped after each scored 48-target chunk, documents batched, plus global SGD phases on the base "
              "weights over the documents already scored")
+
+
+@hookimpl
+def pgolf_register_presets(register):
+    from .presets import pr1855, pr2135
+
+    register("pr1855", pr1855, description="the top merged record's evaluation (#1855): document isolation + phased "
+                                           "TTT with its settings, around your neural expert")
+    register("pr2135", pr2135, description="pr1855 plus #2135's token-only n-gram tilt (--mixer tilt)")
