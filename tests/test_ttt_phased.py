@@ -260,3 +260,17 @@ def test_presets_pr1855_and_pr2135(plugins):
     kw = preset_kwargs("pr2135", plugins, adapter_options={"phased-ttt": {"phases": "2,4"}})
     assert kw["mixer"] == "tilt" and kw["mixer_options"] == {"order": "16", "threshold": "0.8", "beta": "2.625"}
     assert kw["adapter_options"]["phased-ttt"]["phases"] == "2,4"  # the user's value wins
+
+
+@pytest.mark.slow
+def test_the_audit_passes_with_phases_inside_the_audited_stream():
+    from pgolf_core.audit import audit
+
+    report = audit(["neural"], adapters=["phased-ttt"], limit=1200, chunk=400, random_tokens=1000,
+                   expert_options={"neural": {"preset": "tiny", "init_seed": "0", "seq_len": "64",
+                                              "isolate_docs": "true"}},
+                   adapter_options={"phased-ttt": {"chunk": "16", "rank": "4", "lr": "1e-2", "batch": "2",
+                                                   "phases": "1,2", "global_chunk": "256", "global_lr": "1e-2"}})
+    assert report.passed, report.format_table()
+    names = {(c.component, c.rule) for c in report.checks if c.status == "PASS"}
+    assert ("configuration", "C1+C3 causal") in names and ("configuration", "C4 one pass") in names
