@@ -116,24 +116,36 @@ class Bank:
     @torch.no_grad()
     def adamw(self, grads: list, mask: torch.Tensor, *, lr: float, beta1: float, beta2: float, eps: float,
               weight_decay: float) -> None:
-        """One AdamW step of the slots where ``mask`` (n,) is True; the others stay exactly as they were."""
+        """One AdamW step of the slots where ``mask`` (n,) is True; the others stay exactly as they were.
+
+        When every slot steps (the common case) the update is done in place; otherwise the same
+        operations are computed and kept where ``mask`` is set. Both give the same bits for a
+        slot that steps, so a document's result does not depend on its batch companions."""
         steps = self.steps + mask.double()
         bc1 = (1.0 - beta1 ** steps).clamp_min(1e-300)
         bc2 = (1.0 - beta2 ** steps).clamp_min(1e-300)
+        every = bool(mask.all())
         params = self.params()
         moments = [*zip(self.t["mA"], self.t["vA"]), *zip(self.t["mB"], self.t["vB"])]
         for p, g, (m, v) in zip(params, grads, moments):
-            keep = mask.to(p.device).view(-1, *([1] * (p.dim() - 1)))
-            g = g.to(p.dtype)
-            m_new = m * beta1 + g * (1.0 - beta1)
-            v_new = v * beta2 + g * g * (1.0 - beta2)
             shape = (-1, *([1] * (p.dim() - 1)))
-            step_size = (lr / bc1).to(p.device, p.dtype).view(shape)
-            denom = (v_new.sqrt() / bc2.sqrt().to(p.device, p.dtype).view(shape)).add_(eps)
-            p_new = p * (1.0 - lr * weight_decay) - step_size * m_new / denom
-            p.copy_(torch.where(keep, p_new, p))
-            m.copy_(torch.where(keep, m_new, m))
+            g = g.to(p.dtype)
+            # beta1 = 0 (the record's): the first moment is the gradient itself, bit for bit
+            m_new = g if beta1 == 0.0 else m.mul(beta1).add_(g.mul(1.0 - beta1))
+            v_new = v.mul(beta2).add_(g.mul(g).mul_(1.0 - beta2))
+            denom = v_new.sqrt().div_(bc2.sqrt().to(p.device, p.dtype).view(shape)).add_(eps)
+            update = m_new.mul((lr / bc1).to(p.device, p.dtype).view(shape)).div_(denom)
+            if every:
+                p.mul_(1.0 - lr * weight_decay).sub_(update)
+                v.copy_(v_new)
+                if beta1 != 0.0:
+                    m.copy_(m_new)
+                continue
+            keep = mask.to(p.device).view(shape)
+            p.copy_(torch.where(keep, p.mul(1.0 - lr * weight_decay).sub_(update), p))
             v.copy_(torch.where(keep, v_new, v))
+            if beta1 != 0.0:
+                m.copy_(torch.where(keep, m_new, m))
         self.steps = steps
 
 
