@@ -175,6 +175,18 @@ def test_scores_do_not_depend_on_span_cuts_batch_size_or_distributions(plugins):
     assert np.max(np.abs(one - rows)) < 1e-9
 
 
+def test_a_deep_copy_mid_document_continues_as_the_original(plugins):
+    import copy
+
+    tokens = demo_stream(N)
+    expert = _expert()
+    adapter = plugins.adapters.create("phased-ttt", _ctx(N), **{**OPTS, "phases": "1"})
+    adapter.setup({"neural": expert})
+    expert.score(tokens[:900], 1, 900)  # document 1 is open at 900, with its LoRA state
+    twin = copy.deepcopy(expert)  # what the audit's snapshots do
+    assert np.array_equal(twin.score(tokens, 900, N), expert.score(tokens, 900, N))
+
+
 def test_the_model_is_left_without_hooks_and_phases_change_the_base(plugins):
     tokens = demo_stream(N)
     _, adapter, expert = _run(plugins, tokens, phases="none")

@@ -101,7 +101,9 @@ class Bank:
     def select(self, keep) -> "Bank":
         """The bank of the slots ``keep`` (a list of indices), in that order."""
         idx = torch.as_tensor(keep, dtype=torch.long)
-        return Bank({f: [x.index_select(0, idx.to(x.device)) for x in v] for f, v in self.t.items()},
+        # detached: the selected slots are new leaves (a carried state must deep-copy, for the
+        # audit's snapshots, and must not drag the old step's graph along)
+        return Bank({f: [x.detach().index_select(0, idx.to(x.device)) for x in v] for f, v in self.t.items()},
                     self.steps.index_select(0, idx))
 
     def params(self) -> list:
