@@ -218,6 +218,10 @@ def test_setup_refuses_what_it_cannot_score(plugins):
     adapter = plugins.adapters.create("phased-ttt", _ctx(100), **{**OPTS, "chunk": "64"})
     with pytest.raises(UsageError, match="chunk=64 exceeds"):
         adapter.setup({"neural": _expert()})
+    adapter = plugins.adapters.create("phased-ttt", _ctx(100), **{**OPTS, "phases": "2", "global_seq_len": "0",
+                                                                  "global_chunk": "16"})
+    with pytest.raises(UsageError, match=r"global_chunk \(16\) must hold at least one sequence of 32"):
+        adapter.setup({"neural": _expert()})
 
 
 NEURAL = ["-e", "neural", "--expert-opt", "neural.preset=tiny", "--expert-opt", "neural.init_seed=0",

@@ -90,7 +90,11 @@ class PhasedTTTAdapter(Adapter):
         for p in model.parameters():  # the LoRA steps differentiate the bank only; phases switch these on
             p.requires_grad_(False)
         dtype = getattr(expert, "dtype", None)
-        phase = GlobalPhase(**{**self.global_opts, "seq_len": self.global_opts["seq_len"] or seq_len}, bos=self.bos)
+        self.global_opts["seq_len"] = self.global_opts["seq_len"] or seq_len
+        if self.phases and self.global_opts["chunk_tokens"] < self.global_opts["seq_len"]:
+            raise UsageError(f"{who}: global_chunk ({self.global_opts['chunk_tokens']}) must hold at least one "
+                             f"sequence of {self.global_opts['seq_len']} targets, or the phases train nothing")
+        phase = GlobalPhase(**self.global_opts, bos=self.bos)
         n_tokens = None if self.ctx.stream_targets is None else int(self.ctx.stream_targets) + 1
         self.scorer = DocumentTTT(
             sites=sites, a0=initial_a(sites, self.rank, self.ctx.seed, param.device, param.dtype),
