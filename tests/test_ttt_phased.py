@@ -187,6 +187,18 @@ def test_a_deep_copy_mid_document_continues_as_the_original(plugins):
     assert np.array_equal(twin.score(tokens, 900, N), expert.score(tokens, 900, N))
 
 
+def test_a_stream_longer_than_the_build_context_says_is_scored_whole(plugins):
+    # the audit's random stream is longer than the run's (regression: a document was taken as
+    # ended at the context's stream length, and the next span found it never begun)
+    tokens = demo_stream(N)
+    expert = _expert()
+    adapter = plugins.adapters.create("phased-ttt", _ctx(300), **OPTS)
+    adapter.setup({"neural": expert})
+    got = np.concatenate([expert.score(tokens[:e], s, e) for s, e in [(1, 400), (400, 800), (800, N)]])
+    want, _, _ = _run(plugins, tokens)
+    assert np.array_equal(got, want)
+
+
 def test_the_model_is_left_without_hooks_and_phases_change_the_base(plugins):
     tokens = demo_stream(N)
     _, adapter, expert = _run(plugins, tokens, phases="none")

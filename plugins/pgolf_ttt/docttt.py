@@ -56,7 +56,7 @@ class Piece:
     d: int
     a: int  # targets already scored before this span (the open document's carry)
     b: int  # last doc-relative target of this span
-    complete: bool  # its last target is scored here (a BOS, or the stream's last)
+    complete: bool  # its closing BOS is scored in this span
 
 
 @dataclass
@@ -69,11 +69,11 @@ class Carry:
 class DocumentTTT:
     def __init__(self, *, sites, a0, scale: float, chunk: int, seq_len: int, batch: int, lr: float, beta1: float,
                  beta2: float, eps: float, weight_decay: float, grad_steps: int, bos: int,
-                 n_tokens: Optional[int], phases, phase_runner, dtype=None):
+                 phases, phase_runner, dtype=None):
         self.sites, self.a0, self.scale = sites, a0, scale
         self.C, self.L, self.batch = chunk, seq_len, batch
         self.opt = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
-        self.grad_steps, self.bos, self.n_tokens, self.dtype = grad_steps, bos, n_tokens, dtype
+        self.grad_steps, self.bos, self.dtype = grad_steps, bos, dtype
         self.trains = lr > 0 and grad_steps > 0
         self.phases, self.phase_runner = list(phases), phase_runner  # doc counts, increasing; phases.run
         self.docs_done = 0  # documents whose every target is scored
@@ -113,7 +113,7 @@ class DocumentTTT:
                 if rows is not None:
                     rows.append(rw)
                 self.docs_done += sum(q.complete for q in group)
-                self.stats["documents"] += sum(q.complete for q in group)
+                self.stats["documents"] += sum(q.a == 0 for q in group)  # documents begun
                 i += len(group)
         self.next_target = end
         out = np.concatenate(logp) if logp else np.zeros(0)
@@ -153,14 +153,16 @@ class DocumentTTT:
         elif start - 1 != d0:
             raise PgolfError(f"internal: phased-ttt was asked for [{start}, {end}) inside document {d0} it never "
                              f"began")
-        last = self.n_tokens is not None and end >= self.n_tokens
+        # A document is complete when its closing BOS is scored. The last one of a stream stays
+        # "open" (its state is kept, to no use): the stream's length in the build context is not
+        # the length of every stream these components score (the audit runs longer ones).
         out = []
         for k, d in enumerate(starts):
             nxt = starts[k + 1] if k + 1 < len(starts) else None
             a = max(start, d + 1) - 1 - d
             b = (nxt if nxt is not None else end - 1) - d
             if b > a:
-                out.append(Piece(d, a, b, complete=nxt is not None or last))
+                out.append(Piece(d, a, b, complete=nxt is not None))
         # the span's last piece ends with a BOS target: that document is complete too
         if out and not out[-1].complete and ids[out[-1].d + out[-1].b] == self.bos:
             out[-1].complete = True
@@ -230,7 +232,7 @@ class DocumentTTT:
                 top = min((c + 1) * C, p.b)
                 y[s, :top - c * C] = ids[p.d + c * C + 1: p.d + top + 1]
                 full = (c + 1) * C <= p.b
-                goes_on = not (p.complete and p.b == (c + 1) * C) and not self._stream_ends(p.d + (c + 1) * C)
+                goes_on = not (p.complete and p.b == (c + 1) * C)
                 train[s] = self.trains and full and goes_on
             xt = torch.from_numpy(x).to(device)
             yt = torch.from_numpy(y).to(device)
@@ -270,10 +272,6 @@ class DocumentTTT:
         if distributions:
             rows = torch.cat([torch.cat(v) for v in got_rows if v])
         return lp, rows, open_bank
-
-    def _stream_ends(self, t: int) -> bool:
-        """Target ``t`` is the stream's last: a step after it would train for nothing."""
-        return self.n_tokens is not None and t >= self.n_tokens - 1
 
     def _forward(self, model, xt, bank: Bank, W: int):
         from pgolf_neural.scoring import _autocast

@@ -95,12 +95,11 @@ class PhasedTTTAdapter(Adapter):
             raise UsageError(f"{who}: global_chunk ({self.global_opts['chunk_tokens']}) must hold at least one "
                              f"sequence of {self.global_opts['seq_len']} targets, or the phases train nothing")
         phase = GlobalPhase(**self.global_opts, bos=self.bos)
-        n_tokens = None if self.ctx.stream_targets is None else int(self.ctx.stream_targets) + 1
         self.scorer = DocumentTTT(
             sites=sites, a0=initial_a(sites, self.rank, self.ctx.seed, param.device, param.dtype),
             scale=self.alpha / self.rank, chunk=self.chunk, seq_len=seq_len, batch=self.batch, lr=self.lr,
             beta1=self.beta1, beta2=self.beta2, eps=self.eps, weight_decay=self.weight_decay,
-            grad_steps=self.grad_steps, bos=self.bos, n_tokens=n_tokens, phases=self.phases, phase_runner=phase,
+            grad_steps=self.grad_steps, bos=self.bos, phases=self.phases, phase_runner=phase,
             dtype=dtype)
         expert.delegate_scoring(self.scorer)
         self.expert = expert
