@@ -274,6 +274,17 @@ class Expert(ABC):
         """Called by an adapter right after it changed ``adaptable_model()``'s weights (an expert
         that caches activations of the old weights drops them)."""
 
+    def delegate_scoring(self, scorer) -> None:
+        """For an adapter whose training happens *inside* the scoring of a span (dynamic evaluation
+        finer than the loop's chunk, e.g. a per-document LoRA stepped between 48-token pieces of a
+        document: ``pgolf_ttt.phased``): from now on ``score``/``distributions`` return
+        ``scorer(model, tokens, start, end, distributions)`` for ``adaptable_model()``'s model. The
+        scorer is then bound by this contract like the expert itself (target ``t`` from
+        ``tokens[:t]`` and state built from earlier targets only). The default refuses."""
+        from .errors import UsageError
+
+        raise UsageError(f"expert {self.name!r} cannot hand its scoring to an adapter (Expert.delegate_scoring)")
+
     def state_fingerprint(self) -> Optional[bytes]:
         """A digest of the mutable state, or None for a stateless expert."""
         return None
@@ -423,6 +434,11 @@ class Adapter(ABC):
     @abstractmethod
     def after_chunk(self, tokens: np.ndarray, start: int, end: int, final: bool) -> None:
         """Adapt on already-scored tokens; see the class docstring."""
+
+    #: False for an adapter whose effect cannot be replayed target by target (the compressor's
+    #: round trip); ``decode_refusal`` says why. The compressor refuses it before encoding.
+    decodable: bool = True
+    decode_refusal: str = ""
 
     def state_fingerprint(self) -> Optional[bytes]:
         return None

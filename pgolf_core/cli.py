@@ -58,7 +58,7 @@ def cli():
 
 @cli.command("eval")
 @component_options("neural,bigram,trigram")
-@click.option("--preset", default=None, help="A named configuration (pr700, pr700-legal); explicit options win.")
+@click.option("--preset", default=None, help="A named configuration (pgolf-core presets lists them: pr700, pr1855, ...); explicit options win.")
 @click.option("--limit", type=int, help="Score only the first N tokens of the stream (N-1 targets).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Targets per evaluator chunk.")
 @click.option("--trim-seq-len", type=int, help="Apply the official cut ((N-1)//L)*L+1 for parity with published logs.")

@@ -114,11 +114,19 @@ class CodingReport:
                 "targets_per_second": self.targets_per_second, "components": self.timers}
 
 
-def _check_decodable(comps) -> None:
+def check_decodable(comps) -> None:
+    """A usage error, before anything is coded, when a component cannot take part in the round trip."""
     lacking = [lb for e, lb in zip(comps.experts, comps.labels) if not e.decodable]
     if lacking:
         raise UsageError(f"expert(s) {', '.join(map(repr, lacking))} cannot decode (no predict()): the stream cannot be "
                          f"compressed with them; see 'Bit-exact prediction' in pgolf_core.api.Expert")
+    for a, lb in zip(comps.adapters, comps.adapter_labels or [a.name for a in comps.adapters]):
+        if not getattr(a, "decodable", True):
+            raise UsageError(f"adapter {lb!r} cannot take part in the compressed round trip: "
+                             f"{getattr(a, 'decode_refusal', '') or 'it declares itself not decodable'}")
+
+
+_check_decodable = check_decodable
 
 
 def _run_chunks(loop: Loop, chunk: int, step, digests: Optional[list], progress: bool, label: str,

@@ -112,6 +112,10 @@ def evaluate(
         guards.violation(p, p)
     if problems and not allow_invalid:
         raise InvalidConfigurationError("; ".join(problems) + " (pass allow_invalid / --allow-invalid to run it anyway, scored as INVALID)")
+    if prove:  # refuse an undecodable configuration now, not after the whole evaluation
+        from .compress import check_decodable
+
+        check_decodable(comps)
     audit_report, observers = None, []
     if audit:
         from .audit import audit_components

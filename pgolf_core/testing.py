@@ -372,6 +372,9 @@ class RecordingExpert(Expert):
     def weights_changed(self):
         self._inner.weights_changed()
 
+    def delegate_scoring(self, scorer):
+        self._inner.delegate_scoring(scorer)
+
     def score(self, tokens, start, end):
         self._log.append(("score", self.label, start, end, len(tokens)))
         return self._inner.score(tokens, start, end)

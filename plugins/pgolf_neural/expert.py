@@ -56,6 +56,7 @@ class NeuralExpert(Expert):
         self.device, self.dtype, self.source = device, dtype, source
         self.dist_dtype = np.dtype(dist_dtype)  # of the rows distributions() returns
         self._initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.delegate = None  # an adapter's scorer (Expert.delegate_scoring), when one took the scoring over
         self.timers: dict = {}  # seconds of the forward, the softmax and the row copies (stats())
 
     def _check_tokens(self, tokens: np.ndarray, start: int, end: int) -> None:
@@ -68,6 +69,8 @@ class NeuralExpert(Expert):
 
     def _score(self, tokens, start, end, distributions: bool):
         self._check_tokens(tokens, start, end)
+        if self.delegate is not None:
+            return self.delegate(self.model, tokens, start, end, distributions)
         if self.cache is not None:
             return self._score_cached(tokens, start, end, distributions)
         return score_span(self.model, tokens, start, end, seq_len=self.seq_len, stride=self.stride,
@@ -117,6 +120,9 @@ class NeuralExpert(Expert):
         batch path. ``observe`` stays a no-op: the weights (and the cache, built from ``tokens``
         alone) are the only state."""
         t = int(t)
+        if self.delegate is not None:
+            raise UsageError(f"expert {self.name!r}: its scoring was handed to an adapter, which cannot predict "
+                             f"target by target")
         self._check_tokens(tokens, t, t)
         if self.cache is not None:
             row = self._score_cached(tokens[:t], t, t + 1, distributions=True)[1][0]
@@ -125,8 +131,19 @@ class NeuralExpert(Expert):
                               dtype=self.dtype, bos=self.bos, temperature=self.temperature)
         return row if row.dtype == self.dist_dtype else row.astype(self.dist_dtype)
 
+    @property
+    def decodable(self) -> bool:
+        return self.delegate is None
+
     def adaptable_model(self):
         return self.model, self.seq_len
+
+    def delegate_scoring(self, scorer) -> None:
+        """``scorer(model, tokens, start, end, distributions)`` scores every later span (``api.Expert``);
+        it returns what ``_score`` returns: log-probabilities, or (them, rows) when asked."""
+        if self.delegate is not None:
+            raise UsageError(f"expert {self.name!r}: its scoring was already handed to another adapter")
+        self.delegate = scorer
 
     def weights_changed(self) -> None:
         """Called by adapters that change the weights: the cached keys and values are stale."""

@@ -1,4 +1,4 @@
-"""Registration of the test-time-training adapters ``ttt`` and ``lora-ttt``.
+"""Registration of the test-time-training adapters ``ttt``, ``lora-ttt`` and ``phased-ttt``.
 
 This module must import quickly: torch is imported inside the factories. Options arrive as strings
 from the command line (``--adapter-opt ttt.epochs=2``) and are declared, with their checks, once
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pgolf_core import hookimpl
 
+from pgolf_core.errors import UsageError
 from pgolf_core.options import Option, declared, parse_names
 
 SCHEDULES = ("cosine", "cosine-ramp", "constant")  # pgolf_ttt.schedule.SCHEDULES, without importing it here
@@ -70,9 +71,88 @@ def make_lora_ttt(ctx, target, optimizer, epochs, lr, rank, alpha, targets, rese
                           reset_per_doc=reset_per_doc, bos=bos, **_shared(locals()))
 
 
+LORA_SITES = ("q", "k", "v", "o", "mlp", "head")  # pgolf_ttt.bank.SITES, without importing torch here
+
+
+def parse_phases(value, who: str) -> tuple:
+    """Counts of scored documents at which a global phase runs: strictly increasing positive
+    integers, comma-separated; "" or "none" for no phase."""
+    text = str(value).strip().lower()
+    if text in ("", "none", "off"):
+        return ()
+    try:
+        counts = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or any(c < 1 for c in counts) or any(b <= a for a, b in zip(counts, counts[1:])):
+        raise UsageError(f"{who}: option phases must be increasing positive document counts such as 833,1666,2500 "
+                         f"(or none), got {value!r}")
+    return counts
+
+
+@declared(
+    "adapter 'phased-ttt'",
+    target=Option("text", "neural", "the expert whose model is adapted (it needs isolate_docs=true)"),
+    lora=Option("text", ",".join(LORA_SITES), "LoRA sites, comma-separated: q,k,v,o,mlp,head"),
+    rank=Option("int", 80, "rank of each per-document LoRA (the record's TTT_LORA_RANK=80)", low=1),
+    alpha=Option("float", 144.0, "LoRA scale numerator: the delta is scaled by alpha / rank", low=0.0, low_open=True),
+    lr=Option("float", 1e-4, "per-document AdamW learning rate (0: score with the base weights)", low=0.0),
+    beta1=Option("float", 0.0, "AdamW beta1", low=0.0, high=1.0, high_open=True),
+    beta2=Option("float", 0.99, "AdamW beta2", low=0.0, high=1.0, high_open=True),
+    eps=Option("float", 1e-10, "AdamW epsilon", low=0.0, low_open=True),
+    weight_decay=Option("float", 0.5, "AdamW decoupled weight decay", low=0.0),
+    chunk=Option("int", 48, "targets of a document scored before each LoRA step", low=1),
+    seq_len=Option("int", 0, "window length (0: the expert's)", low=0),
+    batch=Option("int", 64, "documents per batched forward", low=1),
+    grad_steps=Option("int", 1, "LoRA steps per chunk", low=0),
+    phases=Option("text", "833,1666,2500", "scored-document counts that trigger a global phase (none: off)"),
+    global_lr=Option("float", 1e-3, "global phase: SGD learning rate (cosine over its chunks)", low=0.0),
+    global_momentum=Option("float", 0.9, "global phase: SGD momentum", low=0.0, high=1.0, high_open=True),
+    global_chunk=Option("int", 32768, "global phase: targets per chunk (the last chunk is not trained)", low=1),
+    global_seq_len=Option("int", 0, "global phase: sequence length (0: the window length)", low=0),
+    global_batch=Option("int", 256, "global phase: sequences per step, all ranks together", low=1),
+    global_epochs=Option("int", 1, "global phase: passes over each chunk", low=0),
+    global_clip=Option("float", 1.0, "global phase: gradient norm clip (0: off)", low=0.0),
+    bos=Option("int", 1, "the token that starts a document", low=0),
+)
+def make_phased_ttt(ctx, target, lora, rank, alpha, lr, beta1, beta2, eps, weight_decay, chunk, seq_len, batch,
+                    grad_steps, phases, global_lr, global_momentum, global_chunk, global_seq_len, global_batch,
+                    global_epochs, global_clip, bos):
+    """Per-document LoRA stepped every ``chunk`` targets, score first, plus global SGD phases."""
+    from .phased import PhasedTTTAdapter
+
+    who = "adapter 'phased-ttt'"
+    sites = parse_names(lora, who, "lora")
+    unknown = [s for s in sites if s not in LORA_SITES]
+    if unknown:
+        raise UsageError(f"{who}: option lora names unknown sites {', '.join(unknown)}; "
+                         f"known: {', '.join(LORA_SITES)}")
+    if global_seq_len and global_chunk < global_seq_len:
+        raise UsageError(f"{who}: global_chunk ({global_chunk}) must hold at least one sequence of "
+                         f"global_seq_len ({global_seq_len})")
+    return PhasedTTTAdapter(ctx, target=target, lora=tuple(dict.fromkeys(sites)), rank=rank, alpha=alpha, lr=lr,
+                            beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, chunk=chunk,
+                            seq_len=seq_len, batch=batch, grad_steps=grad_steps, phases=parse_phases(phases, who),
+                            global_lr=global_lr, global_momentum=global_momentum, global_chunk=global_chunk,
+                            global_seq_len=global_seq_len, global_batch=global_batch, global_epochs=global_epochs,
+                            global_clip=global_clip, bos=bos)
+
+
 @hookimpl
 def pgolf_register_adapters(register):
     register("ttt", make_ttt, description="full-parameter test-time training on scored chunks (the seed's recipe: "
              "AdamW 1e-4, 4 epochs, 131,072-token chunks, the last 2 blocks trained, Polyak 0.998)")
     register("lora-ttt", make_lora_ttt, description="test-time training of rank-r LoRA deltas on chosen projections, "
              "optionally reset at each document start")
+    register("phased-ttt", make_phased_ttt, description="the field's phased TTT (#1855): a LoRA per document "
+             "stepped after each scored 48-target chunk, documents batched, plus global SGD phases on the base "
+             "weights over the documents already scored")
+
+
+@hookimpl
+def pgolf_register_presets(register):
+    from .presets import pr1855, pr2135
+
+    register("pr1855", pr1855, description="the top merged record's evaluation (#1855): document isolation + phased "
+                                           "TTT with its settings, around your neural expert")
+    register("pr2135", pr2135, description="pr1855 plus #2135's token-only n-gram tilt (--mixer tilt)")
