@@ -126,8 +126,6 @@ def check_decodable(comps) -> None:
                              f"{getattr(a, 'decode_refusal', '') or 'it declares itself not decodable'}")
 
 
-_check_decodable = check_decodable
-
 
 def _run_chunks(loop: Loop, chunk: int, step, digests: Optional[list], progress: bool, label: str,
                 expected: Optional[list] = None, reference: Optional[np.ndarray] = None) -> None:
@@ -233,7 +231,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     comps, problems = build_components(plugins, ctx, especs, mspec, aspecs)
     if problems:
         raise UsageError("; ".join(problems) + ": an invalid configuration cannot be proven")
-    _check_decodable(comps)
+    check_decodable(comps)
     compiled = _use_compiled(comps, coding_loop)
     for a in comps.adapters:
         a.setup(dict(zip(comps.labels, comps.experts)))
@@ -309,7 +307,7 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     n = int(header["tokens"]["count"])
     ctx = run_context(table, tok_path, cfg["dataset"], n, plugins, cfg["device"], cfg["seed"])
     comps, _ = build_components(plugins, ctx, especs, mspec, aspecs)
-    _check_decodable(comps)
+    check_decodable(comps)
     if _resolved_files(comps) != header.get("resolved_files", {}):
         raise DataError(f"{path}: a file the components use is not the one the stream was coded with (sha256 "
                         f"differs): {header.get('resolved_files')}")
