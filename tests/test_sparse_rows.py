@@ -16,7 +16,7 @@ from pgolf_core.loop import LOG_FLOOR32, Components, Loop, NoBytes
 from pgolf_mixers.logistic import LogisticMixer
 from pgolf_ngram.expert import NgramExpert
 
-CASEOPS_VAL = Path("/work/scratch/caseops_val/fineweb_val_000000.bin")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # per-target agreement: relative, except for log-probabilities near 0 (a target the mixture is sure
 # of), whose absolute error is that of the normalizer's sum, ~1e-13 nats after the weights have
 # drifted by float64 rounding over thousands of steps
@@ -259,13 +259,22 @@ def test_evaluate_resumes_the_grouped_path_mid_stream(tmp_path):
 
 def real_stream(kind):
     if kind == "sp1024":
-        path = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus" / "fineweb_val_head_sp1024_tokens.npy"
+        path = SHARED / "corpus" / "fineweb_val_head_sp1024_tokens.npy"
         if not path.is_file():
             pytest.skip(f"needs {path}")
         return np.load(path).astype(np.int64)[:20000], 1024
-    if not CASEOPS_VAL.is_file():
-        pytest.skip(f"needs {CASEOPS_VAL} (the validation head in CaseOps sp8192 tokens)")
-    return np.fromfile(CASEOPS_VAL, dtype="<u2")[512:].astype(np.int64)[:8000], 8192
+    model = SHARED / "tokenizers" / "fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model"
+    texts = SHARED / "corpus" / "fineweb_val_head_sp1024.jsonl"
+    if not (model.is_file() and texts.is_file()):
+        pytest.skip(f"needs {model} and {texts}")
+    import sentencepiece as spm
+
+    from pgolf_core.data import encode_caseops_documents, read_jsonl_texts
+
+    # the validation head's documents in CaseOps sp8192 tokens (the first 8,000)
+    tokens, _ = encode_caseops_documents(read_jsonl_texts(texts, limit=12), spm.SentencePieceProcessor(model_file=str(model)))
+    assert len(tokens) >= 8000
+    return tokens.astype(np.int64)[:8000], 8192
 
 
 @pytest.mark.slow
