@@ -8,14 +8,12 @@ both: two copies of the expert ("neural", adapted by ttt, and "neural#2", left a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 pytest.importorskip("torch")
+
+from helpers.cli import eval_json  # noqa: E402
 
 NEURAL = ["--expert-opt", "neural.preset=tiny", "--expert-opt", "neural.init_seed=0",
           "--expert-opt", "neural.seq_len=128", "--expert-opt", "neural.stride=32"]
@@ -25,16 +23,8 @@ TTT = ["-a", "ttt", "--adapter-opt", "ttt.chunk_tokens=384", "--adapter-opt", "t
 
 
 def _eval(nproc: int) -> dict:
-    args = ["eval", "-e", "neural,neural", *NEURAL, *TTT, "--limit", "1300", "--chunk-size", "256", "--json"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    if nproc == 1:
-        cmd = [sys.executable, "-m", "pgolf_core", *args]
-    else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "pgolf_core", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)  # exactly one document: only rank 0 prints
+    args = ["eval", "-e", "neural,neural", *NEURAL, *TTT, "--limit", "1300", "--chunk-size", "256"]
+    return eval_json(args, nproc, timeout=300)
 
 
 @pytest.fixture(scope="module")

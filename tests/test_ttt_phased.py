@@ -5,11 +5,7 @@ LoRA of nn.Parameters and ``torch.optim.AdamW``, score the chunk, then step."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from pgolf_core.api import BuildContext  # noqa: E402
 from pgolf_core.errors import UsageError  # noqa: E402
+from helpers.cli import eval_json  # noqa: E402
 from helpers.neural import demo_stream, micro_model, one_thread  # noqa: E402,F401
 
 SEQ, CHUNK = 32, 8
@@ -254,16 +251,8 @@ def test_prove_is_refused_before_anything_is_scored():
 
 
 def _eval(nproc: int, *extra) -> dict:
-    args = ["eval", *NEURAL, *PHASED, "--limit", "2500", "--chunk-size", "300", "--json", *extra]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    if nproc == 1:
-        cmd = [sys.executable, "-m", "pgolf_core", *args]
-    else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "pgolf_core", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)
+    args = ["eval", *NEURAL, *PHASED, "--limit", "2500", "--chunk-size", "300", *extra]
+    return eval_json(args, nproc, timeout=600)
 
 
 @pytest.mark.slow

@@ -17,6 +17,20 @@ from .windows import ChunkClock
 OFFICIAL_VAL_TARGETS = 62_021_845
 
 
+def adapted_model(experts: dict, target: str, who: str):
+    """(expert, model, its seq_len) of the expert named ``target`` that an adapter ``who`` trains,
+    or a usage error naming what is missing."""
+    if target not in experts:
+        raise UsageError(f"{who}: option target={target!r} names no expert of this run "
+                         f"(experts: {', '.join(experts) or 'none'})")
+    expert = experts[target]
+    found = expert.adaptable_model()
+    if found is None:
+        raise UsageError(f"{who}: expert {target!r} declares no model to adapt (Expert.adaptable_model returns None)")
+    model, seq_len = found
+    return expert, model, seq_len
+
+
 class ChunkedAdapter(Adapter):
     """Buffers the evaluator's spans into its own chunks and trains on each completed chunk.
 
@@ -42,15 +56,7 @@ class ChunkedAdapter(Adapter):
     def setup(self, experts: dict) -> None:
         from .trainer import ChunkTrainer
 
-        if self.target not in experts:
-            raise UsageError(f"adapter {self.name!r}: option target={self.target!r} names no expert of this run "
-                             f"(experts: {', '.join(experts) or 'none'})")
-        expert = experts[self.target]
-        found = expert.adaptable_model()
-        if found is None:
-            raise UsageError(f"adapter {self.name!r}: expert {self.target!r} declares no model to adapt "
-                             f"(Expert.adaptable_model returns None)")
-        model, expert_seq_len = found
+        expert, model, expert_seq_len = adapted_model(experts, self.target, f"adapter {self.name!r}")
         self.expert, self.model = expert, model
         seq_len = self.seq_len or int(expert_seq_len or 0)
         if seq_len < 1:

@@ -41,6 +41,8 @@ import numpy as np
 from pgolf_core.api import Adapter
 from pgolf_core.errors import UsageError
 
+from .base import adapted_model
+
 
 class PhasedTTTAdapter(Adapter):
     decodable = False
@@ -66,14 +68,7 @@ class PhasedTTTAdapter(Adapter):
         from .phases import GlobalPhase
 
         who = f"adapter {self.name or 'phased-ttt'!r}"
-        if self.target not in experts:
-            raise UsageError(f"{who}: option target={self.target!r} names no expert of this run "
-                             f"(experts: {', '.join(experts) or 'none'})")
-        expert = experts[self.target]
-        found = expert.adaptable_model()
-        if found is None:
-            raise UsageError(f"{who}: expert {self.target!r} declares no model to adapt (Expert.adaptable_model)")
-        model, expert_seq_len = found
+        expert, model, expert_seq_len = adapted_model(experts, self.target, who)
         described = expert.describe()
         if not described.get("isolate_docs"):
             raise UsageError(f"{who} scores each document on its own: give expert {self.target!r} "
