@@ -76,6 +76,28 @@ class Results:
                             expert_names=np.array(lp["expert_names"]))
 
 
+def _proof_lines(proof: dict) -> list:
+    """The proof's lines: the file's own score (computed without plugins), how it was decoded, and
+    the description length."""
+    from .proof.description import describe_line
+
+    e, box = proof["encode"], proof.get("sandbox", {})
+    if "score" in proof:
+        s = proof["score"]
+        head = (f"proof      coded {s['coded_bpb']:.6f} BPB from the file: {s['file_bytes']:,} bytes = {s['payload_bytes']:,} "
+                f"payload + {s['header_bytes']:,} header")
+    else:
+        head = (f"proof      coded {e['coded_bpb']:.6f} BPB (encoder's count): {e['file_bytes']:,} bytes = "
+                f"{e['payload_bytes']:,} payload + {e['header_bytes']:,} header")
+    how = (f"in a sandbox ({box.get('mechanism')}, Landlock ABI {box.get('abi')})" if box.get("enforced")
+           else f"WITHOUT a sandbox ({box.get('reason') or 'not available'})")
+    tail = f"decoded back identical from the file alone, {how}" if proof.get("ok") else f"FAILED: {proof.get('error')}"
+    lines = [f"{head}; {tail}"]
+    if "description" in proof:
+        lines.append("described  " + describe_line(proof["description"]))
+    return lines
+
+
 def check_output_path(path) -> None:
     """Fail before any work starts when ``path`` cannot be written: its folder is missing or not
     writable, or the path is a folder. (A long run must never end in a traceback over its output.)"""
@@ -139,10 +161,7 @@ def format_table(res: Results) -> str:
     lines.append(f"time       {t['total_seconds']:.2f} s total, {t['targets_per_second']:,.0f} targets/s in the loop")
     proof = res.validity.get("proof")
     if proof and "encode" in proof:
-        e = proof["encode"]
-        lines.append(f"proof      coded {e['coded_bpb']:.6f} BPB: {e['file_bytes']:,} bytes = {e['payload_bytes']:,} payload + "
-                     f"{e['header_bytes']:,} header; " + ("decoded back identical from the file alone" if proof.get("ok")
-                                                            else f"FAILED: {proof.get('error')}"))
+        lines += _proof_lines(proof)
     if res.level == "unchecked":
         lines.append("verdict    UNCHECKED: only runtime guards ran; --audit checks C1-C4, --prove codes and decodes the stream")
     if not res.valid:

@@ -5,15 +5,20 @@
 - ``unchecked``: only the runtime guards ran. Nothing says the predictions were causal.
 - ``audited``: strict scoring, and the C1-C4 audit passed on this run's own components built with
   this run's context, and the live spot checks inside the pass found nothing.
+- ``decoded``: the stream was coded into a file and decoded back token for token, but the decoder
+  could not be sandboxed on this machine (no Landlock, or no seccomp table): a plugin in it could
+  have read the data. The reason is stated.
 - ``proven``: the stream was coded from the mixture's distributions into a file and decoded back
-  from that file alone, token for token: the file's size is the score.
+  from that file alone by a sandboxed process that could not reach the data (``pgolf_core.proof``),
+  and the score computed from the file without any plugin agrees with the printed one: the file's
+  size is the score.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-LEVELS = ("invalid", "unchecked", "audited", "proven")
+LEVELS = ("invalid", "unchecked", "audited", "decoded", "proven")
 
 
 def make_verdict(guards, *, strict: bool, audit=None, spot=None, proof: Optional[dict] = None) -> dict:
@@ -27,13 +32,16 @@ def make_verdict(guards, *, strict: bool, audit=None, spot=None, proof: Optional
         checks.append(f"C1-C3 live spot checks at {len(spot.reports)} secret positions")
         violations += [f"spot check: {v}" for v in spot.violations]
     if proof is not None:
-        checks.append("round trip: decoded from the compressed file alone")
+        box = proof.get("sandbox", {})
+        how = (f"in a sandbox ({box.get('mechanism')}, Landlock ABI {box.get('abi')})" if box.get("enforced")
+               else f"without a sandbox ({box.get('reason') or 'not available'})")
+        checks.append(f"round trip: decoded from the compressed file alone, {how}; scored from the file without plugins")
         if not proof.get("ok"):
             violations.append(f"round trip failed: {proof.get('error')}")
     if violations:
         level = "invalid"
     elif proof is not None:
-        level = "proven"
+        level = proof.get("level") or "decoded"
     elif audit is not None and spot is not None and strict:
         level = "audited"
     else:
