@@ -220,7 +220,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     insists; the file records which, and the decoder runs the same one."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
-    from .session import resolve_stream, run_context
+    from .session import resolve_stream, run_context, stream_kind
     from .plugins import load_plugins
     from .report import collect_versions
 
@@ -275,7 +275,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
                          "adapters": [a.describe() for a in comps.adapters]},
             "dataset": stream_kind(dataset), "device": device, "seed": seed,
             "needed_plugins": needed,
-            "plugin_code": local_imports(needed),
+            "plugin_code": sorted({*local_imports(needed), *option_modules([*especs, *aspecs])}),
         },
         "tokenizer": {"path": tok_path, "sha256": sha256_file(tok_path), "vocab_size": table.vocab_size},
         "files": _file_options([*especs, *aspecs]),
@@ -292,16 +292,10 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
                         dict(loop.timers))
 
 
-def stream_kind(dataset) -> str:
-    """What a component may know of where the stream came from: "demo", "file" or "array", never a
-    path (a decoder must not be told where the data lies)."""
-    return dataset if dataset in ("demo", "array") else "file"
-
-
 def needed_plugins(plugins, specs) -> list:
     """The modules of the non-builtin plugins that registered the components of ``specs``: what
     ``decompress -p MODULE`` has to load (the header says so; the decoder never imports on its own)."""
-    from .proof.sandbox import builtin_modules
+    from .plugins import builtin_modules
 
     builtin = set(builtin_modules())
     modules = {i.name: i.module for i in plugins.info}
@@ -312,6 +306,25 @@ def needed_plugins(plugins, specs) -> list:
         if module not in builtin and module not in out:
             out.append(module)
     return out
+
+
+def option_modules(specs) -> list:
+    """Top-level modules that options name as ``module:attribute`` (the neural expert's ``model=``, a
+    user's network): code the decoder must read, counted as plugin code."""
+    import importlib.util
+    import re
+
+    from .plugins import builtin_modules
+
+    builtin = {m.split(".")[0] for m in builtin_modules()}
+    out = set()
+    for c in specs:
+        for v in c.options.values():
+            m = re.fullmatch(r"([A-Za-z_][\w.]*):[A-Za-z_][\w.]*", str(v))
+            top = m.group(1).split(".")[0] if m else None
+            if top and top not in builtin and importlib.util.find_spec(top) is not None:
+                out.add(top)
+    return sorted(out)
 
 
 def local_imports(modules) -> list:
@@ -338,7 +351,7 @@ def local_imports(modules) -> list:
 def _byte_counting(counter, n: int) -> dict:
     """How the stream's bytes are counted, without naming a data file: a sidecar by the sha256 of
     its counts (the decoder's scorer recounts from the sidecar it is given, checked against it)."""
-    from .proof.score import counts_digest
+    from .digest import counts_digest
 
     d = counter.describe()
     if d.get("method") == "sidecar":
@@ -393,7 +406,7 @@ def decode_container(header: dict, payload: bytes, path, files: dict, plugins, r
     header's digest) or are left out (NaN): the scorer (``pgolf_core.proof.score``) recounts them."""
     from .coding import RowDecoder
     from .container import tokens_checksum
-    from .session import run_context
+    from .session import run_context, stream_kind
     from .tokenizers import load_tokenizer
 
     t0 = time.perf_counter()
@@ -432,9 +445,9 @@ def decode_container(header: dict, payload: bytes, path, files: dict, plugins, r
     size = Path(path).stat().st_size
     n_bytes = loop.n_bytes
     if header.get("byte_counting", {}).get("method") == "sidecar":
-        from .proof.score import sidecar_bytes
+        from .data import sidecar_target_bytes
 
-        n_bytes = sidecar_bytes(byte_counts, tokens, header, path) if byte_counts is not None else 0
+        n_bytes = sidecar_target_bytes(byte_counts, tokens, header, path) if byte_counts is not None else 0
     report = CodingReport(str(path), loop.n_targets, n_bytes, size, len(payload), size - len(payload),
                           bits_per_byte(loop.nll, n_bytes) if n_bytes else float("nan"),
                           8.0 * len(payload) / n_bytes if n_bytes else float("nan"), time.perf_counter() - t0,
@@ -459,8 +472,7 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     header, payload = read_container(path)
     files = header_files(header, path, tokenizer, {**dict(expert_options or {}), **dict(adapter_options or {})})
     if plugins is None:
-        from .plugins import load_plugins
-        from .proof.sandbox import builtin_modules
+        from .plugins import builtin_modules, load_plugins
 
         plugins = load_plugins([*builtin_modules(), *plugin_modules], env={}, autoload=False)
     return decode_container(header, payload, path, files, plugins, reference=reference, progress=progress,

@@ -60,7 +60,7 @@ def decompress_command(file, output, plugin_modules, tokenizer, expert_opt, adap
     from .container import read_container
     from .data import load_tokens
     from .errors import PgolfError
-    from .proof.description import describe_line
+    from .report import describe_line
     from .proof.prove import prove_file
     from .report import check_output_path
 

@@ -79,8 +79,6 @@ class Results:
 def _proof_lines(proof: dict) -> list:
     """The proof's lines: the file's own score (computed without plugins), how it was decoded, and
     the description length."""
-    from .proof.description import describe_line
-
     e, box = proof["encode"], proof.get("sandbox", {})
     if "score" in proof:
         s = proof["score"]
@@ -96,6 +94,15 @@ def _proof_lines(proof: dict) -> list:
     if "description" in proof:
         lines.append("described  " + describe_line(proof["description"]))
     return lines
+
+
+def describe_line(dl: dict) -> str:
+    """One line for the verdict: the description length and the two counts."""
+    return (f"description length {dl['total_bpb']:.6f} BPB ({dl['total_bytes']:,} B = {dl['payload_bytes']:,} payload + "
+            f"{dl['header_bytes']:,} header + {dl['artifact_bytes']:,} artifacts + {dl['plugin_code']['compressed']:,} "
+            f"plugin code); competition count {dl['competition_bytes']:,} B "
+            f"({'within' if dl['within_cap'] else 'OVER'} {dl['competition_cap']:,}), strict {dl['strict_bytes']:,} B "
+            f"(+ tokenizer {dl['tokenizer_bytes']:,}, decompressor {dl['decompressor']['raw']:,})")
 
 
 def check_output_path(path) -> None:

@@ -88,11 +88,15 @@ def run_context(table, tok_path, dataset, n_tokens: int, plugins, device, seed, 
 
     Components get their own read-only copy of the byte table (changing it cannot change the
     engine's count) and the kind of stream ("demo", "file", "array"), never where the data lies."""
-    from .compress import stream_kind
-
     return BuildContext(vocab_size=table.vocab_size, byte_counts=read_only_copy(table), tokenizer_path=tok_path,
                         device=device, seed=seed, rank=getattr(dist, "rank", 0), world_size=getattr(dist, "world_size", 1),
                         plugins=plugins, dataset=stream_kind(dataset), stream_targets=n_tokens - 1)
+
+
+def stream_kind(dataset) -> str:
+    """What a component may know of where the stream came from: "demo", "file" or "array", never a
+    path (a decoder must not be told where the data lies)."""
+    return dataset if dataset in ("demo", "array") else "file"
 
 
 def read_only_copy(table):

@@ -15,7 +15,7 @@ LAYERS = [  # a module may import only from its own layer or the layers before i
      "container", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers"},
     {"grouping", "grouping_kernels", "loop", "build", "compiled"},
     {"session"},
-    {"testing", "spotcheck", "audit", "compress", "resume"},
+    {"testing", "spotcheck", "audit", "compress", "resume", "proof"},
     {"evaluate", "__init__"},
     {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "__main__"},
 ]

@@ -82,12 +82,22 @@ def test_a_copy_of_the_data_as_an_artifact_costs_its_size(cheats, tmp_path):
 @needs_sandbox
 @pytest.mark.parametrize("kind", ["bytes", "patch"])
 def test_a_score_changed_inside_the_process_is_not_the_files(cheats, kind):
+    # in a subprocess: these cheats change the engine (byte tables, bits_per_byte) for good
+    import json
+    import os
+    import subprocess
+    import sys
+
     data, name, _ = cheats
     honest = _run("honest", data, name)
-    res = _run(kind, data, name, prove=True)
-    assert res.bpb < 0.75 * honest.bpb  # the printed figure was tampered with ...
-    assert res.level == "invalid"  # ... and the file's own score says so
-    assert "was printed" in " ".join(res.validity["violations"])
+    env = dict(os.environ, PYTHONPATH=str(data.parent.parent / "plugin"))
+    cmd = [sys.executable, "-m", "pgolf_core", "eval", "-e", f"cheat-{kind}", "--data", str(data), "--tokenizer",
+           str(demo_tokenizer_path()), "-p", name, "--prove", "--no-progress", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    res = json.loads(out.stdout)
+    assert res["metrics"]["bpb"] < 0.75 * honest.bpb, res  # the printed figure was tampered with ...
+    assert res["validity"]["level"] == "invalid"  # ... and the file's own score says so
+    assert "was printed" in " ".join(res["validity"]["violations"])
 
 
 def test_components_get_their_own_read_only_byte_table(cheats):

@@ -49,12 +49,3 @@ def description_length(score: dict, files: dict, code: dict) -> dict:
             "competition_bytes": competition, "competition_cap": CAP_BYTES, "within_cap": competition <= CAP_BYTES,
             "strict_bytes": competition + tokenizer + core["raw"], "total_bytes": total,
             "total_bpb": 8.0 * total / score["bytes"]}
-
-
-def describe_line(dl: dict) -> str:
-    """One line for the verdict: the description length and the two counts."""
-    return (f"description length {dl['total_bpb']:.6f} BPB ({dl['total_bytes']:,} B = {dl['payload_bytes']:,} payload + "
-            f"{dl['header_bytes']:,} header + {dl['artifact_bytes']:,} artifacts + {dl['plugin_code']['compressed']:,} "
-            f"plugin code); competition count {dl['competition_bytes']:,} B "
-            f"({'within' if dl['within_cap'] else 'OVER'} {dl['competition_cap']:,}), strict {dl['strict_bytes']:,} B "
-            f"(+ tokenizer {dl['tokenizer_bytes']:,}, decompressor {dl['decompressor']['raw']:,})")

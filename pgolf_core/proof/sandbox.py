@@ -36,7 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import DataError, PgolfError
+from ..errors import PgolfError
+from ..plugins import builtin_modules
 
 REQUEST = "request.json"
 TOKENS = "tokens.npy"
@@ -68,16 +69,6 @@ def sandbox_status() -> dict:
         reason = ""
     return {"available": not reason, "mechanism": "landlock+seccomp" if not reason else "none", "abi": abi or None,
             "reason": reason, "seccomp": bool(calls), "root": os.geteuid() == 0}
-
-
-def builtin_modules() -> list:
-    """The plugin modules pgolf-core itself registers (its own entry points)."""
-    from importlib import metadata
-
-    from ..plugins import ENTRY_POINT_GROUP
-
-    eps = metadata.distribution("pgolf-core").entry_points
-    return sorted(ep.value for ep in eps if ep.group == ENTRY_POINT_GROUP)
 
 
 def _scrubbed_env(scratch: Path, threads: dict) -> dict:

@@ -11,7 +11,6 @@ process has plugins in it, and they could have changed anything computed there.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,30 +27,6 @@ SEAL_BITS = 96
 AGREEMENT_SLACK = 1e-6  # float rounding between an evaluation's sums and the decoder's
 
 
-def counts_digest(counts) -> str:
-    """sha256 of per-token byte counts (int64 little-endian), as the header records a sidecar."""
-    return hashlib.sha256(np.ascontiguousarray(counts, dtype="<i8").tobytes()).hexdigest()
-
-
-def _read_sidecar(source) -> np.ndarray:
-    from ..data import read_shard, shard_paths
-
-    if str(source).endswith(".npy"):  # counts handed over by an evaluation (checked against the header all the same)
-        return np.load(source, allow_pickle=False).astype(np.int64)
-    paths = [Path(source)] if Path(source).is_file() else shard_paths(source, "val_bytes")
-    return np.concatenate([read_shard(q) for q in paths]).astype(np.int64)
-
-
-def sidecar_bytes(source, tokens, header: dict, path) -> int:
-    """Bytes of the decoded stream's targets from the sidecar at ``source``, which must be the one
-    the file was coded with (its first N counts' sha256)."""
-    counts = _read_sidecar(source)[: len(tokens)]
-    if len(counts) != len(tokens) or counts_digest(counts) != header.get("byte_counting", {}).get("sha256"):
-        raise DataError(f"{path}: the byte sidecar {source} is not the one the stream was coded with "
-                        f"(its first {len(tokens):,} counts differ)")
-    return int(counts[1:].sum())
-
-
 def overhead_bound_bits(n_targets: int, vocab_size: int) -> float:
     """How many bits the coder may spend beyond the mixture's ideal code length, at most."""
     leak = -np.log2(1.0 - vocab_size / 2.0 ** PRECISION_BITS)
@@ -62,6 +37,7 @@ def score_file(path, tokens_path, tokenizer=None, byte_counts=None) -> dict:
     """{"targets", "bytes", "payload_bytes", "file_bytes", "coded_bpb", "file_bpb", "overhead_bpb",
     "byte_counting"} of ``path`` decoded to the tokens in ``tokens_path`` (.npy)."""
     from ..bytes import byte_table_from_sentencepiece
+    from ..data import sidecar_target_bytes
     from ..container import read_container, tokens_checksum
     from ..digest import sha256_file
 
@@ -76,7 +52,7 @@ def score_file(path, tokens_path, tokenizer=None, byte_counts=None) -> dict:
         if byte_counts is None:
             raise DataError(f"{path}: the stream's bytes are counted by a sidecar; give it (--bytes SIDECAR) so "
                             f"that they can be recounted")
-        n_bytes = sidecar_bytes(byte_counts, tokens, header, path)
+        n_bytes = sidecar_target_bytes(byte_counts, tokens, header, path)
     else:
         tok = str(tokenizer or header["tokenizer"]["path"])
         if sha256_file(tok) != header["tokenizer"]["sha256"]:
