@@ -10,13 +10,12 @@ import pytest
 
 from pgolf_core import evaluate
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
-from pgolf_core.proof.sandbox import sandbox_status
+from helpers.proof import needs_sandbox
 
 TEMPLATE = Path(__file__).parent / "cheats" / "cheat_template.py"
 N = 1500  # tokens of the demo stream: enough for the bigram, short enough for the Python loop
 _ids = itertools.count()
 
-needs_sandbox = pytest.mark.skipif(not sandbox_status()["available"], reason="no Landlock/seccomp on this machine")
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from pathlib import Path
 from ..errors import PgolfError
 from ..plugins import builtin_modules
 
+ENV_NO_SANDBOX = "PGOLF_NO_SANDBOX"  # 1: decode unconfined (the level is then "decoded"; for machines without one)
 REQUEST = "request.json"
 TOKENS = "tokens.npy"
 PARTIAL = "partial.npy"  # the tokens decoded before a round trip failed
@@ -61,7 +62,9 @@ def sandbox_status() -> dict:
 
     abi = landlock.abi_version()
     calls = seccomp.denied_calls()
-    if abi < 1:
+    if os.environ.get(ENV_NO_SANDBOX, "") not in ("", "0"):
+        reason = f"the sandbox was turned off ({ENV_NO_SANDBOX}=1)"
+    elif abi < 1:
         reason = "Landlock is not available on this kernel (Linux 5.13+ with the LSM enabled is needed)"
     elif not calls:
         reason = "no seccomp syscall table for this machine (x86_64 and aarch64 are known)"
