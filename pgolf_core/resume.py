@@ -7,13 +7,14 @@ Since the loop is deterministic, a resumed run prints exactly the BPB of an unin
 resume point also records digests of the configuration and of the stream, and is refused for any
 other run.
 
-The file is data, never code: a zip archive (stored, not compressed) of ``manifest.json`` (format,
-version, digests, position, and the state's object graph as JSON) and ``arrays/<n>.npy``, one per
-array or tensor, read with their dtype and shape checked against the manifest and never as
-objects. Reading one runs nothing the file names beyond what ``statecodec.Allowed`` admits
-(pgolf_core's, the loaded plugins' and torch's module and optimizer classes, made without calling
-their constructors). A malformed, truncated or crafted file, or one of another version, is
-refused with one line (``ResumeFileError``); so is a pickled resume point of earlier versions.
+The file is data, never code: a zip archive of ``manifest.json`` (format, version, digests,
+position, and the state's object graph as JSON) and ``arrays/<n>.npy``, one per array or tensor,
+deflated at level 1 (n-gram tables are mostly empty slots: 50 MB of them take 0.3 MB). Arrays are
+read with their dtype and shape checked against the manifest, never as objects. Reading a file
+runs nothing it names beyond what ``statecodec.Allowed`` admits (pgolf_core's, the loaded
+plugins' and torch's module and optimizer classes, made without calling their constructors). A
+malformed, truncated or crafted file, or one of another version, is refused with one line
+(``ResumeFileError``); so is a pickled resume point of earlier versions, which is never unpickled.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import signal
 import types
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,7 +87,7 @@ def save(path, loop, digest: dict, allowed: Allowed) -> None:
     tmp = path.with_name(path.name + ".partial")
     try:
         with open(tmp, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as zf:
                 zf.writestr(MANIFEST, json.dumps(manifest, separators=(",", ":"), allow_nan=False))
                 for i, a in enumerate(arrays):
                     with zf.open(f"arrays/{i}.npy", "w", force_zip64=True) as f:
@@ -146,7 +148,7 @@ def _manifest(zf: zipfile.ZipFile, path) -> dict:
         manifest = json.loads(zf.read(info), parse_constant=_no_constant)
     except KeyError:
         refuse(f"no {MANIFEST}: not a {FORMAT} file")
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RecursionError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RecursionError) as exc:
         refuse(f"{MANIFEST} cannot be read ({type(exc).__name__}: {str(exc)[:120]})")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         refuse(f"expected a {FORMAT} manifest, found format {_get(manifest, 'format')!r}")
@@ -188,7 +190,7 @@ class _ArrayReader:
                 return self._array(f, info, dtype, shape, name, where)
         except KeyError:
             raise Malformed(where, f"{name} is missing from the archive") from None
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
             raise Malformed(where, f"{name} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
 
     def _spec(self, index: int, where: str):

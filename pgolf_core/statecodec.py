@@ -226,7 +226,8 @@ class _Encoder:
             return {"t": "npdtype", "dtype": obj.str}
         if t is weakref.ReferenceType:
             self.open.add(id(obj))
-            target = self.value(obj(), f"{path}()")
+            self.alive.append(obj())  # held while encoding: its id is not given to another object
+            target = self.value(self.alive[-1], f"{path}()")
             self.open.discard(id(obj))
             return {"t": "weakref", "target": target}
         if torch is not None and (node := self.torch_node(torch, obj, path)) is not None:
@@ -292,7 +293,7 @@ class _Encoder:
         node = {"t": "tensor", "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
                 "device": str(t.device), "requires_grad": bool(t.requires_grad),
                 "parameter": isinstance(t, torch.nn.Parameter), "version": _version(t)}
-        if not t.is_contiguous() and t.is_non_overlapping_and_dense():
+        if not t.is_contiguous() and dense(t.shape, t.stride()):
             node["stride"] = list(t.stride())  # a permuted layout comes back permuted
         data = None if self.dry else t.detach().cpu().resolve_conj().resolve_neg().contiguous()
         node["array"] = self.array(None if data is None else (data.view(view) if view else data).numpy())
@@ -323,6 +324,16 @@ class _Encoder:
                 self.fail(path, f"a {_type_name(obj)} with a non-string attribute name {bad[0]!r}")
             out["dict"] = {k: self.value(v, f"{path}.{k}") for k, v in state.items()}
         return out
+
+
+def dense(shape, stride) -> bool:
+    """Whether ``stride`` lays ``shape`` out without gaps or overlaps (a permutation of a contiguous layout)."""
+    expected = 1
+    for n, s in sorted(((n, s) for n, s in zip(shape, stride) if n != 1), key=lambda p: p[1]):
+        if s != expected:
+            return False
+        expected *= n
+    return True
 
 
 def _version(t):
@@ -584,7 +595,7 @@ def _make_tensor(d: _Decoder, node, i, path):
     if version is not None:
         if type(version) is not int or version < 0:
             raise Malformed(path, f"version {_short(version)} is not a non-negative integer")
-        torch._C._autograd._unsafe_set_version_counter((t,), (version,))
+        _set_version(torch, t, version)
     d.keep(i, t)
     attrs = d.value(node.get("attrs"), f"{path}.__dict__")
     if attrs is not None:
@@ -594,16 +605,26 @@ def _make_tensor(d: _Decoder, node, i, path):
     return t
 
 
+def _set_version(torch, t, version: int) -> None:
+    """Give ``t`` its saved version counter (torch 2.4 takes one tensor, later versions sequences);
+    a torch without the setter leaves fresh counters, as unpickled tensors have."""
+    setter = getattr(torch._C._autograd, "_unsafe_set_version_counter", None)
+    if setter is None:
+        return
+    try:
+        setter((t,), (version,))
+    except TypeError:
+        setter(t, version)
+
+
 def _strided(torch, t, stride, path: str):
     """``t`` (contiguous) laid out with ``stride``, which must describe a dense, non-overlapping layout."""
     shape = list(t.shape)
     if type(stride) is not list or len(stride) != len(shape) or not all(type(s) is int and s >= 0 for s in stride):
         raise Malformed(path, f"stride {_short(stride)} does not fit shape {shape}")
-    if t.numel() and 1 + sum((n - 1) * s for n, s in zip(shape, stride)) != t.numel():
+    if t.numel() and not dense(shape, stride):
         raise Malformed(path, f"stride {stride} is not a dense layout of shape {shape}")
     out = torch.empty_strided(shape, stride, dtype=t.dtype)
-    if not out.is_non_overlapping_and_dense():
-        raise Malformed(path, f"stride {stride} is not a dense layout of shape {shape}")
     out.copy_(t)
     return out
 
