@@ -9,7 +9,7 @@ other run.
 
 The file is data, never code: a zip archive of ``manifest.json`` (format, version, digests,
 position, and the state's object graph as JSON) and ``arrays/<n>.npy``, one per array or tensor,
-deflated at level 1 (n-gram tables are mostly empty slots: 50 MB of them take 0.3 MB). Arrays are
+each deflated (level 1) when a sample of it deflates well (``_compression``). Arrays are
 read with their dtype and shape checked against the manifest, never as objects. Reading a file
 runs nothing it names beyond what ``statecodec.Allowed`` admits (pgolf_core's, the loaded
 plugins' and torch's module and optimizer classes, made without calling their constructors). A
@@ -39,6 +39,8 @@ FORMAT = "pgolf-core/resume"
 VERSION = 2  # version 1 was a pickle: refused, never read
 MANIFEST = "manifest.json"
 MANIFEST_LIMIT = 256 << 20  # bytes: a manifest past this is not one this code wrote
+SAMPLE_BLOCKS, SAMPLE_BLOCK = 16, 1 << 16  # what an array's compressibility is judged on: 1 MiB
+DEFLATE_BELOW = 0.8  # deflate an array whose sample deflates to less than this fraction
 _COMPONENT_FIELDS = ("experts", "labels", "mixer", "adapters", "adapter_labels")
 _LOOP_FIELDS = ("nll", "expert_nll", "n_bytes", "n_targets", "next_target", "timers", "trajectory_pos",
                 "trajectory_w", "cum", "saved", "last_recorded", "loop_seconds", "guards")
@@ -90,6 +92,7 @@ def save(path, loop, digest: dict, allowed: Allowed) -> None:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as zf:
                 zf.writestr(MANIFEST, json.dumps(manifest, separators=(",", ":"), allow_nan=False))
                 for i, a in enumerate(arrays):
+                    zf.compression = _compression(a)  # what the member opened next gets (level 1 when deflated)
                     with zf.open(f"arrays/{i}.npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, a, allow_pickle=False)
             fh.flush()
@@ -98,6 +101,19 @@ def save(path, loop, digest: dict, allowed: Allowed) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # also at a second Ctrl-C: no half-written file left behind
         raise
+
+
+def _compression(arr: np.ndarray) -> int:
+    """Deflated (level 1) for an array that deflates well, stored for one that does not: n-gram
+    tables are mostly empty slots (50 MB of them take 0.3 MB), while deflating a large network's
+    trained float weights would cost seconds at every resume point for a few percent. Arrays up to
+    the sample's size are deflated without a look: judging them would cost as much."""
+    raw = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    if raw.size <= SAMPLE_BLOCKS * SAMPLE_BLOCK:
+        return zipfile.ZIP_DEFLATED
+    starts = np.linspace(0, raw.size - SAMPLE_BLOCK, SAMPLE_BLOCKS).astype(np.int64)
+    sample = b"".join(raw[a:a + SAMPLE_BLOCK].tobytes() for a in starts)
+    return zipfile.ZIP_DEFLATED if len(zlib.compress(sample, 1)) < DEFLATE_BELOW * len(sample) else zipfile.ZIP_STORED
 
 
 def load(path, digest: dict, allowed: Allowed) -> dict:
@@ -238,28 +254,33 @@ def restore(loop, state: dict, source, path) -> None:
 
 
 def _conforms(loop, state: dict, path) -> None:
+    """A decoded state fits this run: components of the same classes under the same labels, loop
+    fields of the types the loop keeps, a position inside the stream."""
+    def refuse(why: str):
+        raise ResumeFileError(f"resume file {path}: {why}")
+
     fresh = _state(loop)
     if set(state) != set(fresh):
-        raise ResumeFileError(f"resume file {path}: the state has {sorted(state)}, expected {sorted(fresh)}")
-    for key, want in fresh.items():
-        got = state[key]
-        pairs = list(zip(got, want)) if key in ("experts", "adapters") and isinstance(got, list) else [(got, want)]
-        if key in ("experts", "adapters", "labels", "adapter_labels") and (not isinstance(got, list) or len(got) != len(want)):
-            raise ResumeFileError(f"resume file {path}: {key} is not a list of {len(want)}")
-        for i, (g, w) in enumerate(pairs):
+        refuse(f"the state holds {sorted(state)}, expected {sorted(fresh)}")
+    for key in ("experts", "adapters"):
+        got, want = state[key], fresh[key]
+        if type(got) is not list or len(got) != len(want):
+            refuse(f"{key} is not a list of {len(want)}")
+        for i, (g, w) in enumerate(zip(got, want)):
             if type(g) is not type(w):
-                where = f"{key}[{i}]" if len(pairs) > 1 or key in ("experts", "adapters") else key
-                raise ResumeFileError(f"resume file {path}: {where} is a {type(g).__qualname__}, this run has a "
-                                      f"{type(w).__qualname__}")
-    if state["labels"] != fresh["labels"] or state["adapter_labels"] != fresh["adapter_labels"]:
-        raise ResumeFileError(f"resume file {path}: labels {state['labels']}, this run has {fresh['labels']}")
+                refuse(f"{key}[{i}] is a {type(g).__qualname__}, this run has a {type(w).__qualname__}")
+    for key, want in fresh.items():
+        if type(state[key]) is not type(want):
+            refuse(f"{key} is a {type(state[key]).__qualname__}, this run has a {type(want).__qualname__}")
+    for key in ("labels", "adapter_labels"):
+        if state[key] != fresh[key]:
+            refuse(f"{key} {state[key]}, this run has {fresh[key]}")
     if state["expert_nll"].shape != fresh["expert_nll"].shape:
-        raise ResumeFileError(f"resume file {path}: expert_nll of shape {state['expert_nll'].shape}, expected "
-                              f"{fresh['expert_nll'].shape}")
+        refuse(f"expert_nll of shape {state['expert_nll'].shape}, expected {fresh['expert_nll'].shape}")
     pos = state["next_target"]
     if not (1 <= pos <= loop.n_tokens and state["n_targets"] == pos - 1):
-        raise ResumeFileError(f"resume file {path}: position {pos} with {state['n_targets']} targets scored, expected "
-                              f"a position in 1..{loop.n_tokens} after position - 1 targets")
+        refuse(f"position {pos} with {state['n_targets']} targets scored, expected a position in 1..{loop.n_tokens} "
+               f"after position - 1 targets")
 
 
 @contextmanager

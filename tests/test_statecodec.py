@@ -189,3 +189,19 @@ def test_an_allowed_class_is_built_without_its_constructor():
                  lambda i, path: None, Allowed({"test_statecodec"}))
     # cls.__new__(cls) is the class's own code, allowed here; __init__ and __setstate__ are never called
     assert type(out["x"]) is Sneaky and out["x"].a == 1 and MARKER == ["constructed"]
+
+
+@pytest.mark.parametrize("node, match", [
+    ({"shape": [4]}, r"a torch.float32 tensor of shape \[4\] stored as float32 \[3\]"),
+    ({"dtype": "bfloat16"}, r"a torch.bfloat16 tensor of shape \[3\] stored as float32 \[3\] \(expected uint16 \[3\]\)"),
+    ({"dtype": "system"}, "'system' is not a torch dtype"),
+    ({"stride": [2]}, r"stride \[2\] is not a dense layout of shape \[3\]"),
+    ({"device": "nowhere"}, "a tensor node that cannot be built"),
+])
+def test_a_tensor_node_that_disagrees_with_its_array_is_refused(node, match):
+    pytest.importorskip("torch")
+    good = {"t": "tensor", "dtype": "float32", "shape": [3], "device": "cpu", "requires_grad": False,
+            "parameter": False, "version": 0, "array": 0, "attrs": None}
+    decode(_tree(good), lambda i, path: np.zeros(3, np.float32), ALLOWED)  # the node as written
+    with pytest.raises(Malformed, match=match):
+        decode(_tree({**good, **node}), lambda i, path: np.zeros(3, np.float32), ALLOWED)
