@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pgolf_core import evaluate
 from pgolf_core.cli import cli
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
-from pgolf_core.errors import ResumeFileError, UsageError
+from pgolf_core.errors import PgolfError, ResumeFileError, UsageError
 
 TOKENS = np.asarray(demo_tokens("val")[:1500])
 EXPERTS = ["unigram", "bigram"]
@@ -198,3 +198,27 @@ def test_the_cli_shows_one_line_and_exits_1_for_a_crafted_file(tmp_path):
     assert res.output.strip().splitlines() == [
         f"Error: resume file {crafted}: experts[0]: refused: 'os:system' is outside pgolf_core, the loaded plugins and "
         f"the allowed torch modules"], res.output
+
+
+def test_a_component_holding_what_is_not_data_fails_before_scoring(tmp_path):
+    import threading
+
+    from sample_plugin import CountingExpert
+
+    class Local(CountingExpert):
+        scored = 0
+
+        def score(self, tokens, start, end):
+            Local.scored += 1
+            return super().score(tokens, start, end)
+
+    expert = CountingExpert(1024)
+    expert._lock = threading.Lock()
+    path = tmp_path / "run.resume"
+    with pytest.raises(PgolfError, match=r"^cannot save a resume point: experts\[0\]._lock is a _thread.lock \("):
+        evaluate([expert, "bigram"], tokens=TOKENS, tokenizer=demo_tokenizer_path(), chunk_size=500, resume=path)
+    assert not path.exists() and expert.counts.sum() == 0  # refused before the first chunk was scored
+    local = Local(1024)  # a class defined in a function has no name to be found by
+    with pytest.raises(PgolfError, match=r"experts\[0\] is the class .*Local, which is not found by its name"):
+        evaluate([local, "bigram"], tokens=TOKENS, tokenizer=demo_tokenizer_path(), chunk_size=500, resume=path)
+    assert Local.scored == 0
