@@ -135,7 +135,8 @@ def evaluate(
                              "mixer": [str(mixer), mixer_options], "adapters": [(c.name, c.label, c.options) for c in adapter_specs],
                              "chunk": chunk_size, "strict": strict, "sparse_rows": sparse_rows, "seed": seed, "device": device,
                              "keep_logprobs": keep_logprobs, "bytes": counter.describe()}, stream)
-        run_resumable(loop, stream, chunk_size, resume, checkpoint_every or 0, digest, progress and dist.is_main)
+        run_resumable(loop, stream, chunk_size, resume, checkpoint_every or 0, digest, progress and dist.is_main,
+                      plugins)
         comps, guards = loop.comps, loop.guards  # the resumed components and what their guards saw
     else:
         loop.run(stream, chunk_size, progress and dist.is_main)
