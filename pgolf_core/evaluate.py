@@ -17,7 +17,7 @@ import numpy as np
 from .api import Adapter, Expert, Mixer
 from .build import Component, as_components as _as_components, build_components, mixer_spec
 from .distributed import init_distributed
-from .errors import InvalidConfigurationError, PgolfError, UsageError
+from .errors import InvalidConfigurationError, UsageError
 from .loop import Guards, Loop
 from .plugins import load_plugins
 from .report import Results, collect_versions

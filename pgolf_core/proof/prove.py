@@ -15,7 +15,6 @@ machine for seccomp) a successful round trip is ``decoded``, and the reason is s
 from __future__ import annotations
 
 import glob
-import os
 import tempfile
 from pathlib import Path
 from typing import Optional
