@@ -8,7 +8,8 @@ Quantization contract (what makes encoder and decoder agree bit for bit):
 
 * Every row is converted to float64 (exact for float16/float32 input) and made C-contiguous, so
   the model depends only on the row's values, not on its dtype.
-* The row is summed in order in float64 and scaled by ``(2**24 - V) / sum``; each symbol's count
+* The row is summed in float64 in the fixed order of ``pgolf_core.coderformat`` (step 1, where
+  the whole payload format is stated) and scaled by ``(2**24 - V) / sum``; each symbol's count
   is ``floor(p * scale)`` plus one. Only IEEE add/mul/div and float-to-int truncation are
   involved, so the model is a deterministic function of the row's bits on any platform.
 * The "plus one" is the leak: every symbol of the row, including ones with probability exactly 0,
@@ -31,8 +32,7 @@ import numpy as np
 
 from .errors import PgolfError
 
-# the coder's counts are 24-bit fixed point (``rangecoder.PRECISION``)
-QUANTIZATION_BITS = 24  # rangecoder.PRECISION (kept here so that importing this module loads no numba)
+from .coderformat import PRECISION as QUANTIZATION_BITS  # the coder's counts are 24-bit fixed point
 
 # A row whose sum is further than this from 1 is almost certainly not a
 # probability row (logits, counts, a float16 softmax); reject it rather than

@@ -29,6 +29,7 @@ import numpy as np
 
 from .build import as_components, build_components, mixer_spec
 from .bytes import bits_per_byte
+from .coderformat import CODER
 from .coding import CodingError
 from .digest import sha256_file
 from .errors import DataError, PgolfError, UsageError
@@ -36,7 +37,6 @@ from .loop import Guards, Loop
 
 FORMAT = "pgolf-core/compressed"
 FORMAT_VERSION = 2  # 2: the project's range coder (1 was constriction's)
-CODER = {"name": "pgolf-core range coder", "state_bits": 64, "word_bits": 32, "precision_bits": 24}
 DEFAULT_CODE_CHUNK = 8192  # targets between adapter calls and checksums (an evaluation's default chunk)
 
 

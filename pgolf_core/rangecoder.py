@@ -7,25 +7,14 @@ far below an n-gram evaluation's 300K targets/s. These kernels are plain numba f
 compiled coding loop (``pgolf_core.compiled``) calls them inline, and ``coding.RowEncoder`` /
 ``RowDecoder`` call the very same ones from Python: one coder, one payload format.
 
-The coder (a carry-propagating range coder in the style of Schindler's and LZMA's, with a 64-bit
-state and 32-bit output words):
-
-* A row ``p`` (float64, V entries, validated by the caller) becomes integer frequencies
-  ``f_v = 1 + floor(p_v * (T - V) / sum(p))`` with ``T = 2**PRECISION`` and the sum taken in the
-  fixed order of ``row_sum``. Every symbol keeps at least one count (the leak: a token of probability 0 stays
-  codable, at ~24 bits), and the total ``F = sum f_v`` is at most ``T`` up to rounding. Only IEEE
-  add/mul/div and truncation are used, so the frequencies are a function of the row's bits.
-* State ``(low, range)``, both uint64, starting at ``(0, 2**64 - 1)``. Coding symbol s with
-  cumulative count ``c_s``: ``r = range // F``, ``low += r * c_s``, ``range = r * f_s``. A low that
-  wraps past 2**64 carries into the words already written. When ``range < 2**32`` the top word of
-  ``low`` is written and both shift left by 32 bits; ``range >= 2**32`` before each symbol keeps
-  ``r >= 2**8``, so truncating ``range // F`` costs at most 2**-8 of the interval (measured overhead
-  on real rows: under 0.01%).
-* Sealing writes the one word that, followed by zeros, lands inside the final interval; trailing
-  zero words are dropped (the decoder reads zeros past the end).
-* The decoder keeps ``d = code - low`` and ``range``; ``q = d // r`` is the symbol's cumulative
-  count, found by a scan of the frequencies. A ``q`` beyond the total can only come from a payload
-  that was not coded under these rows, and is reported as such.
+The coder is a carry-propagating range coder in the style of Schindler's and LZMA's, with a
+64-bit state and 32-bit output words. Its payload format (the row-sum order, the counts, the
+state updates, the sealing) is stated once in ``pgolf_core.coderformat``, beside a pure-Python
+reference coder these kernels are tested against (``tests/test_coder_format.py``). Two notes on
+this implementation: ``range >= 2**32`` before each symbol keeps ``r = range // F >= 2**8``, so
+truncation costs at most 2**-8 of the interval (measured on real rows: under 0.01%); and a carry
+never ripples past the first word written, since every interval lies inside the first one: read as
+a fraction, the coded value stays below 1.
 """
 
 from __future__ import annotations
@@ -33,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-PRECISION = 24  # bits of the frequency total: the leak costs V * 2**-24 of the mass (6e-5 at V=1024)
+from .coderformat import PRECISION
+
 TOTAL = 1 << PRECISION
 
 _ZERO = np.uint64(0)

@@ -18,19 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..coderformat import overhead_bound_bits  # the coder's documented overhead (docs/proofs.md)
 from ..errors import DataError, PgolfError
 
-# The coder's documented overhead (docs/proofs.md): per target at most log2(2^24 / (2^24 - V)) bits
-# from the counts' leak (f = 1 + floor(p (2^24 - V) / sum) >= p (2^24 - V)), plus the final words.
-PRECISION_BITS = 24
-SEAL_BITS = 96
 AGREEMENT_SLACK = 1e-6  # float rounding between an evaluation's sums and the decoder's
-
-
-def overhead_bound_bits(n_targets: int, vocab_size: int) -> float:
-    """How many bits the coder may spend beyond the mixture's ideal code length, at most."""
-    leak = -np.log2(1.0 - vocab_size / 2.0 ** PRECISION_BITS)
-    return float(n_targets * leak + SEAL_BITS)
 
 
 def score_file(path, tokens_path, tokenizer=None, byte_counts=None) -> dict:
