@@ -143,7 +143,12 @@ def format_table(res: Results) -> str:
         lines.append(f"proof      coded {e['coded_bpb']:.6f} BPB: {e['file_bytes']:,} bytes = {e['payload_bytes']:,} payload + "
                      f"{e['header_bytes']:,} header; " + ("decoded back identical from the file alone" if proof.get("ok")
                                                             else f"FAILED: {proof.get('error')}"))
-    if res.level == "unchecked":
+    spot = res.validity.get("spot_checks") or {}
+    lines += [f"spot check {line}" for line in spot.get("summary", [])]
+    reasons = res.validity.get("reasons") or []
+    if res.level == "unchecked" and reasons:
+        lines += [f"verdict    UNCHECKED: {r}" for r in reasons]
+    elif res.level == "unchecked":
         lines.append("verdict    UNCHECKED: only runtime guards ran; --audit checks C1-C4, --prove codes and decodes the stream")
     if not res.valid:
         for v in res.validity["violations"]:
