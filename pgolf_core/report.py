@@ -29,7 +29,7 @@ class Results:
     expert_loss: dict  # expert label -> nats per target
     weights: Optional[dict]  # final mixer weights by expert label (None without a mixer)
     trajectory: dict  # {"positions": [...], "weights": [[w_k]...], "cumulative": {bytes, mixture_nll, expert_nll}}
-    validity: dict  # {"level": ..., "valid": bool, "violations": [...], "checks": [...], "audit": ..., "spot_checks": ..., "proof": ...}
+    validity: dict  # {"level", "valid", "violations", "checks", "reasons" (why unchecked), "audit", "spot_checks", "proof"}
     config: dict  # the resolved configuration
     versions: dict  # python, numpy, pgolf-core and plugin versions
     timings: dict  # seconds: total, build, loop, per component; targets_per_second

@@ -15,10 +15,11 @@ pass, in a way that no plugin can steer:
   block (a component that behaves differently when copied fails here; a second replay tells a
   nondeterministic one apart);
 - at each checked target ``p`` (C1/C3) the copy scores the block with every token from ``p`` on
-  changed: the predictions before ``p`` and the distribution *for* ``p`` must not move; (C2) each
-  expert's ``score()``, called on a copy over a multi-target span with another candidate at ``p``,
-  equals that candidate's entry of its distribution for ``p``, and the mixer's ``mix()`` without
-  rows equals its rows' entries over the block;
+  changed: the predictions before ``p`` and the distribution *for* ``p`` must not move. At the
+  first checked target of the run (C2), each expert's ``score()``, called on a copy over a
+  multi-target span with another candidate at ``p``, equals that candidate's entry of its
+  distribution for ``p``, and the mixer's ``mix()`` without rows equals its rows' entries over
+  the block (once: strict scoring never reads these fast paths, and each probe copies the state);
 - the components are built a second time from their factories (same options, same context) and
   that twin scores the first block: two builds that differ are nondeterministic (an unseeded
   random generator is copied into every replay alike, so only a second build shows it).
