@@ -22,11 +22,10 @@ from .loop import Guards, Loop
 from .plugins import load_plugins
 from .report import Results, collect_versions
 from .session import DEFAULT_CHUNK, resolve_stream, run_context, setup_adapters
-from .verdict import make_verdict
+from .verdict import DEFAULT_SPOT_CHECKS, make_verdict
 
 __all__ = ["Component", "DEFAULT_CHUNK", "evaluate", "resolve_stream", "run_context"]
 
-DEFAULT_SPOT_CHECKS = 32  # live spot checks expected in an audited run: a cheat on 10% of the targets escapes w.p. ~e^-3.2
 
 def evaluate(
     experts: Sequence[Union[str, Expert, Component]],
