@@ -67,7 +67,8 @@ class BuildContext:
     extra: dict = field(default_factory=dict)  # free-form, for third-party plugins that cooperate
 
     def __getstate__(self):
-        """Pickled (a resume point) without the plugin manager, which belongs to the process."""
+        """Saved (a resume point, ``pgolf_core.statecodec``) without the plugin manager, which belongs to
+        the process."""
         return {**self.__dict__, "plugins": None}
 
     def __deepcopy__(self, memo):

@@ -41,7 +41,10 @@ DEFAULT_CODE_CHUNK = 8192  # targets between adapter calls and checksums (an eva
 
 
 class RoundTripError(PgolfError):
-    """A decoded stream is not the stream that was coded."""
+    """A decoded stream is not the stream that was coded. ``decoded`` holds the tokens decoded up
+    to the failure (the caller may compare them with the original to name the first difference)."""
+
+    decoded = None
 
 
 def _chunk_digest(tokens: np.ndarray) -> str:
@@ -60,14 +63,19 @@ def _file_options(specs) -> dict:
 
 
 def _resolved_files(comps) -> dict:
-    """{label: {key: sha256}} for every file a built component says it uses (top-level strings of its
-    ``describe()`` that name a file: e.g. the demo checkpoint the neural expert picks by default)."""
+    """{label: {key: {"path", "sha256"}}} for every file a built component says it uses (top-level
+    strings of its ``describe()`` that name a file: e.g. the demo checkpoint the neural expert picks
+    by default). The decoder may read these, and the description length counts them."""
     out = {}
     for label, c in zip([*comps.labels, *comps.adapter_labels], [*comps.experts, *comps.adapters]):
         for k, v in (c.describe() or {}).items():
             if isinstance(v, str) and v and Path(v).is_file():
-                out.setdefault(label, {})[k] = sha256_file(v)
+                out.setdefault(label, {})[k] = {"path": os.path.realpath(v), "sha256": sha256_file(v)}
     return out
+
+
+def _digests(resolved: dict) -> dict:
+    return {lb: {k: e["sha256"] for k, e in keys.items()} for lb, keys in resolved.items()}
 
 
 def _threads() -> dict:
@@ -140,13 +148,17 @@ def _run_chunks(loop: Loop, chunk: int, step, digests: Optional[list], progress:
             except CodingError:
                 if expected is None:
                     raise
-                raise RoundTripError(_divergence(loop, start, loop.stream.revealed, reference,
-                                                 failed_at=loop.stream.revealed)) from None
+                err = RoundTripError(_divergence(loop, start, loop.stream.revealed, reference,
+                                                 failed_at=loop.stream.revealed))
+                err.decoded = loop.stream.view(loop.stream.revealed).copy()
+                raise err from None
             d = _chunk_digest(loop.stream.view(end)[start:end])
             if digests is not None:
                 digests.append(d)
             if expected is not None and d != expected[i]:
-                raise RoundTripError(_divergence(loop, start, end, reference))
+                err = RoundTripError(_divergence(loop, start, end, reference))
+                err.decoded = loop.stream.view(end).copy()
+                raise err
             advance(end - start)
 
 
@@ -188,7 +200,8 @@ def _divergence(loop: Loop, start: int, end: int, reference: Optional[np.ndarray
             first = start + int(bad[0]) if len(bad) else failed_at
             msg = f"the decoded stream first differs from the original at position {first}"
     return (msg + ": the components did not predict bit for bit what they predicted when coding (another "
-            "machine, library version or thread count, or a nondeterministic component)")
+            "machine, library version or thread count, a nondeterministic component, or one that used something the "
+            "decoder cannot reach, such as the data)")
 
 
 def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, tokenizer=None, output=None, *,
@@ -207,7 +220,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     insists; the file records which, and the decoder runs the same one."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
-    from .session import resolve_stream, run_context
+    from .session import resolve_stream, run_context, stream_kind
     from .plugins import load_plugins
     from .report import collect_versions
 
@@ -249,6 +262,8 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     if loop.guards.violations:
         raise PgolfError("the mixture broke a runtime guard while coding: " + "; ".join(loop.guards.violations))
     payload = enc.finish()
+    needed = needed_plugins(plugins, [("expert", c) for c in especs] + [("adapter", c) for c in aspecs]
+                            + ([("mixer", mspec)] if mspec else []))
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "config": {
@@ -258,57 +273,158 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
             "resolved": {"experts": [e.describe() for e in comps.experts],
                          "mixer": None if comps.mixer is None else comps.mixer.describe(),
                          "adapters": [a.describe() for a in comps.adapters]},
-            "dataset": dataset, "device": device, "seed": seed, "plugin_modules": list(plugin_modules),
+            "dataset": stream_kind(dataset), "device": device, "seed": seed,
+            "needed_plugins": needed,
+            "plugin_code": sorted({*local_imports(needed), *option_modules([*especs, *aspecs])}),
         },
         "tokenizer": {"path": tok_path, "sha256": sha256_file(tok_path), "vocab_size": table.vocab_size},
         "files": _file_options([*especs, *aspecs]),
         "resolved_files": _resolved_files(comps),
         "tokens": {"count": int(len(stream)), "first": int(stream[0]), "dtype": str(stream.dtype),
                    "sha256": tokens_checksum(stream), "chunk_size": int(chunk_size), "chunk_digests": digests},
-        "bytes": int(loop.n_bytes), "byte_counting": counter.describe(), "ideal_bpb": bits_per_byte(loop.nll, loop.n_bytes),
+        "byte_counting": _byte_counting(counter, len(stream)),
         "versions": collect_versions(plugins), "threads": threads,
         "coding": {"coder": CODER, "loop": "compiled" if compiled else "python"},
     }
     size = write_container(output, header, payload)
     return CodingReport(str(output), loop.n_targets, loop.n_bytes, size, len(payload), header_bytes(header),
-                        header["ideal_bpb"], 8.0 * len(payload) / loop.n_bytes, time.perf_counter() - t0,
+                        bits_per_byte(loop.nll, loop.n_bytes), 8.0 * len(payload) / loop.n_bytes, time.perf_counter() - t0,
                         dict(loop.timers))
 
 
-def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None,
-               adapter_options: Optional[Mapping] = None, plugins=None, reference: Optional[np.ndarray] = None,
-               progress: bool = False):
-    """Decode ``path`` from its header and payload alone; returns (tokens, report).
+def needed_plugins(plugins, specs) -> list:
+    """The modules of the non-builtin plugins that registered the components of ``specs``: what
+    ``decompress -p MODULE`` has to load (the header says so; the decoder never imports on its own)."""
+    from .plugins import builtin_modules
 
-    ``tokenizer`` and ``expert_options``/``adapter_options`` may point files named in the header to
-    another place; their sha256 must match. ``reference`` (the original stream, optional) only
-    serves to name the first diverging position when the round trip fails.
-    """
-    from .coding import RowDecoder
-    from .container import read_container, tokens_checksum
-    from .session import run_context
-    from .plugins import load_plugins
+    builtin = set(builtin_modules())
+    modules = {i.name: i.module for i in plugins.info}
+    out = []
+    for kind, c in specs:
+        entry = plugins.registry(kind).get(c.name)
+        module = modules.get(entry.plugin, entry.plugin)
+        if module not in builtin and module not in out:
+            out.append(module)
+    return out
 
-    t0 = time.perf_counter()
-    header, payload = read_container(path)
+
+def option_modules(specs) -> list:
+    """Top-level modules that options name as ``module:attribute`` (the neural expert's ``model=``, a
+    user's network): code the decoder must read, counted as plugin code."""
+    import importlib.util
+    import re
+
+    from .plugins import builtin_modules
+
+    builtin = {m.split(".")[0] for m in builtin_modules()}
+    out = set()
+    for c in specs:
+        for v in c.options.values():
+            m = re.fullmatch(r"([A-Za-z_][\w.]*):[A-Za-z_][\w.]*", str(v))
+            top = m.group(1).split(".")[0] if m else None
+            if top and top not in builtin and importlib.util.find_spec(top) is not None:
+                out.add(top)
+    return sorted(out)
+
+
+def local_imports(modules) -> list:
+    """Modules that single-file plugin ``modules`` brought in from their own folder (``import helper``
+    beside ``my_plugin.py``): the decoder must read them too, and they count as plugin code."""
+    import sys
+
+    folders = {}
+    for m in modules:
+        mod = sys.modules.get(m)
+        f = getattr(mod, "__file__", None)
+        if f and not hasattr(mod, "__path__"):
+            folders[os.path.dirname(os.path.realpath(f))] = m
+    out = []
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if name in modules or "." in name or not f or hasattr(mod, "__path__"):
+            continue
+        if os.path.dirname(os.path.realpath(f)) in folders:
+            out.append(name)
+    return sorted(out)
+
+
+def _byte_counting(counter, n: int) -> dict:
+    """How the stream's bytes are counted, without naming a data file: a sidecar by the sha256 of
+    its counts (the decoder's scorer recounts from the sidecar it is given, checked against it)."""
+    from .digest import counts_digest
+
+    d = counter.describe()
+    if d.get("method") == "sidecar":
+        return {"method": "sidecar", "sha256": counts_digest(counter.counts[:n])}
+    return {"method": d.get("method", "tokenizer table")}
+
+
+def header_files(header: dict, path, tokenizer=None, overrides: Optional[Mapping] = None) -> dict:
+    """Every file the header names, at its place (``tokenizer`` and ``overrides`` {label: {option:
+    path}} move them), each checked by sha256: {"tokenizer": path, "<label>.<option>": path, ...}."""
+    _check_format(header, path)
+    tok = header["tokenizer"]
+    out = {"tokenizer": str(tokenizer or tok["path"])}
+    _check_file(out["tokenizer"], tok["sha256"], "the tokenizer", path)
+    overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    cfg = header["config"]
+    for entry in [*cfg["experts"], *cfg["adapters"]]:
+        moved = overrides.pop(entry["label"], overrides.pop(entry["name"], {}))
+        named = header.get("files", {}).get(entry["label"], {})
+        for k in moved:
+            if k not in named:
+                raise UsageError(f"{entry['label']}.{k}: only options that name a file may be changed when decoding "
+                                 f"(the file's configuration is fixed)")
+        for k, digest in named.items():
+            where = str(moved.get(k, entry["options"][k]))
+            _check_file(where, digest, f"{entry['label']}.{k}", path)
+            out[f"{entry['label']}.{k}"] = where
+    if overrides:
+        raise UsageError(f"options given for {', '.join(sorted(overrides))}, which is not among the file's components")
+    for label, keys in header.get("resolved_files", {}).items():
+        for k, entry in keys.items():
+            if f"{label}.{k}" not in out:
+                _check_file(entry["path"], entry["sha256"], f"{label}.{k} (a file the component chose)", path)
+                out[f"resolved:{label}.{k}"] = entry["path"]
+    return out
+
+
+def _check_format(header: dict, path) -> None:
     if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file (header says {header.get('format')!r} "
                         f"v{header.get('format_version')!r})")
-    cfg, tok = header["config"], header["tokenizer"]
-    tok_path = str(tokenizer or tok["path"])
-    _check_file(tok_path, tok["sha256"], "the tokenizer", path)
-    plugins = plugins if plugins is not None else load_plugins(cfg.get("plugin_modules", ()))
+
+
+def decode_container(header: dict, payload: bytes, path, files: dict, plugins, reference: Optional[np.ndarray] = None,
+                     progress: bool = False, byte_counts=None):
+    """Decode a container's payload with the components its header describes, built from
+    ``plugins`` and the checked ``files`` (``header_files``); returns (tokens, report).
+
+    This is the decoder itself: ``pgolf_core.proof.sandbox`` runs it in a confined process, and
+    ``decompress`` in this one. The report's byte count and BPB come from the tokenizer's table;
+    for a stream counted by a sidecar they come from ``byte_counts`` (the sidecar, checked against the
+    header's digest) or are left out (NaN): the scorer (``pgolf_core.proof.score``) recounts them."""
+    from .coding import RowDecoder
+    from .container import tokens_checksum
+    from .session import run_context, stream_kind
     from .tokenizers import load_tokenizer
 
-    table = load_tokenizer(tok_path, plugins).byte_table()
-    especs = _specs(cfg["experts"], expert_options, header.get("files", {}), path)
-    aspecs = _specs(cfg["adapters"], adapter_options, header.get("files", {}), path)
+    t0 = time.perf_counter()
+    cfg = header["config"]
+    table = load_tokenizer(files["tokenizer"], plugins).byte_table()
+    especs = _specs(cfg["experts"], files)
+    aspecs = _specs(cfg["adapters"], files)
     mspec = None if cfg["mixer"] is None else mixer_spec(cfg["mixer"]["name"], dict(cfg["mixer"]["options"]), len(especs))
     n = int(header["tokens"]["count"])
-    ctx = run_context(table, tok_path, cfg["dataset"], n, plugins, cfg["device"], cfg["seed"])
-    comps, _ = build_components(plugins, ctx, especs, mspec, aspecs)
+    ctx = run_context(table, files["tokenizer"], stream_kind(cfg["dataset"]), n, plugins, cfg["device"], cfg["seed"])
+    try:
+        comps, _ = build_components(plugins, ctx, especs, mspec, aspecs)
+    except PgolfError as exc:
+        needed = cfg.get("needed_plugins") or []
+        hint = f" (the file needs plugin module(s) {', '.join(needed)}: load them with -p MODULE)" if needed else ""
+        raise type(exc)(f"{exc}{hint}") from None
     check_decodable(comps)
-    if _resolved_files(comps) != header.get("resolved_files", {}):
+    if _digests(_resolved_files(comps)) != _digests(header.get("resolved_files", {})):
         raise DataError(f"{path}: a file the components use is not the one the stream was coded with (sha256 "
                         f"differs): {header.get('resolved_files')}")
     for a in comps.adapters:
@@ -326,32 +442,53 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     tokens = loop.stream.copy()
     if tokens_checksum(tokens) != header["tokens"]["sha256"]:
         raise RoundTripError(f"{path}: the decoded stream's checksum differs from the header's")
-    # bytes: the tokenizer's table recounts them; a sidecar's total comes from the header (the
-    # decoder has no data file to read it from, and the bytes are not part of what is proven)
-    n_bytes = loop.n_bytes if header.get("byte_counting", {}).get("method") != "sidecar" else int(header["bytes"])
-    report = CodingReport(str(path), loop.n_targets, n_bytes, Path(path).stat().st_size, len(payload),
-                          Path(path).stat().st_size - len(payload), bits_per_byte(loop.nll, n_bytes),
-                          8.0 * len(payload) / max(n_bytes, 1), time.perf_counter() - t0, dict(loop.timers))
+    size = Path(path).stat().st_size
+    n_bytes = loop.n_bytes
+    if header.get("byte_counting", {}).get("method") == "sidecar":
+        from .data import sidecar_target_bytes
+
+        n_bytes = sidecar_target_bytes(byte_counts, tokens, header, path) if byte_counts is not None else 0
+    report = CodingReport(str(path), loop.n_targets, n_bytes, size, len(payload), size - len(payload),
+                          bits_per_byte(loop.nll, n_bytes) if n_bytes else float("nan"),
+                          8.0 * len(payload) / n_bytes if n_bytes else float("nan"), time.perf_counter() - t0,
+                          dict(loop.timers))
     return tokens, report
 
 
-def _specs(entries, overrides: Optional[Mapping], files: dict, path) -> list:
-    """Components from the header, with file options optionally moved (sha256 checked)."""
-    overrides = dict(overrides or {})
+def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None,
+               adapter_options: Optional[Mapping] = None, plugins=None, plugin_modules: Sequence[str] = (),
+               reference: Optional[np.ndarray] = None, byte_counts=None, progress: bool = False):
+    """Decode ``path`` in this process from its header and payload alone; returns (tokens, report).
+
+    This is the decoder's engine, not a proof: plugins run in this process, where the data may be
+    in reach. ``pgolf_core.proof.prove_file`` (``pgolf-core decompress``, ``eval --prove``) runs the
+    same decoder in a sandbox. Only pgolf-core's builtins and ``plugin_modules`` are loaded (or the
+    given ``plugins``); never a module the header names. ``tokenizer`` and ``expert_options``/
+    ``adapter_options`` may point files named in the header to another place (sha256 checked).
+    ``byte_counts`` gives the sidecar of a stream counted by one (sha256 checked), so that its
+    bytes are recounted; ``reference`` (the original stream) names the first diverging position."""
+    from .container import read_container
+
+    header, payload = read_container(path)
+    files = header_files(header, path, tokenizer, {**dict(expert_options or {}), **dict(adapter_options or {})})
+    if plugins is None:
+        from .plugins import builtin_modules, load_plugins
+
+        plugins = load_plugins([*builtin_modules(), *plugin_modules], env={}, autoload=False)
+    return decode_container(header, payload, path, files, plugins, reference=reference, progress=progress,
+                            byte_counts=byte_counts)
+
+
+def _specs(entries, files: dict) -> list:
+    """Components from the header, with their file options at the places ``header_files`` checked."""
     specs = []
     for entry in entries:
         options = dict(entry["options"])
-        moved = overrides.pop(entry["label"], overrides.pop(entry["name"], {}))
-        for k, v in moved.items():
-            if k not in files.get(entry["label"], {}):
-                raise UsageError(f"{entry['label']}.{k}: only options that name a file may be changed when decoding "
-                                 f"(the file's configuration is fixed)")
-            options[k] = v
-        for k, digest in files.get(entry["label"], {}).items():
-            _check_file(options[k], digest, f"{entry['label']}.{k}", path)
+        for key, where in files.items():
+            label, _, option = key.partition(".")
+            if label == entry["label"]:
+                options[option] = where
         specs.append(entry | {"options": options})
-    if overrides:
-        raise UsageError(f"options given for {', '.join(sorted(overrides))}, which is not among the file's components")
     return as_components([_component(e) for e in specs])
 
 

@@ -41,29 +41,62 @@ def compress_command(experts, mixer, adapters, data, tokenizer, expert_opt, mixe
 @click.command("decompress")
 @click.argument("file", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Where to write the decoded tokens (.npy).")
+@click.option("--plugin", "-p", "plugin_modules", multiple=True, metavar="MODULE",
+              help="A plugin module the file needs (repeatable); the decoder loads nothing else but the builtins.")
 @click.option("--tokenizer", "-t", type=click.Path(), help="The tokenizer, if it moved (its sha256 must match).")
 @click.option("--expert-opt", multiple=True, metavar="NAME.K=PATH", help="A file option that moved, e.g. neural.checkpoint=PATH.")
 @click.option("--adapter-opt", multiple=True, metavar="NAME.K=PATH", help="An adapter's file option that moved.")
-@click.option("--reference", type=click.Path(), help="The original tokens, only to name the first diverging position on failure.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
-def decompress_command(file, output, tokenizer, expert_opt, adapter_opt, reference, as_json, progress):
-    """Decode FILE from its header and payload alone (no data argument) and write the tokens."""
+@click.option("--bytes", "byte_counts", type=click.Path(), help="The byte sidecar of a stream counted by one (sha256 checked).")
+@click.option("--reference", type=click.Path(), help="The original tokens: the decoded stream must equal them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
+@click.option("--progress/--no-progress", default=True, help="(Kept for compatibility: the sandboxed decoder shows none.)")
+def decompress_command(file, output, plugin_modules, tokenizer, expert_opt, adapter_opt, byte_counts, reference, as_json,
+                       progress):
+    """Decode FILE in a sandbox that cannot reach the data, score it from the file without plugins,
+    and write the tokens. Exit code 1 when the round trip or the reference check fails."""
     import numpy as np
 
     from .cli_options import parse_assignments
-    from .compress import decompress
+    from .container import read_container
     from .data import load_tokens
+    from .errors import PgolfError
+    from .report import describe_line
+    from .proof.prove import prove_file
     from .report import check_output_path
 
     check_output_path(output)
-    tokens, report = decompress(
-        file, tokenizer=tokenizer, expert_options=parse_assignments(expert_opt, True, "--expert-opt"),
-        adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"),
-        reference=load_tokens(reference) if reference else None, progress=progress and sys.stderr.isatty(),
-    )
-    np.save(output, tokens)
-    _echo(report, as_json, "decoded")
+    header, _ = read_container(file)
+    needed = [m for m in header.get("config", {}).get("needed_plugins", []) if m not in plugin_modules]
+    if needed:
+        raise click.UsageError(f"{file} was coded with components of plugin module(s) {', '.join(needed)}; "
+                               f"load them with {' '.join('-p ' + m for m in needed)} (nothing is imported on the file's word)")
+    overrides = {**parse_assignments(expert_opt, True, "--expert-opt"), **parse_assignments(adapter_opt, True, "--adapter-opt")}
+    tokens, proof = prove_file(file, plugin_modules=plugin_modules, tokenizer=tokenizer, file_overrides=overrides,
+                               byte_counts=byte_counts, reference=load_tokens(reference) if reference else None)
+    if tokens is not None:
+        np.save(output, tokens)
+    if as_json:
+        click.echo(json.dumps(proof, indent=2, default=str))
+    else:
+        _echo_proof(proof, describe_line)
+    if not proof["ok"]:
+        raise PgolfError(f"{file}: {proof.get('error')}")
+
+
+def _echo_proof(proof: dict, describe_line) -> None:
+    box = proof.get("sandbox", {})
+    if "score" in proof:
+        s, d = proof["score"], proof["decode"]
+        click.echo(f"decoded    {s['targets']:,} targets ({s['bytes']:,} bytes) in {d['seconds']:.1f} s, "
+                   f"{d['targets_per_second']:,.0f} targets/s")
+        click.echo(f"file       {proof['file']}: {s['file_bytes']:,} bytes = {s['payload_bytes']:,} payload + "
+                   f"{s['header_bytes']:,} header")
+        click.echo(f"BPB        {s['coded_bpb']:.6f} from the file (payload); {s['file_bpb']:.6f} with the header")
+    if "description" in proof:
+        click.echo("described  " + describe_line(proof["description"]))
+    how = (f"sandboxed ({box.get('mechanism')}, Landlock ABI {box.get('abi')})" if box.get("enforced")
+           else f"NOT sandboxed: {box.get('reason')}")
+    click.echo(f"level      {(proof.get('level') or 'invalid').upper()}: decoder {how}")
 
 
 def _echo(report, as_json: bool, verb: str) -> None:

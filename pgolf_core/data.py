@@ -299,3 +299,23 @@ def load_byte_sidecar(data, n_tokens: int, explicit=None):
         raise DataError(f"byte sidecar {paths[0] if len(paths) == 1 else paths}: {len(counts)} counts for "
                         f"{n_tokens} tokens (expected one count per token)")
     return SidecarBytes(counts, ", ".join(str(q) for q in paths))
+
+
+def _read_sidecar(source) -> np.ndarray:
+    """Every count of a sidecar shard, folder or glob (or of an .npy of counts)."""
+    if str(source).endswith(".npy"):  # counts handed over by an evaluation (checked against the header all the same)
+        return np.load(source, allow_pickle=False).astype(np.int64)
+    paths = [Path(source)] if Path(source).is_file() else shard_paths(source, "val_bytes")
+    return np.concatenate([read_shard(q) for q in paths]).astype(np.int64)
+
+
+def sidecar_target_bytes(source, tokens, header: dict, path) -> int:
+    """Bytes of the decoded stream's targets from the sidecar at ``source``, which must be the one
+    the file was coded with (its first N counts' sha256)."""
+    from .digest import counts_digest
+
+    counts = _read_sidecar(source)[: len(tokens)]
+    if len(counts) != len(tokens) or counts_digest(counts) != header.get("byte_counting", {}).get("sha256"):
+        raise DataError(f"{path}: the byte sidecar {source} is not the one the stream was coded with "
+                        f"(its first {len(tokens):,} counts differ)")
+    return int(counts[1:].sum())

@@ -12,3 +12,10 @@ def sha256_file(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def counts_digest(counts) -> str:
+    """sha256 of per-token byte counts (int64 little-endian), as the header records a sidecar."""
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(counts, dtype="<i8").tobytes()).hexdigest()

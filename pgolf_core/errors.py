@@ -17,6 +17,10 @@ class DataError(PgolfError):
     """A data file is missing, malformed or does not match the tokenizer."""
 
 
+class ResumeFileError(PgolfError):
+    """A resume file is malformed, truncated, of another version, or holds what a resume point may not."""
+
+
 class PluginError(PgolfError):
     """A plugin failed to import or to register."""
 

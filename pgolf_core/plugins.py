@@ -91,6 +91,14 @@ class Plugins:
                     raise PluginError(f"plugin {pname!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
 
 
+def builtin_modules() -> list:
+    """The plugin modules pgolf-core itself registers (its own entry points)."""
+    from importlib import metadata
+
+    eps = metadata.distribution("pgolf-core").entry_points
+    return sorted(ep.value for ep in eps if ep.group == ENTRY_POINT_GROUP)
+
+
 def _import_module(name: str, source: str) -> object:
     try:
         return importlib.import_module(name)

@@ -76,6 +76,35 @@ class Results:
                             expert_names=np.array(lp["expert_names"]))
 
 
+def _proof_lines(proof: dict) -> list:
+    """The proof's lines: the file's own score (computed without plugins), how it was decoded, and
+    the description length."""
+    e, box = proof["encode"], proof.get("sandbox", {})
+    if "score" in proof:
+        s = proof["score"]
+        head = (f"proof      coded {s['coded_bpb']:.6f} BPB from the file: {s['file_bytes']:,} bytes = {s['payload_bytes']:,} "
+                f"payload + {s['header_bytes']:,} header")
+    else:
+        head = (f"proof      coded {e['coded_bpb']:.6f} BPB (encoder's count): {e['file_bytes']:,} bytes = "
+                f"{e['payload_bytes']:,} payload + {e['header_bytes']:,} header")
+    how = (f"in a sandbox ({box.get('mechanism')}, Landlock ABI {box.get('abi')})" if box.get("enforced")
+           else f"WITHOUT a sandbox ({box.get('reason') or 'not available'})")
+    tail = f"decoded back identical from the file alone, {how}" if proof.get("ok") else f"FAILED: {proof.get('error')}"
+    lines = [f"{head}; {tail}"]
+    if "description" in proof:
+        lines.append("described  " + describe_line(proof["description"]))
+    return lines
+
+
+def describe_line(dl: dict) -> str:
+    """One line for the verdict: the description length and the two counts."""
+    return (f"description length {dl['total_bpb']:.6f} BPB ({dl['total_bytes']:,} B = {dl['payload_bytes']:,} payload + "
+            f"{dl['header_bytes']:,} header + {dl['artifact_bytes']:,} artifacts + {dl['plugin_code']['compressed']:,} "
+            f"plugin code); competition count {dl['competition_bytes']:,} B "
+            f"({'within' if dl['within_cap'] else 'OVER'} {dl['competition_cap']:,}), strict {dl['strict_bytes']:,} B "
+            f"(+ tokenizer {dl['tokenizer_bytes']:,}, decompressor {dl['decompressor']['raw']:,})")
+
+
 def check_output_path(path) -> None:
     """Fail before any work starts when ``path`` cannot be written: its folder is missing or not
     writable, or the path is a folder. (A long run must never end in a traceback over its output.)"""
@@ -139,10 +168,7 @@ def format_table(res: Results) -> str:
     lines.append(f"time       {t['total_seconds']:.2f} s total, {t['targets_per_second']:,.0f} targets/s in the loop")
     proof = res.validity.get("proof")
     if proof and "encode" in proof:
-        e = proof["encode"]
-        lines.append(f"proof      coded {e['coded_bpb']:.6f} BPB: {e['file_bytes']:,} bytes = {e['payload_bytes']:,} payload + "
-                     f"{e['header_bytes']:,} header; " + ("decoded back identical from the file alone" if proof.get("ok")
-                                                            else f"FAILED: {proof.get('error')}"))
+        lines += _proof_lines(proof)
     spot = res.validity.get("spot_checks") or {}
     lines += [f"spot check {line}" for line in spot.get("summary", [])]
     reasons = res.validity.get("reasons") or []

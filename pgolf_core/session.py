@@ -84,10 +84,35 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
 
 
 def run_context(table, tok_path, dataset, n_tokens: int, plugins, device, seed, dist=None) -> BuildContext:
-    """The ``BuildContext`` of a run: the audit and the compressor build with this same context."""
-    return BuildContext(vocab_size=table.vocab_size, byte_counts=table, tokenizer_path=tok_path,
+    """The ``BuildContext`` of a run: the audit and the compressor build with this same context.
+
+    Components get their own read-only copy of the byte table (changing it cannot change the
+    engine's count) and the kind of stream ("demo", "file", "array"), never where the data lies."""
+    return BuildContext(vocab_size=table.vocab_size, byte_counts=read_only_copy(table), tokenizer_path=tok_path,
                         device=device, seed=seed, rank=getattr(dist, "rank", 0), world_size=getattr(dist, "world_size", 1),
-                        plugins=plugins, dataset=dataset, stream_targets=n_tokens - 1)
+                        plugins=plugins, dataset=stream_kind(dataset), stream_targets=n_tokens - 1)
+
+
+def stream_kind(dataset) -> str:
+    """What a component may know of where the stream came from: "demo", "file" or "array", never a
+    path (a decoder must not be told where the data lies)."""
+    return dataset if dataset in ("demo", "array") else "file"
+
+
+def read_only_copy(table):
+    """A copy of a byte table with read-only arrays: a component that changes its copy (it can make
+    it writable again) changes only its own view; the engine counts from its own table, and a proof
+    recounts from the tokenizer in a process without plugins."""
+    import dataclasses
+
+    fields = {}
+    for f in dataclasses.fields(table):
+        v = getattr(table, f.name)
+        if isinstance(v, np.ndarray):
+            v = np.array(v, copy=True)
+            v.flags.writeable = False
+        fields[f.name] = v
+    return type(table)(**fields)
 
 
 def setup_adapters(comps: Components) -> None:

@@ -8,15 +8,20 @@
   nothing. The verdict states their coverage: the targets replayed and the probability that a
   cheat confined to k targets escapes them (``pgolf_core.spotcheck``). Without live spot checks
   (``spot_checks=0``) a run is at most ``unchecked``, with the reason in ``reasons``.
+- ``decoded``: the stream was coded into a file and decoded back token for token, but the decoder
+  could not be sandboxed on this machine (no Landlock, or no seccomp table): a plugin in it could
+  have read the data. The reason is stated.
 - ``proven``: the stream was coded from the mixture's distributions into a file and decoded back
-  from that file alone, token for token: the file's size is the score.
+  from that file alone by a sandboxed process that could not reach the data (``pgolf_core.proof``),
+  and the score computed from the file without any plugin agrees with the printed one: the file's
+  size is the score.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-LEVELS = ("invalid", "unchecked", "audited", "proven")
+LEVELS = ("invalid", "unchecked", "audited", "decoded", "proven")
 DEFAULT_SPOT_CHECKS = 32  # live spot checks expected in an audited run: a cheat on 10% of the targets escapes w.p. ~e^-3.2
 
 
@@ -33,13 +38,16 @@ def make_verdict(guards, *, strict: bool, audit=None, spot=None, proof: Optional
         violations += [f"spot check: {v}" for v in spot.violations]
         reasons += _spot_reasons(spot)
     if proof is not None:
-        checks.append("round trip: decoded from the compressed file alone")
+        box = proof.get("sandbox", {})
+        how = (f"in a sandbox ({box.get('mechanism')}, Landlock ABI {box.get('abi')})" if box.get("enforced")
+               else f"without a sandbox ({box.get('reason') or 'not available'})")
+        checks.append(f"round trip: decoded from the compressed file alone, {how}; scored from the file without plugins")
         if not proof.get("ok"):
             violations.append(f"round trip failed: {proof.get('error')}")
     if violations:
         level = "invalid"
     elif proof is not None:
-        level = "proven"
+        level = proof.get("level") or "decoded"
     elif audit is not None and spot is not None and strict and not reasons:
         level = "audited"
     else:

@@ -12,6 +12,7 @@ from pgolf_core.container import ContainerError, read_container
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.errors import DataError, UsageError
 from pgolf_core.plugins import load_plugins
+from helpers.proof import PROOF_LEVEL  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_coded_size_is_the_evaluated_score(tmp_path, plugins):
 
     tokens = np.asarray(demo_tokens("val")[:3000])
     res = evaluate(["bigram", "trigram"], tokens=tokens, tokenizer=demo_tokenizer_path(), prove=True)
-    assert res.level == "proven"
+    assert res.level == PROOF_LEVEL
     proof = res.validity["proof"]
     assert proof["ideal_bpb"] == pytest.approx(res.bpb, abs=1e-8)
     assert proof["coded_bpb"] == pytest.approx(res.bpb, rel=5e-3)
@@ -163,7 +164,7 @@ def test_the_demo_with_its_default_checkpoint_is_proven():
     from pgolf_core import evaluate
 
     res = evaluate(["neural", "bigram"], limit=200, prove=True)
-    assert res.level == "proven", res.validity["violations"]
+    assert res.level == PROOF_LEVEL, res.validity["violations"]
     assert abs(res.validity["proof"]["ideal_bpb"] - res.bpb) < 1e-6
 
 
@@ -179,6 +180,6 @@ def test_the_compress_and_decompress_commands(tmp_path):
     assert decoded.exit_code == 0, decoded.output
     assert np.array_equal(np.load(tmp_path / "t.npy"), np.asarray(demo_tokens("val")[:800]))
     proven = run("eval", "-e", "bigram,trigram", "--limit", 800, "--prove", "--no-progress")
-    assert proven.exit_code == 0 and "PROVEN" in proven.output.splitlines()[0], proven.output
+    assert proven.exit_code == 0 and PROOF_LEVEL.upper() in proven.output.splitlines()[0], proven.output
     missing = run("decompress", tmp_path / "nope.pgz", "-o", tmp_path / "t2.npy", "--no-progress")
     assert missing.exit_code == 1 and "Traceback" not in missing.output

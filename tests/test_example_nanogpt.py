@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens  # noqa: E402
 from pgolf_core.errors import UsageError  # noqa: E402
 from pgolf_core.evaluate import evaluate  # noqa: E402
+from helpers.proof import PROOF_LEVEL  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pgolf-nanogpt"
 if str(EXAMPLE) not in sys.path:  # installed by `make install-test`; a bare checkout still finds it
@@ -74,7 +75,7 @@ def test_a_user_model_is_audited_and_proven(checkpoint):
     path, _ = checkpoint
     res = evaluate(["neural", "bigram"], mixer="logistic", tokens=tokens(700), tokenizer=demo_tokenizer_path(),
                    expert_options=options(path), audit=True, prove=True)
-    assert res.level == "proven", res.validity["violations"]
+    assert res.level == PROOF_LEVEL, res.validity["violations"]
 
 
 @pytest.mark.parametrize("adapter,opts", [("lora-ttt", {"targets": "qkv,attn.proj,fc", "rank": "2"}),

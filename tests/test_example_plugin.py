@@ -10,6 +10,7 @@ import pytest
 from pgolf_core import evaluate
 from pgolf_core.api import BuildContext
 from pgolf_core.plugins import load_plugins
+from helpers.proof import PROOF_LEVEL  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pgolf-recency"
 
@@ -64,4 +65,4 @@ def test_the_example_plugin_meets_the_compressors_contract_and_is_proven(recency
     ctx = BuildContext(vocab_size=1024)
     check_decodable(lambda: recency_plugins.experts.create("recency", ctx), demo_tokens("val")[:800])
     res = evaluate(["recency", "bigram"], plugins=recency_plugins, limit=1500, prove=True)
-    assert res.level == "proven", res.validity["violations"]
+    assert res.level == PROOF_LEVEL, res.validity["violations"]

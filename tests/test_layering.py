@@ -11,11 +11,11 @@ import pgolf_core
 
 ROOT = Path(pgolf_core.__file__).resolve().parent
 LAYERS = [  # a module may import only from its own layer or the layers before it
-    {"errors", "digest", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
+    {"errors", "digest", "statecodec", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
      "container", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers"},
     {"grouping", "grouping_kernels", "loop", "build", "compiled"},
     {"session"},
-    {"testing", "spotcheck", "audit", "compress", "resume"},
+    {"testing", "spotcheck", "audit", "compress", "resume", "proof"},
     {"evaluate", "__init__"},
     {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "__main__"},
 ]

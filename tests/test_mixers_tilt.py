@@ -12,6 +12,7 @@ from pgolf_core.api import BuildContext
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.errors import UsageError
 from pgolf_core.plugins import load_plugins
+from helpers.proof import PROOF_LEVEL  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_tilt_is_audited_and_proven_on_the_demo():
     tokens = np.asarray(demo_tokens("val")[:2500])
     res = evaluate(["bigram", "trigram"], tokens=tokens, tokenizer=demo_tokenizer_path(), mixer="tilt",
                    mixer_options={"inner": "hedge", "order": "3", "threshold": "0.6"}, audit=True, prove=True)
-    assert res.level == "proven", res.validity
+    assert res.level == PROOF_LEVEL, res.validity
     assert res.validity["audit"]["passed"]
 
 

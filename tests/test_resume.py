@@ -90,3 +90,25 @@ def test_neural_with_ttt_resumes_to_the_same_bpb(tmp_path, monkeypatch):
     resumed = evaluate(["neural", "bigram"], resume=point, **kw)
     assert resumed.bpb == whole.bpb
     assert resumed.adapters["ttt"]["chunks_trained"] == whole.adapters["ttt"]["chunks_trained"] >= 2
+
+
+@pytest.mark.parametrize("adapter, neural", [
+    ("lora-ttt", {}),  # its forward hooks (objects held by the model) and their handles come back
+    # the cached keys and values belong to the weights whose version counters they were stamped with:
+    # without adapters the weights never change (fresh counters would restart the cache: another BPB),
+    ("", {"scorer": "cache"}),
+    ("ttt", {"scorer": "cache"}),  # with ttt they change after the stamp (adopting the cache would be wrong)
+], ids=["lora-ttt", "cache", "cache+ttt"])
+def test_other_adapters_and_the_cached_scorer_resume_to_the_same_bpb(tmp_path, monkeypatch, adapter, neural):
+    from pgolf_neural.artifact import demo_checkpoint_path
+
+    kw = dict(tokens=TOKENS[:1200], tokenizer=demo_tokenizer_path(), chunk_size=300, adapters=[adapter] if adapter else [],
+              expert_options={"neural": {"checkpoint": str(demo_checkpoint_path()), **neural}},
+              adapter_options={adapter: {"chunk_tokens": "300", "epochs": "1"}} if adapter else {})
+    whole = evaluate(["neural", "bigram"], **kw)
+    point = tmp_path / "run.resume"
+    with monkeypatch.context() as m:
+        _StopAfter(m, 1)
+        with pytest.raises(Interrupted):
+            evaluate(["neural", "bigram"], resume=point, **kw)
+    assert evaluate(["neural", "bigram"], resume=point, **kw).bpb == whole.bpb

@@ -250,7 +250,7 @@ def test_evaluate_resumes_the_grouped_path_mid_stream(tmp_path):
     tokens = demo_tokens("val")[:3000]
     kw = dict(mixer="logistic", tokens=tokens, tokenizer=demo_tokenizer_path(), chunk_size=500)
     whole = evaluate(["unigram", "bigram"], **kw)
-    path = tmp_path / "resume.pkl"
+    path = tmp_path / "run.resume"
     first = evaluate(["unigram", "bigram"], resume=path, checkpoint_every=1000, **kw)
     assert path.is_file() and first.bpb == whole.bpb
     again = evaluate(["unigram", "bigram"], resume=path, **kw)  # continues from the last resume point

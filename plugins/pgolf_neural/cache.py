@@ -67,14 +67,16 @@ class CachedScorer:
         self.kv: Optional[list] = None  # per block of the model: (k, v) of inputs [pos - P, pos)
         self.last_hidden = None  # (block, C): hidden states of inputs [pos - block, pos)
         self.stamp = None  # weights_stamp of the weights that computed kv
-        self.adopt = False  # after unpickling: the copied weights are those of the copied cache
+        self.adopt = False  # after a deep copy: the copied weights are those of the copied cache
         self._masks: dict = {}  # the band mask of the last shape used
 
     def invalidate(self) -> None:
         """The model's weights changed in a way the version counters may not show."""
         self.stamp = ()
 
-    def __setstate__(self, state):  # deepcopy / pickle: tensors come back with fresh version counters
+    # A deep copy's tensors come back with fresh version counters; a resume point's keep theirs
+    # (pgolf_core.statecodec), and this is not called for it.
+    def __setstate__(self, state):
         self.__dict__.update(state)
         self.adopt = True
 

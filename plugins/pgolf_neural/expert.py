@@ -173,7 +173,9 @@ class NeuralExpert(Expert):
         config = self.model.config.to_dict() if isinstance(self.model, GPT) else {
             "model": type(self.model).__module__ + "." + type(self.model).__name__,
             "vocab_size": self.model.vocab_size, "context_length": self.model.context_length}
-        return {"source": self.source, "config": config,
+        where = self.source.partition(" ")[2]
+        file = {"checkpoint": where} if where and Path(where).is_file() else {}  # a proof counts (and checks) it
+        return {"source": self.source, **file, "config": config,
                 "config_source": getattr(self.model, "config_source", "preset"),
                 "parameters": sum(p.numel() for p in self.model.parameters()), "seq_len": self.seq_len,
                 "stride": self.stride,

@@ -77,7 +77,7 @@ class LoRATTTAdapter(ChunkedAdapter):
         for name, linear in found:
             delta = LoRADelta(linear, self.rank, self.alpha, gen)
             self.deltas[name.replace(".", "__")] = delta
-            self.handles.append(linear.register_forward_hook(_adder(delta)))
+            self.handles.append(linear.register_forward_hook(_AddDelta(delta)))
         return [p for d in self.deltas.values() for p in (d.A, d.B)]
 
     def detach(self) -> None:
@@ -108,8 +108,12 @@ class LoRATTTAdapter(ChunkedAdapter):
                 "bos": self.bos}
 
 
-def _adder(delta: LoRADelta):
-    def hook(module, inputs, output):
-        return output + delta(inputs[0]).to(output.dtype)
+class _AddDelta:
+    """The forward hook that adds a LoRA delta to its linear layer's output: an object, not a closure,
+    so that a resume point can hold it (a closure has no name to be found by)."""
 
-    return hook
+    def __init__(self, delta: LoRADelta):
+        self.delta = delta
+
+    def __call__(self, module, inputs, output):
+        return output + self.delta(inputs[0]).to(output.dtype)
