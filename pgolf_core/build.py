@@ -7,7 +7,8 @@ to break a rule is named in the returned list of problems.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
 from .api import Adapter, BuildContext, Expert, Mixer
@@ -98,3 +99,19 @@ def build_components(plugins, ctx: BuildContext, expert_specs: list, mixer: Opti
             if obj.known_invalid:
                 problems.append(f"{kind} {name!r} is known invalid: {obj.invalid_reason}")
     return comps, problems
+
+
+def build_twin(plugins, ctx: BuildContext, expert_specs: list, mixer: Optional[Component], adapter_specs: list) -> tuple:
+    """A second build of the same components from their factories, with the same options and context
+    (the live spot checks compare it with the run's on the first block: a component that two builds
+    make differently, such as one with an unseeded random generator, is nondeterministic). Returns
+    (``Components``, rebuilt): components handed over as instances cannot be rebuilt, so they are
+    deep-copied instead (call this before the run advances them) and ``rebuilt`` is False."""
+    def again(spec):
+        return spec if spec is None or spec.instance is None else replace(spec, instance=copy.deepcopy(spec.instance))
+
+    specs = [*expert_specs, *adapter_specs, *([mixer] if mixer is not None else [])]
+    rebuilt = all(c.instance is None for c in specs)
+    twin, _ = build_components(plugins, ctx, [again(c) for c in expert_specs], again(mixer),
+                               [again(c) for c in adapter_specs])
+    return twin, rebuilt

@@ -15,6 +15,7 @@ import click
 
 from .cli_options import component_options, get_plugins, parse_assignments, split_names
 from .errors import PgolfError, UsageError
+from .verdict import DEFAULT_SPOT_CHECKS
 
 plugin_option = click.option(
     "--plugin", "-p", "plugin_modules", multiple=True, metavar="MODULE",
@@ -70,8 +71,9 @@ def cli():
 @click.option("--sparse-rows/--dense-rows", default=True, show_default=True,
               help="Outside strict scoring, mix experts that give sparse rows (the n-grams) over groups of tokens: "
                    "the same score at O(support) per target instead of O(V).")
-@click.option("--spot-checks", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Live spot checks at secret positions of an audited run.")
+@click.option("--spot-checks", type=click.IntRange(min=0), default=DEFAULT_SPOT_CHECKS, show_default=True,
+              help="Live spot checks expected in an audited run: each target is checked with probability "
+                   "N / targets, drawn after its block is scored. 0: no live check, so at most UNCHECKED.")
 @click.option("--bytes", "byte_counts", type=click.Path(),
               help="Per-token byte sidecar (fineweb_val_bytes_*.bin); default: the sidecars beside the shards, if any.")
 @click.option("--tokenizer-check/--no-tokenizer-check", default=True, show_default=True,

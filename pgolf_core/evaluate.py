@@ -22,11 +22,10 @@ from .loop import Guards, Loop
 from .plugins import load_plugins
 from .report import Results, collect_versions
 from .session import DEFAULT_CHUNK, resolve_stream, run_context, setup_adapters
-from .verdict import make_verdict
+from .verdict import DEFAULT_SPOT_CHECKS, make_verdict
 
 __all__ = ["Component", "DEFAULT_CHUNK", "evaluate", "resolve_stream", "run_context"]
 
-DEFAULT_SPOT_CHECKS = 3  # live spot checks of an audited run (each deep-copies the state once)
 
 def evaluate(
     experts: Sequence[Union[str, Expert, Component]],
@@ -70,8 +69,10 @@ def evaluate(
 
     ``strict=True`` reads every score from the mixture's full distribution (``pgolf_core.loop``).
     ``audit=True`` (strict by default) audits this run's own components with this run's context
-    before the pass and spot-checks the live pass at secret positions (``spot_checks`` of them);
-    a passing audit makes the result ``audited``, a failing one ``invalid``. ``prove=True`` also
+    before the pass and spot-checks the live pass at secret positions (each target with probability
+    ``spot_checks / targets``, drawn after its block is scored; ``pgolf_core.spotcheck``); a passing
+    audit makes the result ``audited``, a failing one ``invalid``; ``spot_checks=0`` leaves it
+    ``unchecked``. ``prove=True`` also
     codes the stream into a file (``proof_path``, or a temporary one) and decodes it back from the
     file alone (``pgolf_core.compress``); when the tokens come back identical and the coded run's
     BPB equals this one, the result is ``proven``. Without either the result is ``unchecked``: only
@@ -105,8 +106,8 @@ def evaluate(
     adapter_specs = _as_components(adapters, adapter_options)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed, dist)
     t_build = time.perf_counter()
-    comps, problems = build_components(plugins, ctx, expert_specs, mixer_spec(mixer, mixer_options, len(expert_specs)),
-                                       adapter_specs)
+    mspec = mixer_spec(mixer, mixer_options, len(expert_specs))
+    comps, problems = build_components(plugins, ctx, expert_specs, mspec, adapter_specs)
     guards = Guards()
     for p in problems:
         guards.violation(p, p)
@@ -119,10 +120,13 @@ def evaluate(
     audit_report, observers = None, []
     if audit:
         from .audit import audit_components
+        from .build import build_twin
         from .spotcheck import SpotChecks
 
+        twin, rebuilt = build_twin(plugins, ctx, expert_specs, mspec, adapter_specs)  # before anything advances comps
+        setup_adapters(twin)
         audit_report = audit_components(comps, ctx, stream, tok_path, plugins, seed=seed)
-        observers.append(SpotChecks(comps, len(stream), spot_checks))
+        observers.append(SpotChecks(len(stream), spot_checks, twin=twin, rebuilt=rebuilt))
     setup_adapters(comps)
     build_seconds = time.perf_counter() - t_build
 
@@ -166,7 +170,8 @@ def evaluate(
                  "expert_stats": {lb: e.stats() for lb, e in zip(comps.labels, comps.experts) if e.stats()},
                  "targets_per_second": loop.n_targets / max(loop.loop_seconds, 1e-12),
                  **({"audit_seconds": audit_report.seconds} if audit_report is not None else {}),
-                 **({"spot_check_seconds": observers[0].seconds} if observers else {}),
+                 **({"spot_check_seconds": observers[0].seconds,
+                     "snapshot_seconds": observers[0].snapshot_seconds} if observers else {}),
                  **({"encode_seconds": proof["encode"]["seconds"]} if proof else {}),
                  **({"decode_seconds": proof["decode"]["seconds"]} if proof and "decode" in proof else {})},
         adapters={a.name: a.stats() for a in comps.adapters},

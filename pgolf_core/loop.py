@@ -108,6 +108,15 @@ class SealedStream:
         return np.array(self._buf[:self.revealed], copy=True)
 
 
+def sealed_view(tokens: np.ndarray, end: int, n_tokens: Optional[int] = None) -> np.ndarray:
+    """``tokens[:end]`` as the loop hands it to plugins: a read-only view of a ``SealedStream`` of
+    ``n_tokens`` (default ``len(tokens)``) that holds nothing after ``end``. For the checks that call
+    a plugin directly, so that no view they hand over differs from the run's."""
+    stream = SealedStream(len(tokens) if n_tokens is None else n_tokens, np.asarray(tokens).dtype)
+    stream.reveal(np.asarray(tokens[:end]), 0)
+    return stream.view(end)
+
+
 class NoBytes:
     """A byte count of zero for every target: for traces that compare predictions, not BPB."""
 

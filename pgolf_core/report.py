@@ -29,7 +29,7 @@ class Results:
     expert_loss: dict  # expert label -> nats per target
     weights: Optional[dict]  # final mixer weights by expert label (None without a mixer)
     trajectory: dict  # {"positions": [...], "weights": [[w_k]...], "cumulative": {bytes, mixture_nll, expert_nll}}
-    validity: dict  # {"level": ..., "valid": bool, "violations": [...], "checks": [...], "audit": ..., "spot_checks": ..., "proof": ...}
+    validity: dict  # {"level", "valid", "violations", "checks", "reasons" (why unchecked), "audit", "spot_checks", "proof"}
     config: dict  # the resolved configuration
     versions: dict  # python, numpy, pgolf-core and plugin versions
     timings: dict  # seconds: total, build, loop, per component; targets_per_second
@@ -169,7 +169,12 @@ def format_table(res: Results) -> str:
     proof = res.validity.get("proof")
     if proof and "encode" in proof:
         lines += _proof_lines(proof)
-    if res.level == "unchecked":
+    spot = res.validity.get("spot_checks") or {}
+    lines += [f"spot check {line}" for line in spot.get("summary", [])]
+    reasons = res.validity.get("reasons") or []
+    if res.level == "unchecked" and reasons:
+        lines += [f"verdict    UNCHECKED: {r}" for r in reasons]
+    elif res.level == "unchecked":
         lines.append("verdict    UNCHECKED: only runtime guards ran; --audit checks C1-C4, --prove codes and decodes the stream")
     if not res.valid:
         for v in res.validity["violations"]:

@@ -248,13 +248,15 @@ def probe_distribution(expert: Expert, tokens: np.ndarray, t: int, candidates, s
     ``expert`` must have absorbed exactly the targets < ``start``. If the score of v depends on v
     beyond "the entry of a distribution fixed before the target is seen", the probes show it.
     """
+    from .loop import sealed_view
+
     start = t if start is None else start
     end = min(len(tokens), t + 1 + tail)
     out = np.empty(len(candidates))
     for i, v in enumerate(candidates):
-        view = np.array(tokens[:end], copy=True)
-        view[t] = v
-        view.flags.writeable = False
+        probe = np.array(tokens[:end], copy=True)
+        probe[t] = v
+        view = sealed_view(probe, end, len(tokens))  # the loop's kind of view: nothing past ``end``
         out[i] = float(np.asarray(copy.deepcopy(expert).score(view, start, end))[t - start])
     return np.exp(out)
 
@@ -337,14 +339,16 @@ def check_score_first(source: Source, tokens, *, spans=None, chunk: int = 512, s
     state = fresh(source)
     trace_expert(state, stream, spans[:k])
     s, e = spans[k]
+    from .loop import sealed_view
+
     a, b = copy.deepcopy(state), copy.deepcopy(state)
-    la, lb = np.asarray(a.score(stream[:e], s, e)), np.asarray(b.score(stream[:e], s, e))
+    la, lb = np.asarray(a.score(sealed_view(stream, e), s, e)), np.asarray(b.score(sealed_view(stream, e), s, e))
     assert np.array_equal(la, lb), f"C3: {who}: two copies of one state scored span [{s}, {e}) differently"
     assert a.state_fingerprint() == b.state_fingerprint(), f"C3: {who}: two copies ended in different states"
     candidates = np.unique(np.concatenate([[stream[s]], rng.integers(0, first.vocab_size, n_candidates - 1)]))
     probed = probe_distribution(state, stream, s, candidates)
     if state.provides_distributions:
-        row = np.asarray(copy.deepcopy(state).distributions(stream[:s + 1], s, s + 1))[0]
+        row = np.asarray(copy.deepcopy(state).distributions(sealed_view(stream, s + 1), s, s + 1))[0]
         with np.errstate(divide="ignore"):
             diff = np.abs(np.log(probed) - np.log(row[candidates]))
         worst = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
@@ -533,7 +537,7 @@ def check_sparse_rows(source: Source, tokens, *, chunk: int = 512, tol: float = 
     """``Expert.sparse_rows`` describes the rows ``distributions()`` gives (to ``tol``), span after
     span, and advances the state alike (the fingerprints agree after every span): what lets a plain
     run mix grouped rows and score as strict scoring would."""
-    from .loop import chunk_spans
+    from .loop import chunk_spans, sealed_view
 
     dense, sparse = fresh(source), fresh(source)
     who = dense.name or type(dense).__name__
@@ -541,7 +545,7 @@ def check_sparse_rows(source: Source, tokens, *, chunk: int = 512, tol: float = 
     stream = as_stream(tokens, dense.vocab_size)
     worst = 0.0
     for start, end, _ in chunk_spans(len(stream), chunk):
-        view = stream[:end]
+        view = sealed_view(stream, end)
         rows = np.asarray(dense.distributions(view, start, end), dtype=np.float64)
         sp = sparse.sparse_rows(view, start, end)
         diff = float(np.max(np.abs(sp.dense(view, start, dense.vocab_size) - rows)))
@@ -756,7 +760,7 @@ def kernel_rows(expert: Expert, stream: np.ndarray, chunk: int = 512) -> Optiona
     """The rows an expert's ``step_kernel`` gives target by target over ``stream`` (as the compiled
     coding loop drives it: a buffer of coded tokens only, ``room``/``grow``, ``done`` and ``update``
     at chunk ends), or None when it offers no kernel."""
-    from .loop import chunk_spans
+    from .loop import chunk_spans, sealed_view
 
     if expert.step_kernel() is None:
         return None
@@ -774,6 +778,6 @@ def kernel_rows(expert: Expert, stream: np.ndarray, chunk: int = 512) -> Optiona
             k.observe(k.state, buf, t)
             if k.done is not None:
                 k.done(t + 1)
-        expert.update(np.asarray(stream[:end]), start, end)
+        expert.update(sealed_view(stream, end), start, end)
     return rows
 

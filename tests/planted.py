@@ -149,6 +149,21 @@ class Nondeterministic(HonestCounter):
         return rows / rows.sum(axis=1, keepdims=True)
 
 
+class SeededAtBuild(HonestCounter):
+    """Honest but noisy from a random generator seeded once, unseeded, when it is built: every copy
+    of it draws the same noise, so replays of copies agree; only a second build differs."""
+
+    name = "seeded-at-build"
+
+    def __init__(self, vocab_size: int):
+        super().__init__(vocab_size)
+        self.rng = np.random.default_rng()
+
+    def distributions(self, tokens, start, end):
+        rows = self._rows(tokens, start, end) * (1.0 + 1e-3 * self.rng.random((end - start, self.vocab_size)))
+        return rows / rows.sum(axis=1, keepdims=True)
+
+
 class EqualMixer(Mixer):
     """Fixed equal weights: the honest mixer of the control."""
 

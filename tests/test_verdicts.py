@@ -36,7 +36,7 @@ def _failed(report) -> set:
 
 
 def test_honest_control_is_audited(stream):
-    res = _eval([P.HonestCounter(V), P.HonestCounter(V)], P.EqualMixer(2, V), tokens=stream, audit=True, spot_checks=4)
+    res = _eval([P.HonestCounter(V), P.HonestCounter(V)], P.EqualMixer(2, V), tokens=stream, audit=True)  # the default spot checks: none checked w.p. e^-32
     assert res.level == "audited", res.validity["violations"]
     assert len(res.validity["spot_checks"]["reports"]) >= 1
     assert _eval([P.HonestCounter(V)], tokens=stream).level == "unchecked"
@@ -73,7 +73,7 @@ def test_a_fast_path_that_lies_is_harmless_under_strict_scoring(stream):
 def test_live_spot_checks_catch_what_only_cheats_on_long_streams(stream):
     static = audit([P.LongStreamCheat(V)], tokens=stream, tokenizer=_tok())
     assert static.passed  # the audit's own stream is short: it cannot see this one
-    live = _eval([P.LongStreamCheat(V)], tokens=stream, audit=True, spot_checks=4)
+    live = _eval([P.LongStreamCheat(V)], tokens=stream, audit=True)  # the default spot checks: none checked w.p. e^-32
     assert live.level == "invalid"
     assert any("spot check" in v and "C1" in v for v in live.validity["violations"]), live.validity["violations"]
 
@@ -92,7 +92,7 @@ def test_nondeterminism_is_reported_as_such_by_the_static_audit(stream):
 
 
 def test_nondeterminism_is_reported_as_such(stream):
-    live = _eval([P.Nondeterministic(V)], tokens=stream, audit=True, spot_checks=2)
+    live = _eval([P.Nondeterministic(V)], tokens=stream, audit=True)
     assert live.level == "invalid"
     spot = [v for v in live.validity["violations"] if v.startswith("spot check")]
     assert spot and all("nondeterministic" in v for v in spot), spot
@@ -108,7 +108,7 @@ def test_best_of_experts_mixer_is_caught(stream):
     assert strict.bpb == pytest.approx(honest.bpb, abs=1e-12)  # strict scoring reads the rows, not mix()
     from pgolf_core.builtin import UniformExpert
 
-    live = _eval([P.HonestCounter(V), UniformExpert(V)], P.BestOfMixer(2, V), tokens=stream, audit=True, spot_checks=2)
+    live = _eval([P.HonestCounter(V), UniformExpert(V)], P.BestOfMixer(2, V), tokens=stream, audit=True)
     assert any(v.startswith("spot check") and "fast path" in v for v in live.validity["violations"])
 
 
