@@ -27,19 +27,25 @@ class Component:
 
 
 def as_components(items, options_by_name: Optional[Mapping] = None) -> list:
-    """``Component`` objects with unique labels for names, instances or ``Component`` items."""
+    """``Component`` objects with unique labels for names, instances or ``Component`` items.
+
+    A repeated name gets the label ``name#2``, ``name#3``, ...; options keyed by a name apply to
+    every component of that name, options keyed by a label (``ngram#2``) to that one on top. The
+    same component twice (one name with the same options, or one instance) is refused."""
     options_by_name = dict(options_by_name or {})
     out, seen = [], {}
     for item in items:
         if isinstance(item, Component):
             comp = item
         elif isinstance(item, str):
-            comp = Component(item, dict(options_by_name.get(item, {})))
+            comp = Component(item)
         else:  # an instance built by the caller
             comp = Component(getattr(item, "name", "") or type(item).__name__, {}, instance=item)
         base = comp.label or comp.name
         seen[base] = seen.get(base, 0) + 1
         comp.label = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        if isinstance(item, str):
+            comp.options = {**options_by_name.get(item, {}), **options_by_name.get(comp.label, {})}
         out.append(comp)
     unused = set(options_by_name) - {c.name for c in out} - {c.label for c in out}
     if unused:
@@ -48,7 +54,23 @@ def as_components(items, options_by_name: Optional[Mapping] = None) -> list:
         if c.instance is not None and c.options:
             raise UsageError(f"options {sorted(c.options)} given for {c.label!r}, which was passed as a built instance: "
                              f"set them when building it")
+    _refuse_repeats(out)
     return out
+
+
+def _refuse_repeats(comps: list) -> None:
+    """The same component twice is never what a user means: an expert mixed with itself only splits
+    its weight (and doubles the cost), an adapter twice trains twice on each chunk, and one
+    instance twice would see every token twice."""
+    first: dict = {}
+    for c in comps:
+        key = ("instance", id(c.instance)) if c.instance is not None else (c.name, repr(sorted(c.options.items())))
+        if key in first:
+            how = "the same instance" if c.instance is not None else "the same options"
+            hint = "" if c.instance is not None else f", or give the second one other options ({c.label}.KEY=VALUE)"
+            raise UsageError(f"{c.name!r} is asked for twice with {how} (as {first[key]!r} and {c.label!r}): the run "
+                             f"would compute the same thing twice; drop one{hint}")
+        first[key] = c.label
 
 
 def _build(registry, comp: Component, ctx: BuildContext, kind_cls):

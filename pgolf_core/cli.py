@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 import click
 
-from .cli_options import component_options, get_plugins, parse_assignments, split_names
+from .cli_options import component_options, get_plugins, given_name, parse_assignments, split_names
 from .errors import PgolfError, UsageError
 from .verdict import DEFAULT_SPOT_CHECKS
 
@@ -103,8 +104,9 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
     names = split_names(experts)
     if not names:
         raise click.BadParameter("give at least one expert", param_hint="--experts")
+    preset = given_name(preset, "--preset")
     components = dict(
-        experts=names, mixer=mixer or None, adapters=split_names(adapters),
+        experts=names, mixer=given_name(mixer, "--mixer"), adapters=split_names(adapters, "--adapters"),
         expert_options=parse_assignments(expert_opt, True, "--expert-opt"),
         mixer_options=parse_assignments(mixer_opt, False, "--mixer-opt"),
         adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"),
@@ -126,15 +128,25 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
     if not dist_info_from_env().is_main:  # under torchrun every rank has the same results; one prints
         return
     click.echo(res.to_json() if as_json else format_table(res))  # the result first: outputs come after it
+    _write_outputs(res, output, save_logprobs, plot_path)
+
+
+def _write_outputs(res, output, save_logprobs, plot_path) -> None:
+    """The optional outputs, once the result is printed. Their paths were tried before the run
+    (``check_output_path``); a write that fails now anyway (a full disk) is one line, exit 1."""
+    from .report import writing
+
     if output:
-        with open(output, "w") as f:
-            f.write(res.to_json())
+        with writing(output, "-o"):
+            Path(output).write_text(res.to_json())
     if save_logprobs:
-        res.save_npz(save_logprobs)
+        with writing(save_logprobs, "--save-logprobs"):
+            res.save_npz(save_logprobs)
     if plot_path:
         from .plot import plot_results
 
-        plot_results(json.loads(res.to_json()), plot_path)
+        with writing(plot_path, "--plot"):
+            plot_results(json.loads(res.to_json()), plot_path)
 
 
 def _check_outputs(output, save_logprobs, plot_path, proof_path, resume_path=None) -> None:
@@ -240,11 +252,13 @@ def plugins_cmd(as_json, plugin_modules):
 @click.option("--out", "-o", type=click.Path(), help="PNG to write (default: RESULTS with .png).")
 def plot_cmd(results, out):
     """Plot a results JSON: running BPB per expert and mixture, and the mixer weights."""
-    from pathlib import Path
-
     from .plot import load_results, plot_results
+    from .report import check_output_path, writing
 
-    path = plot_results(load_results(results), out or Path(results).with_suffix(".png"))
+    doc, out = load_results(results), out or Path(results).with_suffix(".png")
+    check_output_path(out)
+    with writing(out, "--out"):
+        path = plot_results(doc, out)
     click.echo(str(path))
 
 
@@ -281,10 +295,11 @@ def data_prepare(docs, tokenizer, out, val_docs, exclude_source, shard_tokens, c
 def data_info(path, tokenizer):
     """Tokens, documents (BOS count) and, with a tokenizer, bytes of a token stream."""
     from .bytes import byte_table_from_sentencepiece
-    from .data import BOS_ID, load_tokens
+    from .data import BOS_ID, load_tokens, shard_split
 
     table = byte_table_from_sentencepiece(tokenizer) if tokenizer else None
-    tokens = load_tokens(path, vocab_size=table.vocab_size if table else None)
+    split = (shard_split(path) if Path(path).is_file() else None) or "val"  # a file is described whatever its split
+    tokens = load_tokens(path, vocab_size=table.vocab_size if table else None, split=split)
     info = {"path": path, "tokens": int(len(tokens)), "targets": max(0, len(tokens) - 1),
             "documents": int((tokens == BOS_ID).sum()), "max_id": int(tokens.max(initial=0))}
     if table is not None and len(tokens) > 1:

@@ -60,5 +60,21 @@ def parse_assignments(items: Sequence[str], scoped: bool, what: str) -> dict:
     return out
 
 
-def split_names(value: Optional[str]) -> list:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
+def split_names(value: Optional[str], what: str = "--experts") -> list:
+    """``a,b,c`` -> names; an empty name in the list (``a,,b``, ``a,``) is a usage error, not dropped."""
+    if value is None or not value.strip():
+        return []
+    names = [v.strip() for v in value.split(",")]
+    if not all(names):
+        raise click.BadParameter(f"{value!r} has an empty name; give comma-separated names, e.g. bigram,trigram",
+                                 param_hint=what)
+    return names
+
+
+def given_name(value: Optional[str], what: str) -> Optional[str]:
+    """An optional single name (``--mixer``, ``--preset``): None when not given, an error when empty."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("an empty name; give a name or leave the option out", param_hint=what)
+    return value.strip()

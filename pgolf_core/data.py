@@ -7,7 +7,9 @@ of its shards in sorted order; each document is written as BOS (id 1) followed b
 
 from __future__ import annotations
 
+import glob
 import json
+import re
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -87,27 +89,54 @@ def read_npy(path, vocab_size: Optional[int] = None) -> np.ndarray:
     return arr.astype(np.uint16) if int(arr.max(initial=0)) < 2**16 else arr.astype(np.int64)
 
 
+_SPLIT_NAMES = {"val": "validation", "train": "training", "val_bytes": "byte-sidecar"}
+
+
+def shard_split(path) -> Optional[str]:
+    """The split a parameter-golf file name declares (``fineweb_<split>_<index>.bin``: ``val``,
+    ``train``, ``val_bytes``), or None for a file not named that way."""
+    m = re.fullmatch(r"fineweb_(.+)_(\d+)\.bin", Path(path).name)
+    return m.group(1) if m else None
+
+
+def _refuse_other_split(shard: Path, split: str, pattern=None) -> None:
+    """A shard named for another split is never read as ``split``: a training shard scored as the
+    validation split would print a score for the wrong data with exit 0."""
+    other = shard_split(shard)
+    if other is None or other == split:
+        return
+    kind, want = _SPLIT_NAMES.get(other, other), _SPLIT_NAMES.get(split, split)
+    what = f"data {shard} is" if pattern is None else f"data {pattern} matches {shard},"
+    raise DataError(f"{what} a {kind} shard (split '{other}'), not a {want} shard; give the fineweb_{split}_*.bin "
+                    f"shards (to read {kind} tokens on purpose: pgolf_core.data.load_tokens(PATH, split='{other}'))")
+
+
 def shard_paths(path, split: str = "val") -> list:
-    """The shards a path names: a file, a directory (``fineweb_<split>_*.bin``) or a glob."""
+    """The shards a path names: a file, a directory (``fineweb_<split>_*.bin``) or a glob. A file
+    or a glob match named for another split (``fineweb_train_*`` when ``split`` is ``val``) is
+    refused, and so is a directory that holds only other splits' shards."""
     p = Path(path)
     if p.is_file():
+        _refuse_other_split(p, split)
         return [p]
     if p.is_dir():
-        found = [q for q in sorted(p.glob(f"fineweb_{split}_*.bin")) if not q.name.startswith(f"fineweb_{split}_bytes_")]
+        found = [q for q in sorted(p.glob("fineweb_*_*.bin")) if shard_split(q) == split]
         if found:
             return found
-        named = [q for q in sorted(p.glob("fineweb_*_*.bin")) if "_bytes_" not in q.name]
+        named = [q for q in sorted(p.glob("fineweb_*_*.bin")) if shard_split(q) is not None]
         if named:  # e.g. only training shards: never score another split than the one asked for
-            splits = sorted({q.name.split("_")[1] for q in named})
+            splits = sorted({shard_split(q) for q in named})
             raise DataError(f"data directory {p} has no fineweb_{split}_*.bin shards, only {', '.join(splits)} "
                             f"shards; name the shards to score explicitly (e.g. {named[0]})")
         found = sorted(p.glob("*.bin"))
         if not found:
             raise DataError(f"data directory {p}: no fineweb_{split}_*.bin shards")
         return found
-    found = sorted(Path(x) for x in __import__("glob").glob(str(path)))
+    found = sorted(Path(x) for x in glob.glob(str(path)) if Path(x).is_file())
     if not found:
         raise DataError(f"data {path}: no such file, directory or matching shards")
+    for q in found:
+        _refuse_other_split(q, split, path)
     return found
 
 

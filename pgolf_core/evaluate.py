@@ -16,6 +16,7 @@ import numpy as np
 
 from .api import Adapter, Expert, Mixer
 from .build import Component, as_components as _as_components, build_components, mixer_spec
+from .device import check_device
 from .distributed import init_distributed
 from .errors import InvalidConfigurationError, UsageError
 from .loop import Guards, Loop
@@ -88,6 +89,7 @@ def evaluate(
     per target instead of O(V), to the same score (``pgolf_core.loop``); False mixes full rows.
     """
     t_start = time.perf_counter()
+    check_device(device)  # before any work: an impossible device never falls back to the CPU
     if chunk_size < 1:
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
     if strict is None:

@@ -60,7 +60,9 @@ def plot_results(doc: dict, out) -> Path:
     ax = axes[0, 0]
     for label, curve in curves.items():
         ax.plot(pos, curve, lw=2.2 if label == "mixture" else 1.2, label=label, color="black" if label == "mixture" else None)
-    verdict = "" if doc.get("valid") else "  (INVALID)"
+    from .report import result_level
+
+    verdict = f"  {result_level(doc).upper()}"
     ax.set_ylabel("running BPB")
     ax.set_title(f"BPB {doc['metrics']['bpb']:.4f}{verdict} on {Path(str(doc['config'].get('data'))).name}")
     ax.legend(loc="upper right", fontsize=8)

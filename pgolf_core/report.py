@@ -14,7 +14,9 @@ from typing import Optional
 import numpy as np
 
 RESULTS_SCHEMA = "pgolf-core/results"
-RESULTS_VERSION = 2  # 2: validity.level (proven/audited/unchecked/invalid), strict scoring, spot checks
+RESULTS_VERSION = 3  # 2: validity.level (proven/audited/unchecked/invalid), strict scoring, spot checks;
+# 3: no "valid" field: it said true for an unchecked run, which a reader of version 1 took for a verdict.
+# "level" is the one verdict (docs/results.md).
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Results:
     expert_loss: dict  # expert label -> nats per target
     weights: Optional[dict]  # final mixer weights by expert label (None without a mixer)
     trajectory: dict  # {"positions": [...], "weights": [[w_k]...], "cumulative": {bytes, mixture_nll, expert_nll}}
-    validity: dict  # {"level", "valid", "violations", "checks", "reasons" (why unchecked), "audit", "spot_checks", "proof"}
+    validity: dict  # {"level", "violations", "checks", "reasons" (why unchecked), "strict", "audit", "spot_checks", "proof"}
     config: dict  # the resolved configuration
     versions: dict  # python, numpy, pgolf-core and plugin versions
     timings: dict  # seconds: total, build, loop, per component; targets_per_second
@@ -37,21 +39,21 @@ class Results:
     logprobs: Optional[dict] = None  # per-target arrays when asked (see save_npz)
 
     @property
-    def valid(self) -> bool:
-        """No violation was found (which is not the same as checked: see ``level``)."""
-        return bool(self.validity.get("valid"))
+    def level(self) -> str:
+        """``proven``, ``audited``, ``unchecked`` or ``invalid`` (``pgolf_core.verdict``): the verdict."""
+        return self.validity["level"]
 
     @property
-    def level(self) -> str:
-        """``proven``, ``audited``, ``unchecked`` or ``invalid`` (``pgolf_core.verdict``)."""
-        return self.validity.get("level", "unchecked" if self.valid else "invalid")
+    def valid(self) -> bool:
+        """No violation was found: ``level`` is not ``invalid``. Not a verdict (an unchecked run is
+        "valid"); kept for code that guards against invalid results, and not in the JSON."""
+        return self.level != "invalid"
 
     def to_dict(self) -> dict:
         return {
             "schema": RESULTS_SCHEMA,
             "version": RESULTS_VERSION,
             "level": self.level,
-            "valid": self.valid,
             "metrics": {
                 "bpb": self.bpb, "loss": self.loss, "targets": self.targets, "bytes": self.bytes,
                 "experts": {k: {"bpb": self.expert_bpb[k], "loss": self.expert_loss[k]} for k in self.expert_bpb},
@@ -106,10 +108,10 @@ def describe_line(dl: dict) -> str:
 
 
 def check_output_path(path) -> None:
-    """Fail before any work starts when ``path`` cannot be written: its folder is missing or not
-    writable, or the path is a folder. (A long run must never end in a traceback over its output.)"""
-    import os
-
+    """Fail before any work starts when ``path`` cannot be written: its folder is missing, the path
+    is a folder, or trying the write fails (a read-only or virtual file system such as ``/proc``
+    passes a permission check and still refuses). A long run must never end in a traceback over
+    its output. The try leaves an existing file as it was and removes a file it created."""
     from .errors import UsageError
 
     p = Path(path)
@@ -118,8 +120,36 @@ def check_output_path(path) -> None:
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"cannot write {p}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise UsageError(f"cannot write {p}: permission denied")
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write {p}: {exc.strerror or exc}") from None
+    if not existed:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+@contextmanager
+def writing(path, option: str):
+    """An output written after the run: an ``OSError`` becomes one line naming the file (exit 1)."""
+    from .errors import PgolfError
+
+    try:
+        yield
+    except OSError as exc:
+        raise PgolfError(f"{option} {path}: the result above is complete, but writing this file failed: "
+                         f"{exc.strerror or exc}") from None
+
+
+def result_level(doc: dict) -> str:
+    """The verdict of a results document of any version (version 1 had only ``valid``)."""
+    if "level" in doc:
+        return doc["level"]
+    return "unchecked" if doc.get("valid") else "invalid"
 
 
 def _jsonable(obj):

@@ -84,10 +84,14 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
 
 
 def run_context(table, tok_path, dataset, n_tokens: int, plugins, device, seed, dist=None) -> BuildContext:
-    """The ``BuildContext`` of a run: the audit and the compressor build with this same context.
+    """The ``BuildContext`` of a run: the audit and the compressor build with this same context,
+    on a device this machine has (``pgolf_core.device``).
 
     Components get their own read-only copy of the byte table (changing it cannot change the
     engine's count) and the kind of stream ("demo", "file", "array"), never where the data lies."""
+    from .device import check_device
+
+    check_device(device)
     return BuildContext(vocab_size=table.vocab_size, byte_counts=read_only_copy(table), tokenizer_path=tok_path,
                         device=device, seed=seed, rank=getattr(dist, "rank", 0), world_size=getattr(dist, "world_size", 1),
                         plugins=plugins, dataset=stream_kind(dataset), stream_targets=n_tokens - 1)

@@ -52,7 +52,7 @@ def make_verdict(guards, *, strict: bool, audit=None, spot=None, proof: Optional
         level = "audited"
     else:
         level = "unchecked"
-    return {"level": level, "valid": not violations, "violations": violations, "checks": checks, "strict": bool(strict),
+    return {"level": level, "violations": violations, "checks": checks, "strict": bool(strict),
             "reasons": reasons if level == "unchecked" else [],
             "audit": None if audit is None else audit.to_dict(),
             "spot_checks": None if spot is None else {**spot.to_dict(), "summary": spot_check_lines(spot)},

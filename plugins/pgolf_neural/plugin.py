@@ -155,9 +155,9 @@ def make_neural(ctx, checkpoint, preset, init_seed, seq_len, stride, batch, devi
         lm, source = _build_model(ctx, checkpoint, preset, init_seed, model_config)
     check_vocab(lm, ctx.vocab_size, source)
     seq_len = seq_len or lm.context_length
-    if model is not None and seq_len > lm.context_length:
+    if seq_len > lm.context_length:  # positions it never saw in training (the demo model's are 256)
         raise UsageError(f"expert 'neural': seq_len={seq_len} exceeds the context length of {source} "
-                         f"({lm.context_length})")
+                         f"({lm.context_length} positions, the length it was trained at)")
     stride = stride or min(DEFAULT_STRIDE, seq_len)
     if stride > seq_len:
         raise UsageError(f"expert 'neural': option stride ({stride}) must not exceed seq_len ({seq_len})")

@@ -61,6 +61,10 @@ class ChunkedAdapter(Adapter):
         seq_len = self.seq_len or int(expert_seq_len or 0)
         if seq_len < 1:
             raise UsageError(f"adapter {self.name!r}: expert {self.target!r} does not say its seq_len; pass seq_len=N")
+        context = getattr(model, "context_length", None)
+        if context and seq_len > context:  # training on positions the model was never built for
+            raise UsageError(f"adapter {self.name!r}: seq_len={seq_len} exceeds the context length of expert "
+                             f"{self.target!r}'s model ({context})")
         self.seq_len = seq_len
         params = self._params(model)
         if not params:
