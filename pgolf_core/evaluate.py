@@ -98,6 +98,11 @@ def evaluate(
         raise UsageError("checkpoint_every needs a positive number of targets and resume=FILE (--resume) to write to")
     if resume is not None and (audit or prove):
         raise UsageError("a resumable run cannot also be audited or proven in the same pass; audit or prove it separately")
+    pinned = None
+    if prove:  # the plugins' files as they are before any is imported: what the decoder may read back
+        from .proof.plan import pin_plugin_code
+
+        pinned = pin_plugin_code(plugin_modules)
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     dist = init_distributed(device)
     stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer,
@@ -148,7 +153,7 @@ def evaluate(
     proof = None
     if prove:
         proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins,
-                       plugin_modules, device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main)
+                       plugin_modules, device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main, pinned)
     verdict = make_verdict(guards, strict=strict, audit=audit_report, spot=observers[0] if observers else None,
                            proof=proof)
     return Results(
@@ -179,7 +184,7 @@ def evaluate(
 
 
 def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins, plugin_modules,
-           device, seed, chunk_size, proof_path, bpb, progress) -> dict:
+           device, seed, chunk_size, proof_path, bpb, progress, pinned) -> dict:
     """Compress the stream with the same configuration, then let ``pgolf_core.proof`` decode it in a
     sandbox, score the file without plugins and count its description."""
     import tempfile
@@ -195,7 +200,8 @@ def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, t
         path = Path(proof_path) if proof_path else Path(tmp) / "proof.pgz"
         enc = compress(expert_specs, mixer=mixer, adapters=adapter_specs, tokens=stream, tokenizer=tok_path,
                        output=path, mixer_options=mixer_options, byte_counter=counter, dataset=dataset, chunk_size=chunk_size,
-                       plugins=plugins, plugin_modules=plugin_modules, device=device, seed=seed, progress=progress)
+                       plugins=plugins, plugin_modules=plugin_modules, device=device, seed=seed, progress=progress,
+                       pinned_code=pinned)
         modules = read_container(path)[0]["config"]["needed_plugins"]
         sidecar = None
         if counter.describe().get("method") == "sidecar":
