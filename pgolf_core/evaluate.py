@@ -110,6 +110,7 @@ def evaluate(
     expert_specs = _as_components(experts, expert_options)
     adapter_specs = _as_components(adapters, adapter_options)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed, dist)
+    counted = int(np.sum(counter.target_bytes(stream)))  # before any component exists (see _tampering)
     t_build = time.perf_counter()
     mspec = mixer_spec(mixer, mixer_options, len(expert_specs))
     comps, problems = build_components(plugins, ctx, expert_specs, mspec, adapter_specs)
@@ -150,6 +151,8 @@ def evaluate(
     else:
         loop.run(stream, chunk_size, progress and dist.is_main)
     summary = loop.summary()
+    for problem in _tampering(summary, counted):
+        guards.violation(problem, problem)
     proof = None
     if prove:
         proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins,
@@ -181,6 +184,27 @@ def evaluate(
                  **({"decode_seconds": proof["decode"]["seconds"]} if proof and "decode" in proof else {})},
         adapters={a.name: a.stats() for a in comps.adapters},
     )
+
+
+_LN2 = 0.6931471805599453  # a literal: math.log is a module attribute a plugin could replace
+
+
+def _tampering(summary: dict, counted: int) -> list:
+    """Changes to the engine a plugin made during the run: the stream's bytes, counted before any
+    component was built, against the loop's count (a byte table changed in place), and the printed
+    BPB against the loop's own sums by plain arithmetic (``bits_per_byte`` replaced). In-process
+    checks only raise the bar (a plugin can patch this function too); the file's score under
+    ``prove`` is computed where no plugin runs."""
+    out = []
+    if summary["bytes"] != counted:
+        out.append(f"the byte count changed during the run: {counted:,} bytes before the components were built, "
+                   f"{summary['bytes']:,} after (a component changed the byte table)")
+    nll = summary["loss"] * summary["targets"]
+    direct = nll / (_LN2 * summary["bytes"]) if summary["bytes"] else 0.0
+    if abs(summary["bpb"] - direct) > 1e-9 * max(1.0, abs(direct)):
+        out.append(f"the BPB was changed inside the process: the loop's sums give {direct:.6f}, "
+                   f"{summary['bpb']:.6f} was computed (the engine's BPB function was replaced)")
+    return out
 
 
 def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins, plugin_modules,

@@ -97,6 +97,11 @@ def test_a_score_changed_inside_the_process_is_not_the_files(cheats, kind):
     assert res["metrics"]["bpb"] < 0.75 * honest.bpb, res  # the printed figure was tampered with ...
     assert res["validity"]["level"] == "invalid"  # ... and the file's own score says so
     assert "was printed" in " ".join(res["validity"]["violations"])
+    plain = json.loads(subprocess.run([c for c in cmd if c != "--prove"], capture_output=True, text=True, env=env,
+                                      timeout=600).stdout)
+    assert plain["level"] == "invalid", plain["validity"]  # the in-process checks see it too
+    said = {"bytes": "the byte count changed during the run", "patch": "the BPB was changed inside the process"}[kind]
+    assert said in " ".join(plain["validity"]["violations"])
 
 
 def test_components_get_their_own_read_only_byte_table(cheats):
