@@ -210,14 +210,16 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
              limit: Optional[int] = None, trim_seq_len: Optional[int] = None, plugins=None,
              plugin_modules: Sequence[str] = (), device: str = "cpu", seed: int = 0,
              progress: bool = False, byte_counts=None, byte_counter=None, dataset=None,
-             coding_loop: str = "auto") -> CodingReport:
+             coding_loop: str = "auto", pinned_code: Optional[dict] = None) -> CodingReport:
     """Code a token stream into ``output`` (same arguments as ``evaluate``); returns the report.
 
     ``byte_counts`` names a byte sidecar (as ``evaluate``'s); ``byte_counter`` passes a resolved one;
     ``dataset`` overrides the stream's label (an array handed over by ``evaluate`` keeps its own).
     ``coding_loop``: ``auto`` codes with the compiled loop (``pgolf_core.compiled``) when every
     component offers a step kernel, ``python`` always target by target from Python, ``compiled``
-    insists; the file records which, and the decoder runs the same one."""
+    insists; the file records which, and the decoder runs the same one. ``pinned_code``: the plugin
+    modules' files as the caller pinned them before loading any plugin (``proof.plan.pin_plugin_code``);
+    without it they are pinned here, before this call loads plugins."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
     from .session import resolve_stream, run_context, stream_kind
@@ -229,6 +231,9 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     if chunk_size < 1:
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
     t0 = time.perf_counter()
+    from .proof.plan import pin_plugin_code
+
+    pinned = dict(pinned_code) if pinned_code is not None else pin_plugin_code(plugin_modules)
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     stream, table, tok_path, label, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len,
                                                              byte_counts=byte_counts, plugins=plugins)
@@ -264,6 +269,8 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     payload = enc.finish()
     needed = needed_plugins(plugins, [("expert", c) for c in especs] + [("adapter", c) for c in aspecs]
                             + ([("mixer", mspec)] if mspec else []))
+    code = sorted({*local_imports(needed), *option_modules([*especs, *aspecs])})
+    pinned.update(pin_plugin_code([m for m in [*needed, *code] if m not in pinned]))  # found only now: pinned now
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "config": {
@@ -275,8 +282,9 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
                          "adapters": [a.describe() for a in comps.adapters]},
             "dataset": stream_kind(dataset), "device": device, "seed": seed,
             "needed_plugins": needed,
-            "plugin_code": sorted({*local_imports(needed), *option_modules([*especs, *aspecs])}),
+            "plugin_code": code,
         },
+        "plugin_files": {m: pinned[m] for m in sorted({*needed, *code}) if m in pinned},
         "tokenizer": {"path": tok_path, "sha256": sha256_file(tok_path), "vocab_size": table.vocab_size},
         "files": _file_options([*especs, *aspecs]),
         "resolved_files": _resolved_files(comps),

@@ -100,6 +100,11 @@ def evaluate(
         raise UsageError("checkpoint_every needs a positive number of targets and resume=FILE (--resume) to write to")
     if resume is not None and (audit or prove):
         raise UsageError("a resumable run cannot also be audited or proven in the same pass; audit or prove it separately")
+    pinned = None
+    if prove:  # the plugins' files as they are before any is imported: what the decoder may read back
+        from .proof.plan import pin_plugin_code
+
+        pinned = pin_plugin_code(plugin_modules)
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)
     dist = init_distributed(device)
     stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer,
@@ -107,6 +112,7 @@ def evaluate(
     expert_specs = _as_components(experts, expert_options)
     adapter_specs = _as_components(adapters, adapter_options)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed, dist)
+    counted = int(np.sum(counter.target_bytes(stream)))  # before any component exists (see _tampering)
     t_build = time.perf_counter()
     mspec = mixer_spec(mixer, mixer_options, len(expert_specs))
     comps, problems = build_components(plugins, ctx, expert_specs, mspec, adapter_specs)
@@ -147,10 +153,12 @@ def evaluate(
     else:
         loop.run(stream, chunk_size, progress and dist.is_main)
     summary = loop.summary()
+    for problem in _tampering(summary, counted):
+        guards.violation(problem, problem)
     proof = None
     if prove:
         proof = _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins,
-                       plugin_modules, device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main)
+                       plugin_modules, device, seed, chunk_size, proof_path, summary["bpb"], progress and dist.is_main, pinned)
     verdict = make_verdict(guards, strict=strict, audit=audit_report, spot=observers[0] if observers else None,
                            proof=proof)
     return Results(
@@ -180,8 +188,29 @@ def evaluate(
     )
 
 
+_LN2 = 0.6931471805599453  # a literal: math.log is a module attribute a plugin could replace
+
+
+def _tampering(summary: dict, counted: int) -> list:
+    """Changes to the engine a plugin made during the run: the stream's bytes, counted before any
+    component was built, against the loop's count (a byte table changed in place), and the printed
+    BPB against the loop's own sums by plain arithmetic (``bits_per_byte`` replaced). In-process
+    checks only raise the bar (a plugin can patch this function too); the file's score under
+    ``prove`` is computed where no plugin runs."""
+    out = []
+    if summary["bytes"] != counted:
+        out.append(f"the byte count changed during the run: {counted:,} bytes before the components were built, "
+                   f"{summary['bytes']:,} after (a component changed the byte table)")
+    nll = summary["loss"] * summary["targets"]
+    direct = nll / (_LN2 * summary["bytes"]) if summary["bytes"] else 0.0
+    if abs(summary["bpb"] - direct) > 1e-9 * max(1.0, abs(direct)):
+        out.append(f"the BPB was changed inside the process: the loop's sums give {direct:.6f}, "
+                   f"{summary['bpb']:.6f} was computed (the engine's BPB function was replaced)")
+    return out
+
+
 def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins, plugin_modules,
-           device, seed, chunk_size, proof_path, bpb, progress) -> dict:
+           device, seed, chunk_size, proof_path, bpb, progress, pinned) -> dict:
     """Compress the stream with the same configuration, then let ``pgolf_core.proof`` decode it in a
     sandbox, score the file without plugins and count its description."""
     import tempfile
@@ -197,7 +226,8 @@ def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, t
         path = Path(proof_path) if proof_path else Path(tmp) / "proof.pgz"
         enc = compress(expert_specs, mixer=mixer, adapters=adapter_specs, tokens=stream, tokenizer=tok_path,
                        output=path, mixer_options=mixer_options, byte_counter=counter, dataset=dataset, chunk_size=chunk_size,
-                       plugins=plugins, plugin_modules=plugin_modules, device=device, seed=seed, progress=progress)
+                       plugins=plugins, plugin_modules=plugin_modules, device=device, seed=seed, progress=progress,
+                       pinned_code=pinned)
         modules = read_container(path)[0]["config"]["needed_plugins"]
         sidecar = None
         if counter.describe().get("method") == "sidecar":

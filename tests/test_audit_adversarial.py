@@ -7,14 +7,11 @@ states. Runs on the built-in demo stream: no ../shared needed."""
 
 from __future__ import annotations
 
-import copy
-import gc
-import sys
-
 import numpy as np
 import pytest
 
 import planted as P
+from cheats.spot_cheats import PeeksInARegion, PeeksUnlessCopied, PeeksWhenOriginal, ReadsTheChecks
 from pgolf_core import evaluate
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 
@@ -45,46 +42,6 @@ def _not_fooled(res, honest_bpb):
 # ---------------------------------------------------------------------- (a) copy-aware experts
 
 
-class PeeksUnlessCopied(P.HonestCounter):
-    """Its ``__deepcopy__`` tells the original that it is about to be watched; it peeks at its
-    target on every block before which nobody copied it (and never in a copy)."""
-
-    name = "peeks-unless-copied"
-
-    def __init__(self, vocab_size):
-        super().__init__(vocab_size)
-        self.watched, self.is_copy = False, False
-
-    def __deepcopy__(self, memo):
-        self.watched = True
-        twin = object.__new__(type(self))
-        memo[id(self)] = twin
-        for k, v in vars(self).items():
-            setattr(twin, k, copy.deepcopy(v, memo))
-        twin.is_copy = True
-        return twin
-
-    def distributions(self, tokens, start, end):
-        rows = self._rows(tokens, start, end)
-        watched, self.watched = self.watched, False
-        return rows if watched or self.is_copy else P._peek(rows, tokens, start, end)
-
-
-class PeeksWhenOriginal(P.HonestCounter):
-    """No hook at all: it remembers its own ``id`` and peeks only while it is that object, so every
-    copy (the static audit's, the replays') is honest."""
-
-    name = "peeks-when-original"
-
-    def __init__(self, vocab_size):
-        super().__init__(vocab_size)
-        self.home = id(self)
-
-    def distributions(self, tokens, start, end):
-        rows = self._rows(tokens, start, end)
-        return P._peek(rows, tokens, start, end) if id(self) == self.home else rows
-
-
 def test_an_expert_that_peeks_only_when_nobody_copied_it_is_never_audited_below_the_honest_score(stream, honest_bpb):
     cheat = _eval([PeeksUnlessCopied(V)], stream, strict=True)
     assert cheat.bpb < honest_bpb - 0.1  # unwatched, it cheats on every block
@@ -101,66 +58,6 @@ def test_an_expert_honest_in_every_copy_is_caught_by_the_replay_of_the_whole_blo
 # ---------------------------------------------------------------------- (b) reading the decisions
 
 
-def _mentions(value, start, end, depth=0) -> set:
-    """The positions in [start, end) that ``value`` (an int or a small container) names."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return {int(value)} if start <= value < end else set()
-    if depth > 3 or isinstance(value, (str, bytes, np.ndarray)):
-        return set()
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple, set)) else ()
-    found = set()
-    for v in list(items)[:10_000]:
-        found |= _mentions(v, start, end, depth + 1)
-    return found
-
-
-class ReadsTheChecks(P.HonestCounter):
-    """Looks for the spot checks' plans in the engine's objects (the loop's observers, reached by
-    walking the interpreter's frames, and every object ``gc`` knows whose class says so) and
-    peeks at its target everywhere they do not name; honest where it finds no spot checker (the
-    static audit)."""
-
-    name = "reads-the-checks"
-    found: list = []  # what the live instance (not a copy) found, block by block
-
-    def __init__(self, vocab_size):
-        super().__init__(vocab_size)
-        self.home = id(self)
-
-    @staticmethod
-    def _watched(start, end):
-        seen, f = set(), sys._getframe(1)
-        observers = []
-        while f is not None:
-            for name, v in f.f_locals.items():
-                observers += list(getattr(v, "observers", None) or [])
-                if name in ("due", "checked", "positions"):
-                    seen |= _mentions(v, start, end)
-            f = f.f_back
-        observers += [o for o in gc.get_objects() if "spot" in type(o).__name__.lower()]
-        observers = [o for o in observers if "spot" in type(o).__name__.lower()]
-        if not observers:
-            return None
-        for obs in observers:
-            for k, v in vars(obs).items():  # plans are collections of positions (counters are not)
-                if isinstance(v, (list, tuple, set, dict)) and not k.startswith("reports"):
-                    seen |= _mentions(v, start, end)
-        return seen - {start}  # a block's start is named by any record of the block
-
-    def distributions(self, tokens, start, end):
-        rows = self._rows(tokens, start, end)
-        watched = self._watched(start, end)
-        if watched is None:
-            return rows
-        if id(self) == self.home:
-            ReadsTheChecks.found += sorted(watched)
-        keep = rows.copy()
-        rows = P._peek(rows, tokens, start, end)
-        for t in watched:
-            rows[t - start] = keep[t - start]
-        return rows
-
-
 def test_an_expert_that_reads_the_checked_positions_finds_none_and_is_caught(stream, honest_bpb):
     ReadsTheChecks.found.clear()
     res = _eval([ReadsTheChecks(V)], stream, audit=True, spot_checks=20)
@@ -171,24 +68,6 @@ def test_an_expert_that_reads_the_checked_positions_finds_none_and_is_caught(str
 
 
 # ---------------------------------------------------------------------- (c) a confined cheat
-
-
-class PeeksInARegion(P.HonestCounter):
-    """Peeks at its target only on targets [lo, hi): a cheat confined to a share of the stream,
-    in the live run and in every copy alike."""
-
-    name = "peeks-in-a-region"
-
-    def __init__(self, vocab_size, lo, hi):
-        super().__init__(vocab_size)
-        self.lo, self.hi = lo, hi
-
-    def distributions(self, tokens, start, end):
-        rows = self._rows(tokens, start, end)
-        a, b = max(start, self.lo), min(end, self.hi)
-        if a < b:
-            rows[a - start:b - start] = P._peek(rows[a - start:b - start], tokens, a, b)
-        return rows
 
 
 def test_a_confined_cheat_escapes_with_the_probability_the_verdict_states(stream):

@@ -97,6 +97,11 @@ def test_a_score_changed_inside_the_process_is_not_the_files(cheats, kind):
     assert res["metrics"]["bpb"] < 0.75 * honest.bpb, res  # the printed figure was tampered with ...
     assert res["validity"]["level"] == "invalid"  # ... and the file's own score says so
     assert "was printed" in " ".join(res["validity"]["violations"])
+    plain = json.loads(subprocess.run([c for c in cmd if c != "--prove"], capture_output=True, text=True, env=env,
+                                      timeout=600).stdout)
+    assert plain["level"] == "invalid", plain["validity"]  # the in-process checks see it too
+    said = {"bytes": "the byte count changed during the run", "patch": "the BPB was changed inside the process"}[kind]
+    assert said in " ".join(plain["validity"]["violations"])
 
 
 def test_components_get_their_own_read_only_byte_table(cheats):
@@ -115,3 +120,50 @@ def test_components_get_their_own_read_only_byte_table(cheats):
     res = evaluate(["spy"], tokens=str(data), tokenizer=demo_tokenizer_path(), plugins=plugins, check_tokenizer=False)
     assert not seen["table"].base_bytes.flags.writeable
     assert res.bytes == honest.bytes
+
+
+@needs_sandbox
+def test_a_cache_written_beside_the_plugins_code_while_encoding_cannot_be_read_back(tmp_path, monkeypatch):
+    """A plugin package may read its own folder, so the sidefile cheat caches the stream there
+    while the encoder runs; its files were pinned before it was imported, so the cache is not among
+    the files the decoder may read."""
+    data = tmp_path / "data" / "stream.npy"
+    data.parent.mkdir()
+    np.save(data, np.array(demo_tokens("val")[:N]))
+    name = f"cheatpkg_{next(_ids)}"
+    pkg = tmp_path / "plugin" / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(TEMPLATE.read_text().format(data=str(data), n_tokens=N, tag=name))
+    monkeypatch.syspath_prepend(str(pkg.parent))
+    cache = pkg / f"cheat-cache-{name}.npy"
+    try:
+        res = _run("sidefile", data, name, prove=True)
+        assert cache.exists() and res.bpb < 0.5 * _run("honest", data, name).bpb  # it cached and cheated ...
+        assert res.level == "invalid", res.validity  # ... and could not read its cache back
+        assert "round trip failed" in " ".join(res.validity["violations"])
+    finally:
+        for p in (Path("/tmp") / f"pgolf-cheat-{name}.npy", Path.home() / f".pgolf-cheat-{name}.npy"):
+            p.unlink(missing_ok=True)
+
+
+def test_the_decoder_reads_only_pinned_plugin_files_with_their_content(tmp_path, monkeypatch):
+    from pgolf_core.proof.plan import PlanError, decoder_plan, pin_plugin_code
+
+    pkg = tmp_path / "pinned_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pinned = pin_plugin_code(["pinned_pkg"])
+    assert [Path(e["path"]).name for e in pinned["pinned_pkg"]] == ["__init__.py"]
+    (pkg / "later.npy").write_bytes(b"written after the pin")
+    outside = tmp_path / "data.npy"
+    outside.write_bytes(b"the data")
+    from pgolf_core.digest import sha256_file
+
+    forged = {"pinned_pkg": [*pinned["pinned_pkg"], {"path": str(outside), "sha256": sha256_file(outside)}]}
+    plan = decoder_plan(["pinned_pkg"], pinned=forged)  # a header cannot widen the plan past the package
+    assert not plan.covers(pkg / "later.npy") and not plan.covers(outside) and plan.covers(pkg / "__init__.py")
+    assert decoder_plan(["pinned_pkg"]).covers(pkg / "later.npy")  # without a pin: the package as it is
+    (pkg / "__init__.py").write_text("X = 2\n")
+    with pytest.raises(PlanError, match="changed since the stream was coded"):
+        decoder_plan(["pinned_pkg"], pinned=pinned)

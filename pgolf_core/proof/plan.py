@@ -10,7 +10,12 @@ The decoder is allowed, file by file where it matters, exactly this and nothing 
   record was written is not readable, and the decoder stops with its name;
 - pgolf-core's own packages (the decompressor) and the plugin modules it is told to load, without
   their ``__pycache__`` folders (compiled files are written by whoever ran before; sources are
-  what is counted): these are the code the description length counts;
+  what is counted): these are the code the description length counts. A plugin module's files
+  are pinned when the encoder starts, before the module is imported (``pin_plugin_code``): the
+  header lists them with their sha256, and the decoder reads only those of them that still lie in
+  the module's folder with the same content. A file the plugin wrote while it saw the data (a
+  cache of the stream beside its code) was not there when the files were pinned, so it cannot be
+  read back;
 - the files the compressed file's header names (tokenizer, checkpoints, tables), each checked by
   sha256 before any plugin is imported, and the compressed file itself;
 - a few kernel files a numeric library reads (``/proc/self``, ``/proc/cpuinfo``, ``/sys/devices/system/cpu``,
@@ -175,9 +180,60 @@ def _module_distributions(modules) -> list:
     return sorted({d for m in modules for d in owners.get(m.split(".")[0], [])})
 
 
-def decoder_plan(plugin_modules=(), files=()) -> ReadPlan:
+def pin_plugin_code(modules) -> dict:
+    """``{module: [{"path", "sha256"}]}``: the files of each plugin module's package as they are now,
+    found without importing it. The encoder calls this before it loads any plugin."""
+    from ..digest import sha256_file
+
+    core = set(_core_files())
+    out = {}
+    for mod in modules:
+        try:
+            _, files = _package_files(mod.split(".")[0])
+        except PlanError:
+            continue  # loading it will fail with its own message
+        if not set(files) <= core:
+            out[mod] = [{"path": f, "sha256": sha256_file(f)} for f in files]
+    return out
+
+
+def _pinned_files(mod: str, found: list, pinned) -> list:
+    """The files of ``mod`` the decoder may read: with a pin, only pinned files that are among the
+    module's files now and still have the pinned content (a pin naming a file elsewhere is ignored:
+    the header is not trusted to widen the plan)."""
+    if pinned is None or mod not in pinned:
+        return found
+    from ..digest import sha256_file
+
+    here, out = set(found), []
+    for entry in pinned[mod]:
+        path = entry.get("path")
+        if path not in here:
+            continue
+        if sha256_file(path) != entry.get("sha256"):
+            raise PlanError(f"plugin module {mod!r}: {path} changed since the stream was coded (sha256 differs); "
+                            f"decode with the plugin's files as they were")
+        out.append(path)
+    return out
+
+
+def _core_packages(dist=None) -> list:
+    """[(sys.path folder, code files)] of pgolf-core's own packages, installed or in place."""
+    out = []
+    for name in _editable_packages(dist or metadata.distribution(CORE_DISTRIBUTION)):
+        root, pkg = _package_files(name)
+        out.append((root, [f for f in pkg if Path(f).suffix in _CODE_SUFFIXES]))
+    return out
+
+
+def _core_files() -> list:
+    return [f for _, files in _core_packages() for f in files]
+
+
+def decoder_plan(plugin_modules=(), files=(), pinned=None) -> ReadPlan:
     """The read plan of a decoder that loads pgolf-core's builtins and ``plugin_modules`` and reads
-    ``files`` (tokenizer, checkpoints: each checked by sha256 before any plugin runs)."""
+    ``files`` (tokenizer, checkpoints: each checked by sha256 before any plugin runs); ``pinned``:
+    the header's ``plugin_files`` (``pin_plugin_code``)."""
     plan = ReadPlan(read=stdlib_paths() + [p for p in _SYSTEM_READ if os.path.exists(p)])
     plan.listing = [p for p in sys.path if p and os.path.isdir(p)]
     core = []
@@ -186,9 +242,8 @@ def decoder_plan(plugin_modules=(), files=()) -> ReadPlan:
         if _norm(dist.metadata["Name"]) != CORE_DISTRIBUTION:
             plan.distributions.append(f"{dist.metadata['Name']}=={dist.version}")
             continue
-        for name in _editable_packages(dist):  # the decompressor's own code, installed or in place
-            root, pkg = _package_files(name)
-            core += [f for f in pkg if Path(f).suffix in _CODE_SUFFIXES]
+        for root, pkg in _core_packages(dist):  # the decompressor's own code
+            core += pkg
             plan.listing.append(root)
     plan.code[CORE_DISTRIBUTION] = core
     plan.read += core
@@ -196,6 +251,7 @@ def decoder_plan(plugin_modules=(), files=()) -> ReadPlan:
         root, pkg = _package_files(mod.split(".")[0])
         if set(pkg) <= set(core):
             continue  # a builtin module named explicitly
+        pkg = _pinned_files(mod, pkg, pinned)
         plan.code[mod] = pkg
         plan.read += pkg
         plan.listing.append(root)

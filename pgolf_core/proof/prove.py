@@ -64,7 +64,8 @@ def prove_file(path, *, plugin_modules=(), tokenizer=None, file_overrides=None, 
     status = sandbox_status()
     header, _ = read_container(path)
     files = header_files(header, path, tokenizer, file_overrides)
-    plan = decoder_plan([*plugin_modules, *header["config"].get("plugin_code", [])], [str(path), *files.values()])
+    plan = decoder_plan([*plugin_modules, *header["config"].get("plugin_code", [])], [str(path), *files.values()],
+                        pinned=header.get("plugin_files"))
     check_out_of_reach(plan, data)
     proof = {"ok": False, "level": None, "file": str(path), "sandbox": dict(status)}
     try:

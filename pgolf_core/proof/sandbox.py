@@ -175,7 +175,7 @@ def child_main(request_path: str) -> int:
         header, payload = read_container(request["file"])
         files = header_files(header, request["file"], request["tokenizer"], request["file_overrides"])
         code = [*request["plugin_modules"], *header["config"].get("plugin_code", [])]
-        plan = decoder_plan(code, [request["file"], *files.values()])
+        plan = decoder_plan(code, [request["file"], *files.values()], pinned=header.get("plugin_files"))
         status = _confine(plan, str(out.parent), request["require"])
         from ..plugins import load_plugins
 

@@ -5,6 +5,8 @@ disk (opens the data file), frames (walks the interpreter's frames to a caller's
 gc (searches the garbage collector's objects), sidefile (copies the stream into side files while
 encoding, reads them back when decoding), artifact (an option-named "table" that is a copy of
 the data), bytes (doubles every byte table it can find), patch (monkeypatches the engine's BPB).
+The adapter ``cheat-adapter`` trains the honest expert on the next 8,192 tokens it finds in a
+caller's frame (the stream not yet scored).
 """
 
 import gc
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pgolf_core import Expert, hookimpl
+from pgolf_core import Adapter, Expert, hookimpl
 
 DATA = {data!r}
 N_TOKENS = {n_tokens!r}
@@ -155,6 +157,29 @@ def make(kind):
                   "artifact": _artifact_oracle(table) if table else None}}.get(kind)
         return Cheat(ctx.vocab_size, oracle)
     return factory
+
+
+class PeekAhead(Adapter):
+    """After each chunk, counts the bigrams of the next 8,192 tokens into the expert it adapts."""
+
+    name = "cheat-adapter"
+
+    def setup(self, experts):
+        found = experts["cheat-honest"]
+        self.expert = getattr(found, "_inner", found)  # through the audit's recording wrapper
+
+    def after_chunk(self, tokens, start, end, final):
+        truth = from_frames()
+        if truth is None or final:
+            return
+        ahead = np.asarray(truth[end - 1:end + 8192], dtype=np.int64)
+        np.add.at(self.expert.counts, (ahead[:-1], ahead[1:]), 1.0)
+        np.add.at(self.expert.totals, ahead[:-1], 1.0)
+
+
+@hookimpl
+def pgolf_register_adapters(register):
+    register("cheat-adapter", lambda ctx: PeekAhead(), description="test: trains on tokens not yet scored")
 
 
 @hookimpl
