@@ -150,3 +150,67 @@ def test_train_refuses_a_non_finite_learning_rate(tmp_path):
     write_shard(shards / "fineweb_train_000000.bin", np.asarray(demo_tokens("val")[:3000]))
     _refused(_run("train", shards, "--preset", "tiny-quick", "--out", tmp_path / "o", "--matrix-lr", "inf"),
              2, "must be a finite number")
+
+
+@pytest.mark.parametrize("how", ["file", "glob"])
+def test_training_shards_named_as_data_are_refused(tmp_path, how):
+    """A training shard (or a glob that matches only training shards) is never scored as validation."""
+    write_shard(tmp_path / "fineweb_train_000000.bin", np.asarray(demo_tokens("val")[:500]))
+    data = tmp_path / "fineweb_train_000000.bin" if how == "file" else tmp_path / "*.bin"
+    _refused(_run("eval", "-e", "bigram", "--data", data, "--tokenizer", demo_tokenizer_path(), "--no-progress"),
+             1, "a training shard (split 'train'), not a validation shard")
+
+
+def test_a_validation_glob_still_reads_validation_shards(tmp_path):
+    write_shard(tmp_path / "fineweb_val_000000.bin", np.asarray(demo_tokens("val")[:500]))
+    res = _run("eval", "-e", "bigram", "--data", tmp_path / "fineweb_val_*.bin", "--tokenizer", demo_tokenizer_path(),
+               "--no-progress")
+    assert res.exit_code == 0 and "BPB" in res.output, res.output
+
+
+@pytest.mark.parametrize("device, needle", [("bogus", "is not a device"), ("cuda", "CUDA is not available"),
+                                            ("tpu", "is not a device")])
+def test_an_impossible_device_is_refused_before_any_work(device, needle):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _refused(_run("eval", "-e", "bigram", "--limit", 500, "--device", device, "--no-progress"), 2, needle)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-e", "bigram,bigram"], "asked for twice with the same options"),
+    (["-e", "bigram,,trigram"], "has an empty name"),
+    (["-e", "bigram,"], "has an empty name"),
+    (["-e", "bigram", "--preset", ""], "an empty name"),
+    (["-e", "bigram", "--mixer", " "], "an empty name"),
+    (["-e", "bigram", "--adapters", ","], "has an empty name"),
+])
+def test_repeated_and_empty_names_are_refused(args, needle):
+    _refused(_run("eval", *args, "--limit", 500, "--no-progress"), 2, needle)
+
+
+def test_a_repeated_expert_with_other_options_is_two_experts():
+    res = _run("eval", "-e", "ngram,ngram", "--expert-opt", "ngram.order=2", "--expert-opt", "ngram#2.order=3",
+               "--limit", 500, "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "ngram=" in res.output and "ngram#2=" in res.output, res.output
+
+
+def test_a_context_longer_than_the_model_was_trained_at_is_refused():
+    _refused(_run("eval", "-e", "neural", "--expert-opt", "neural.seq_len=100000", "--limit", 300, "--no-progress"),
+             2, "exceeds the context length")
+
+
+@pytest.mark.parametrize("flag", ["-o", "--save-logprobs", "--plot"])
+def test_an_output_the_system_refuses_is_caught_before_the_run(flag):
+    """/proc passes a permission check on its folder and still refuses the write: the write is tried."""
+    _refused(_run("eval", "-e", "bigram", "--limit", 500, flag, "/proc/pgolf-out", "--no-progress"), 2, "cannot write")
+
+
+def test_results_json_has_no_valid_field_only_the_level():
+    import json
+
+    res = _run("eval", "-e", "bigram", "--limit", 500, "--json", "--no-progress")
+    doc = json.loads(res.output)
+    assert doc["version"] == 3 and "valid" not in doc and doc["level"] == "unchecked", doc

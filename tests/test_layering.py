@@ -11,19 +11,14 @@ import pgolf_core
 
 ROOT = Path(pgolf_core.__file__).resolve().parent
 LAYERS = [  # a module may import only from its own layer or the layers before it
-<<<<<<< HEAD
     {"errors", "digest", "statecodec", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
-     "container", "coderformat", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers"},
-=======
-    {"errors", "digest", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
-     "container", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers",
+     "container", "coderformat", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers",
      "device"},
->>>>>>> 50abf2c (WIP newcomer cases: split-named shards refused, empty names, repeated components, device check, output write tried up front, results schema 3 without valid)
     {"grouping", "grouping_kernels", "loop", "build", "compiled"},
     {"session"},
     {"testing", "spotcheck", "audit", "compress", "resume", "proof"},
     {"evaluate", "__init__"},
-    {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "doctor", "__main__"},
+    {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "__main__"},
 ]
 
 
