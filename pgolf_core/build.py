@@ -30,8 +30,8 @@ def as_components(items, options_by_name: Optional[Mapping] = None) -> list:
     """``Component`` objects with unique labels for names, instances or ``Component`` items.
 
     A repeated name gets the label ``name#2``, ``name#3``, ...; options keyed by a name apply to
-    every component of that name, options keyed by a label (``ngram#2``) to that one on top. The
-    same component twice (one name with the same options, or one instance) is refused."""
+    every component of that name, options keyed by a label (``ngram#2``) to that one on top (see
+    ``refuse_repeats`` for the same component twice)."""
     options_by_name = dict(options_by_name or {})
     out, seen = [], {}
     for item in items:
@@ -54,16 +54,20 @@ def as_components(items, options_by_name: Optional[Mapping] = None) -> list:
         if c.instance is not None and c.options:
             raise UsageError(f"options {sorted(c.options)} given for {c.label!r}, which was passed as a built instance: "
                              f"set them when building it")
-    _refuse_repeats(out)
     return out
 
 
-def _refuse_repeats(comps: list) -> None:
-    """The same component twice is never what a user means: an expert mixed with itself only splits
-    its weight (and doubles the cost), an adapter twice trains twice on each chunk, and one
-    instance twice would see every token twice."""
+def refuse_repeats(comps: list, same_options: bool = True) -> None:
+    """Refuse the same component twice (one name with the same options, or one instance): an expert
+    mixed with an identical copy only splits its weight (and doubles the cost), an adapter twice
+    trains twice on each chunk, and one instance twice would see every token twice. Experts are
+    checked only in a run without adapters: with one, two copies differ once it adapts one of them
+    (``neural`` and ``neural#2`` under ``ttt``): ``same_options=False`` then refuses only a repeated
+    instance."""
     first: dict = {}
     for c in comps:
+        if c.instance is None and not same_options:
+            continue
         key = ("instance", id(c.instance)) if c.instance is not None else (c.name, repr(sorted(c.options.items())))
         if key in first:
             how = "the same instance" if c.instance is not None else "the same options"

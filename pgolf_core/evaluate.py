@@ -15,7 +15,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .api import Adapter, Expert, Mixer
-from .build import Component, as_components as _as_components, build_components, mixer_spec
+from .build import Component, as_components as _as_components, build_components, mixer_spec, refuse_repeats
 from .device import check_device
 from .distributed import init_distributed
 from .errors import InvalidConfigurationError, UsageError
@@ -111,6 +111,8 @@ def evaluate(
                                                                byte_counts, plugins)
     expert_specs = _as_components(experts, expert_options)
     adapter_specs = _as_components(adapters, adapter_options)
+    refuse_repeats(expert_specs, same_options=not adapter_specs)
+    refuse_repeats(adapter_specs)
     ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed, dist)
     counted = int(np.sum(counter.target_bytes(stream)))  # before any component exists (see _tampering)
     t_build = time.perf_counter()
