@@ -85,13 +85,55 @@ def decompress_cell(pgz: Path, folder: Path, plugin_dir: Path) -> str:
     return f"{level} {doc['coded_bpb']:.6f}" if "coded_bpb" in doc else f"{level} ({(doc.get('error') or '')[:70]})"
 
 
+def cheat_table(tmp: Path, n: int) -> dict:
+    """label: (experts, adapters, expert options, extra audit options)."""
+    lo = n // 2
+    return {
+        "honest": (["cheat-honest"], [], None, {}),
+        "disk": (["cheat-disk"], [], None, {}),
+        "frames": (["cheat-frames"], [], None, {}),
+        "gc": (["cheat-gc"], [], None, {}),
+        "sidefile": (["cheat-sidefile"], [], None, {}),
+        "artifact": (["cheat-artifact"], [], {"cheat-artifact": {"table": str(tmp / "table.xz")}}, {}),
+        "bytes": (["cheat-bytes"], [], None, {}),
+        "patch": (["cheat-patch"], [], None, {}),
+        "adapter": (["cheat-honest"], ["cheat-adapter"], None, {}),
+        "copy-aware": (["cheat-copy-aware"], [], None, {}),
+        "reads-checks": (["cheat-reads-checks"], [], None, {}),
+        "sparse": (["cheat-sparse"], [], {"cheat-sparse": {"lo": lo, "hi": lo + 10_000}}, {}),
+        "long-stream": (["cheat-long-stream"], [], None, {"spot_checks": 0}),
+    }
+
+
+def run_cell(tmp: Path, tok: str, label: str, mode: str) -> str:
+    """One cheat under one mode, in this process (a fresh one: some cheats patch the engine for good)."""
+    from pgolf_core import evaluate
+
+    n = len(np.load(tmp / "data" / "stream.npy", mmap_mode="r"))
+    experts, adapters, opts, audit_kw = cheat_table(tmp, n)[label]
+    sys.path.insert(0, str(tmp / "plugin"))
+    kw = dict(tokens=str(tmp / "data" / "stream.npy"), tokenizer=tok, plugin_modules=[PACKAGE], expert_options=opts,
+              adapters=adapters, check_tokenizer=False)
+    if mode == "audit":
+        kw.update(audit=True, **audit_kw)
+    elif mode == "prove":
+        kw.update(prove=True, proof_path=str(tmp / f"{label}.pgz"))
+    try:
+        return cell(evaluate(experts, **kw), proof=mode == "prove")
+    except Exception as exc:  # a refusal is a result of the table
+        return f"refused: {type(exc).__name__}: {str(exc)[:80]}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="tokens of the stream (default: all of it)")
     ap.add_argument("--only", default="", help="comma-separated cheats to run (default: all)")
     ap.add_argument("--sparse-runs", type=int, default=5, help="audited runs of the confined peek (each draws its checks)")
+    ap.add_argument("--cell", nargs=4, metavar=("DIR", "TOKENIZER", "CHEAT", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from pgolf_core import evaluate
+    if args.cell:
+        print(run_cell(Path(args.cell[0]), *args.cell[1:]))
+        return
     from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 
     head = SHARED / "corpus" / "fineweb_val_head_sp1024_tokens.npy"
@@ -106,48 +148,25 @@ def main() -> None:
         np.save(data, stream)
         plugin_dir = tmp / "plugin"
         write_plugin(plugin_dir, data, n)
-        sys.path.insert(0, str(plugin_dir))
-        table = tmp / "table.xz"
-        table.write_bytes(lzma.compress(stream.astype("<u2").tobytes(), preset=9))
-        lo = n // 2
-        cheats = {  # label: (experts, adapters, expert options, extra audit options)
-            "honest": (["cheat-honest"], [], None, {}),
-            "disk": (["cheat-disk"], [], None, {}),
-            "frames": (["cheat-frames"], [], None, {}),
-            "gc": (["cheat-gc"], [], None, {}),
-            "sidefile": (["cheat-sidefile"], [], None, {}),
-            "artifact": (["cheat-artifact"], [], {"cheat-artifact": {"table": str(table)}}, {}),
-            "bytes": (["cheat-bytes"], [], None, {}),
-            "patch": (["cheat-patch"], [], None, {}),
-            "adapter": (["cheat-honest"], ["cheat-adapter"], None, {}),
-            "copy-aware": (["cheat-copy-aware"], [], None, {}),
-            "reads-checks": (["cheat-reads-checks"], [], None, {}),
-            "sparse": (["cheat-sparse"], [], {"cheat-sparse": {"lo": lo, "hi": lo + 10_000}}, {}),
-            "long-stream": (["cheat-long-stream"], [], None, {"spot_checks": 0}),
-        }
+        (tmp / "table.xz").write_bytes(lzma.compress(stream.astype("<u2").tobytes(), preset=9))
         only = [c for c in args.only.split(",") if c]
         print(f"stream: {n:,} tokens of {head if head.is_file() else 'the demo'}; plugin {PACKAGE} in {plugin_dir}")
         print("| cheat | plain | audit | prove | decompress |\n|---|---|---|---|---|")
-        for label, (experts, adapters, opts, audit_kw) in cheats.items():
+        for label in cheat_table(tmp, n):
             if only and label not in only:
                 continue
-            common = dict(tokens=str(data), tokenizer=tok, plugin_modules=[PACKAGE], expert_options=opts,
-                          adapters=adapters, check_tokenizer=False)
             row = []
             for mode in ("plain", "audit", "prove"):
-                clear_side_files(plugin_dir, data)  # each mode starts without the caches a previous one left
-                kw = {"audit": True, **audit_kw} if mode == "audit" else {}
-                if mode == "prove":
-                    kw = {"prove": True, "proof_path": str(tmp / f"{label}.pgz")}
-                try:
-                    if label == "sparse" and mode == "audit":
-                        runs = [evaluate(experts, **common, **kw) for _ in range(args.sparse_runs)]
-                        audited = sum(r.level == "audited" for r in runs)
-                        row.append(f"{cell(runs[0])}; AUDITED in {audited} of {len(runs)} runs")
-                        continue
-                    row.append(cell(evaluate(experts, **common, **kw), proof=mode == "prove"))
-                except Exception as exc:  # a refusal is a result of the table
-                    row.append(f"refused: {type(exc).__name__}: {str(exc)[:80]}")
+                runs = args.sparse_runs if (label, mode) == ("sparse", "audit") else 1
+                cells = []
+                for _ in range(runs):
+                    clear_side_files(plugin_dir, data)  # each run starts without the caches a previous one left
+                    out = subprocess.run([sys.executable, __file__, "--cell", str(tmp), tok, label, mode],
+                                         capture_output=True, text=True)
+                    cells.append(out.stdout.strip().splitlines()[-1] if out.stdout.strip() else
+                                 f"exit {out.returncode}: {(out.stderr.strip().splitlines() or [''])[-1][:80]}")
+                audited = sum(c.startswith("AUDITED") for c in cells)
+                row.append(cells[0] + (f"; AUDITED in {audited} of {runs} runs" if runs > 1 else ""))
             row.append(decompress_cell(tmp / f"{label}.pgz", tmp, plugin_dir))
             print(f"| {label} | " + " | ".join(row) + " |", flush=True)
         clear_side_files(plugin_dir, data)

@@ -30,7 +30,10 @@ the format without numba and the tests can check the kernels against it (``test_
 Overhead: ``f_v >= p_v (2**PRECISION - V)``, so each symbol costs at most
 ``log2(2**PRECISION / (2**PRECISION - V))`` bits beyond ``-log2 p``, plus the truncation of
 ``range // F`` (at most 2**-8 of the interval, ``range >= 2**32`` and ``F <= 2**24``) and the sealing
-words (``SEAL_BITS``). ``overhead_bound_bits`` is the bound a proof holds the file to.
+words (``SEAL_BITS``). ``overhead_bound_bits`` is the bound a proof holds the file to. There is no
+such bound below: a symbol of probability under about ``1 / F`` still gets a count of 1, so it is
+coded above its probability, and a stream of such targets can code below the rows' ideal length
+(an add-one bigram on the 131,071 targets of the val head: 180 bits below).
 """
 
 from __future__ import annotations

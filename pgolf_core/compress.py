@@ -218,7 +218,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     ``coding_loop``: ``auto`` codes with the compiled loop (``pgolf_core.compiled``) when every
     component offers a step kernel, ``python`` always target by target from Python, ``compiled``
     insists; the file records which, and the decoder runs the same one. ``pinned_code``: the plugin
-    modules' files as the caller pinned them before loading any plugin (``proof.plan.pin_plugin_code``);
+    modules' files as the caller pinned them before loading any plugin (``plugins.pin_plugin_code``);
     without it they are pinned here, before this call loads plugins."""
     from .coding import RowEncoder
     from .container import header_bytes, tokens_checksum, write_container
@@ -231,7 +231,7 @@ def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None
     if chunk_size < 1:
         raise UsageError(f"chunk_size must be positive, got {chunk_size}")
     t0 = time.perf_counter()
-    from .proof.plan import pin_plugin_code
+    from .plugins import pin_plugin_code
 
     pinned = dict(pinned_code) if pinned_code is not None else pin_plugin_code(plugin_modules)
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)

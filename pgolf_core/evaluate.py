@@ -102,7 +102,7 @@ def evaluate(
         raise UsageError("a resumable run cannot also be audited or proven in the same pass; audit or prove it separately")
     pinned = None
     if prove:  # the plugins' files as they are before any is imported: what the decoder may read back
-        from .proof.plan import pin_plugin_code
+        from .plugins import pin_plugin_code
 
         pinned = pin_plugin_code(plugin_modules)
     plugins = plugins if plugins is not None else load_plugins(plugin_modules)

@@ -8,6 +8,7 @@ is how a run is restricted to a known set of plugins.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -97,6 +98,44 @@ def builtin_modules() -> list:
 
     eps = metadata.distribution("pgolf-core").entry_points
     return sorted(ep.value for ep in eps if ep.group == ENTRY_POINT_GROUP)
+
+
+def module_files(name: str) -> tuple:
+    """(the ``sys.path`` folder a top-level module is found in, its files without ``__pycache__``),
+    found without importing it: every file of a package's folder, or a module's one file."""
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise PluginError(f"module {name!r} cannot be found")
+    if spec.submodule_search_locations:
+        roots = [Path(p) for p in spec.submodule_search_locations]
+        files = [str(f) for r in roots for f in sorted(r.rglob("*"))
+                 if f.is_file() and "__pycache__" not in f.parts[len(r.parts):]]
+        return str(roots[0].parent), files
+    if spec.origin is None or not os.path.isfile(spec.origin):
+        raise PluginError(f"module {name!r} has no file to read ({spec.origin})")
+    return str(Path(spec.origin).parent), [spec.origin]
+
+
+def pin_plugin_code(modules) -> dict:
+    """``{module: [{"path", "sha256"}]}``: the files of each non-builtin plugin module as they are
+    now, found without importing it. A proof's encoder calls this before it loads any plugin, and
+    its decoder reads only these files (``pgolf_core.proof.plan``): a file a plugin writes beside
+    its code while it runs is not among them."""
+    from .digest import sha256_file
+
+    own = {"pgolf_core", *(m.split(".")[0] for m in builtin_modules())}
+    out = {}
+    for mod in modules:
+        if mod.split(".")[0] in own:
+            continue
+        try:
+            _, files = module_files(mod.split(".")[0])
+        except PluginError:
+            continue  # loading it will fail with its own message
+        out[mod] = [{"path": f, "sha256": sha256_file(f)} for f in files]
+    return out
 
 
 def _import_module(name: str, source: str) -> object:

@@ -147,7 +147,8 @@ def test_a_cache_written_beside_the_plugins_code_while_encoding_cannot_be_read_b
 
 
 def test_the_decoder_reads_only_pinned_plugin_files_with_their_content(tmp_path, monkeypatch):
-    from pgolf_core.proof.plan import PlanError, decoder_plan, pin_plugin_code
+    from pgolf_core.plugins import pin_plugin_code
+    from pgolf_core.proof.plan import PlanError, decoder_plan
 
     pkg = tmp_path / "pinned_pkg"
     pkg.mkdir()

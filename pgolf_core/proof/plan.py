@@ -11,7 +11,7 @@ The decoder is allowed, file by file where it matters, exactly this and nothing 
 - pgolf-core's own packages (the decompressor) and the plugin modules it is told to load, without
   their ``__pycache__`` folders (compiled files are written by whoever ran before; sources are
   what is counted): these are the code the description length counts. A plugin module's files
-  are pinned when the encoder starts, before the module is imported (``pin_plugin_code``): the
+  are pinned when the encoder starts, before the module is imported (``pgolf_core.plugins.pin_plugin_code``): the
   header lists them with their sha256, and the decoder reads only those of them that still lie in
   the module's folder with the same content. A file the plugin wrote while it saw the data (a
   cache of the stream beside its code) was not there when the files were pinned, so it cannot be
@@ -28,7 +28,6 @@ imports any plugin, so the encoding process cannot widen it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
@@ -139,17 +138,13 @@ def _recorded_files(dist) -> list:
 
 def _package_files(name: str) -> tuple:
     """(the sys.path folder it is found in, its files without __pycache__) for a top-level module."""
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        raise PlanError(f"module {name!r} cannot be found: the decoder cannot load it")
-    if spec.submodule_search_locations:
-        roots = [Path(p) for p in spec.submodule_search_locations]
-        files = [str(f) for r in roots for f in sorted(r.rglob("*"))
-                 if f.is_file() and "__pycache__" not in f.parts[len(r.parts):]]
-        return str(roots[0].parent), files
-    if spec.origin is None or not os.path.isfile(spec.origin):
-        raise PlanError(f"module {name!r} has no file the decoder could read ({spec.origin})")
-    return str(Path(spec.origin).parent), [spec.origin]
+    from ..errors import PluginError
+    from ..plugins import module_files
+
+    try:
+        return module_files(name)
+    except PluginError as exc:
+        raise PlanError(f"{exc}: the decoder cannot load it") from None
 
 
 def _editable_packages(dist) -> list:
@@ -178,23 +173,6 @@ def _module_distributions(modules) -> list:
     """The installed distributions that provide these modules' top-level packages."""
     owners = metadata.packages_distributions()
     return sorted({d for m in modules for d in owners.get(m.split(".")[0], [])})
-
-
-def pin_plugin_code(modules) -> dict:
-    """``{module: [{"path", "sha256"}]}``: the files of each plugin module's package as they are now,
-    found without importing it. The encoder calls this before it loads any plugin."""
-    from ..digest import sha256_file
-
-    core = set(_core_files())
-    out = {}
-    for mod in modules:
-        try:
-            _, files = _package_files(mod.split(".")[0])
-        except PlanError:
-            continue  # loading it will fail with its own message
-        if not set(files) <= core:
-            out[mod] = [{"path": f, "sha256": sha256_file(f)} for f in files]
-    return out
 
 
 def _pinned_files(mod: str, found: list, pinned) -> list:
@@ -226,14 +204,10 @@ def _core_packages(dist=None) -> list:
     return out
 
 
-def _core_files() -> list:
-    return [f for _, files in _core_packages() for f in files]
-
-
 def decoder_plan(plugin_modules=(), files=(), pinned=None) -> ReadPlan:
     """The read plan of a decoder that loads pgolf-core's builtins and ``plugin_modules`` and reads
     ``files`` (tokenizer, checkpoints: each checked by sha256 before any plugin runs); ``pinned``:
-    the header's ``plugin_files`` (``pin_plugin_code``)."""
+    the header's ``plugin_files`` (``pgolf_core.plugins.pin_plugin_code``)."""
     plan = ReadPlan(read=stdlib_paths() + [p for p in _SYSTEM_READ if os.path.exists(p)])
     plan.listing = [p for p in sys.path if p and os.path.isdir(p)]
     core = []
