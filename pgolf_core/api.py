@@ -14,7 +14,7 @@ plugins never drive it. One chunk of the stream is processed as follows:
 Position ``t`` of the stream is a *target* for every ``t >= 1``; the prediction for target ``t`` may
 depend on the artifact and on ``tokens[:t]`` only (rule C1). All log-probabilities are natural logs.
 
-The rules every score obeys (see DESIGN.md section 1):
+The rules every score obeys:
 
 - C1 causal: the distribution for position t depends only on the artifact and tokens < t.
 - C2 normalized: a full distribution over the vocabulary that sums to 1 before the target is seen.

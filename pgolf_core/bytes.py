@@ -1,6 +1,6 @@
 """Byte accounting of the official metric: how many UTF-8 bytes each target token stands for.
 
-The rule (DESIGN.md section 2): a target y after token x counts the UTF-8 length of y's piece
+The rule: a target y after token x counts the UTF-8 length of y's piece
 without its leading "▁", plus 1 when the piece had a leading "▁" and x is not a boundary token.
 Byte-fallback pieces count 1; control, unknown and unused tokens count 0 and are boundaries.
 """

@@ -34,10 +34,10 @@ from .coding import CodingError
 from .digest import sha256_file
 from .errors import DataError, PgolfError, UsageError
 from .loop import Guards, Loop
+from .session import DEFAULT_CHUNK as DEFAULT_CODE_CHUNK  # targets between adapter calls and checksums
 
 FORMAT = "pgolf-core/compressed"
 FORMAT_VERSION = 2  # 2: the project's range coder (1 was constriction's)
-DEFAULT_CODE_CHUNK = 8192  # targets between adapter calls and checksums (an evaluation's default chunk)
 
 
 class RoundTripError(PgolfError):

@@ -13,8 +13,8 @@ from .cli_options import component_options
 @click.command("compress")
 @component_options("neural,bigram,trigram")
 @click.option("--limit", type=click.IntRange(min=2), help="Code only the first N tokens.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=8192, show_default=True,
-              help="Targets per chunk (adapters run and checksums are taken after each).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Targets per chunk (adapters run and checksums are taken after each; default: an evaluation's, 8192).")
 @click.option("--output", "-o", required=True, type=click.Path(), help="The compressed file to write.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -25,13 +25,13 @@ def compress_command(experts, mixer, adapters, data, tokenizer, expert_opt, mixe
                      output, device, seed, as_json, progress, plugin_modules):
     """Range-code a token stream from the mixture's distributions into one self-describing file."""
     from .cli_options import get_plugins, parse_assignments, split_names
-    from .compress import compress
+    from .compress import DEFAULT_CODE_CHUNK, compress
 
     report = compress(
         split_names(experts), mixer=mixer or None, adapters=split_names(adapters), tokens=data, tokenizer=tokenizer,
         output=output, expert_options=parse_assignments(expert_opt, True, "--expert-opt"),
         mixer_options=parse_assignments(mixer_opt, False, "--mixer-opt"),
-        adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"), chunk_size=chunk_size, limit=limit,
+        adapter_options=parse_assignments(adapter_opt, True, "--adapter-opt"), chunk_size=chunk_size or DEFAULT_CODE_CHUNK, limit=limit,
         plugins=get_plugins(plugin_modules), plugin_modules=plugin_modules, device=device, seed=seed,
         progress=progress and sys.stderr.isatty(),
     )

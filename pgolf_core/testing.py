@@ -23,8 +23,8 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from .api import Expert, Mixer
+from .loop import MASS_TOLERANCE  # one tolerance for the loop's guards and the contract checks
 
-MASS_TOLERANCE = 1e-6  # |sum of a distribution - 1| allowed (float32 rows stay well inside it)
 CONSISTENCY_TOLERANCE = 1e-5  # |score() - log distributions()[target]| allowed, in nats
 CAUSAL_TOLERANCE = 1e-9  # predictions before a change must not move by more than this (nats / mass)
 HYPERCOMPRESSION_SLACK_BITS = 20.0  # a legal coder beats T*log2(V) by 20 bits with probability < 2^-20

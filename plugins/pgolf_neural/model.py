@@ -1,4 +1,4 @@
-"""The seed record's GPT (DESIGN.md section 4): the one model definition used for scoring, training
+"""The seed record's GPT (docs/seed-pr700.md): the one model definition used for scoring, training
 and test-time training.
 
 Shapes: B batch, T positions, C model_dim, H query heads, G key/value heads, D head_dim, V vocab.
@@ -264,7 +264,7 @@ class GPT(nn.Module):
 
         Orthogonal matrices, except the output projections of attention and MLP (and an untied
         head), which start at zero so that every block starts as the identity; the tables start as
-        DESIGN.md section 4 says. The bigram projection stays orthogonal (scaled like the other
+        the seed's code starts them (docs/seed-pr700.md). The bigram projection stays orthogonal (scaled like the other
         residual-stream projections): with both the bigram table and its projection at zero no
         gradient could ever reach either.
         """

@@ -1,4 +1,4 @@
-"""``ttt``: the seed's full-parameter test-time training (DESIGN.md section 3).
+"""``ttt``: the seed's full-parameter test-time training (docs/seed-pr700.md).
 
 Trainable, as the seed trains them: every parameter of the **last** ``trained_blocks`` blocks
 (default 2: the seed's ``TTT_FREEZE_BLOCKS=2``, which despite its name and its log line
