@@ -55,3 +55,21 @@ def test_without_a_sandbox_a_round_trip_is_decoded_not_proven(monkeypatch):
     proof = res.validity["proof"]
     assert proof["ok"] and not proof["sandbox"]["enforced"] and "PGOLF_NO_SANDBOX" in proof["unsandboxed_reason"]
     assert any("without a sandbox" in c for c in res.validity["checks"])
+
+
+@needs_sandbox
+def test_relative_paths_are_found_by_the_decoder_too(tmp_path, monkeypatch):
+    """The header keeps the paths as given; the sandboxed child runs in its own folder, so the files
+    are handed to it as this process finds them."""
+    import shutil
+
+    from pgolf_core.demo import demo_tokenizer_path
+
+    shutil.copy(demo_tokenizer_path(), tmp_path / "tok.model")
+    np.save(tmp_path / "val.npy", np.asarray(demo_tokens("val")[:600]))
+    monkeypatch.chdir(tmp_path)
+    res = run("eval", "-e", "bigram", "--data", "val.npy", "--tokenizer", "tok.model", "--prove", "--proof", "s.pgz",
+              "--no-progress")
+    assert res.exit_code == 0 and "PROVEN" in res.output, res.output
+    again = run("decompress", "s.pgz", "-o", "t.npy")
+    assert again.exit_code == 0 and "PROVEN" in again.output, again.output

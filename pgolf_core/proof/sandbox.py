@@ -83,6 +83,21 @@ def _scrubbed_env(scratch: Path, threads: dict) -> dict:
     return env
 
 
+def _absolute_files(path, tokenizer, file_overrides) -> tuple:
+    """The header's files as this process finds them (a relative path is relative to this process's
+    folder, and the child runs in its scratch folder), as the tokenizer and overrides the child takes."""
+    from ..compress import header_files
+    from ..container import read_container
+
+    files = header_files(read_container(path)[0], path, tokenizer, file_overrides)
+    overrides: dict = {}
+    for key, where in files.items():
+        if key != "tokenizer" and not key.startswith("resolved:"):
+            label, option = key.rsplit(".", 1)
+            overrides.setdefault(label, {})[option] = os.path.realpath(where)
+    return os.path.realpath(files["tokenizer"]), overrides
+
+
 def run_decoder(path, *, plugin_modules=(), tokenizer=None, file_overrides=None, require: bool = True,
                 threads: dict | None = None, timeout: float | None = None, keep: bool = False) -> tuple:
     """Decode ``path`` in a sandboxed child; returns (tokens, child report, scratch folder or None).
@@ -91,6 +106,7 @@ def run_decoder(path, *, plugin_modules=(), tokenizer=None, file_overrides=None,
     ``file_overrides`` {label: {option: path}} and ``tokenizer`` give moved files (sha256 checked)."""
     import numpy as np
 
+    tokenizer, file_overrides = _absolute_files(path, tokenizer, file_overrides)
     scratch = Path(tempfile.mkdtemp(prefix="pgolf-decoder-"))
     try:
         for sub in ("tmp", "numba", "out"):
