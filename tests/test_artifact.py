@@ -146,7 +146,7 @@ def test_seed_style_meta_loads(tmp_path):
     import zstandard
 
     t = torch.randn(300, 256) * 0.1
-    from pgolf_neural.train.gptq import quantize_rtn
+    from pgolf_neural.gptq import quantize_rtn
 
     q, s = quantize_rtn(t)
     w = {"a.attn.w.q": q, "a.attn.w.scale": s, "small": torch.ones(3).half(), "x.attn_scale": torch.ones(3)}

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pgolf_neural.train import gptq  # noqa: E402
+from pgolf_neural import gptq  # noqa: E402
 from pgolf_neural.train.crownq import LateQAT, crownq_penalty, fake_quantize  # noqa: E402
 from pgolf_neural.train.muon import Muon, newton_schulz  # noqa: E402
 

@@ -115,7 +115,7 @@ def quantize_int8_rows(t):
     """Per-row int8: clip at the 0.9999984 quantile of |w| in the row, scale = clip / 127 (fp16)."""
     import torch
 
-    from .train.gptq import MIN_SCALE
+    from .gptq import MIN_SCALE
 
     t2 = t.float().reshape(t.shape[0], -1) if t.ndim != 1 else t.float().reshape(1, -1)
     clip = torch.quantile(t2.abs(), INT8_CLIP_QUANTILE, dim=1)
@@ -151,7 +151,7 @@ def _hessian_for(hessians, name):
 
 def quantize_state_dict(state_dict: dict, hessians: dict | None = None) -> tuple[dict, dict]:
     """The artifact's ``(w, m)`` pair, without config or compression."""
-    from .train.gptq import gptq_quantize, quantize_rtn
+    from .gptq import gptq_quantize, quantize_rtn
 
     w, m = {}, {}
     for name, t in state_dict.items():

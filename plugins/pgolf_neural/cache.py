@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .scoring import _autocast, adaptive_temperature
+from .scoring import autocast, adaptive_temperature
 
 
 def weights_stamp(model) -> tuple:
@@ -101,7 +101,7 @@ class CachedScorer:
         logp = np.empty(n) if targets is not None else None
         rows = torch.empty((n, vocab), dtype=torch.float64) if distributions else None
         # inference_mode: nothing here is differentiated, and the kept tensors never reach a backward
-        with torch.inference_mode(), _autocast(device, dtype):
+        with torch.inference_mode(), autocast(device, dtype):
             for b0 in range(first // L * L, last + 1, L):
                 t0 = time.perf_counter()
                 while self.pos < b0:  # a gap: inputs before this span not computed yet (all known)

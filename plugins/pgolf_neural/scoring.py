@@ -113,7 +113,7 @@ def plan_document_windows(tokens: np.ndarray, start: int, end: int, seq_len: int
     return windows
 
 
-def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     """bf16 autocast on CUDA unless float32 is asked for; plain float32 elsewhere."""
     if device.type == "cuda" and dtype in (None, torch.bfloat16, torch.float16):
         return torch.autocast("cuda", dtype=dtype or torch.bfloat16)
@@ -148,7 +148,7 @@ def _run_batch(model, ids: np.ndarray, batch: list[Window], seq_len: int, device
     x = np.zeros((len(batch), width), dtype=np.int64)  # right padding cannot affect earlier positions
     for i, w in enumerate(batch):
         x[i, : w.hi - 1 - w.begin] = ids[w.begin: w.hi - 1]
-    with _autocast(device, dtype):
+    with autocast(device, dtype):
         if has_projection(model):  # the builtin GPT: project only the rows scored
             h = model.hidden(torch.from_numpy(x).to(device), rope_len=seq_len)  # (b, width, C)
             rows = torch.cat([h[i, w.lo - 1 - w.begin: w.hi - 1 - w.begin] for i, w in enumerate(batch)])

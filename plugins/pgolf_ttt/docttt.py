@@ -274,13 +274,13 @@ class DocumentTTT:
         return lp, rows, open_bank
 
     def _forward(self, model, xt, bank: Bank, W: int):
-        from pgolf_neural.scoring import _autocast
+        from pgolf_neural.scoring import autocast
 
         for p in bank.params():
             p.requires_grad_(self.trains)
         # grad mode whenever the adapter trains at all, so a chunk's rows are computed the same way
         # whether or not its document goes on (which a later token decides)
-        with torch.set_grad_enabled(self.trains), _autocast(xt.device, self.dtype), \
+        with torch.set_grad_enabled(self.trains), autocast(xt.device, self.dtype), \
                 Attached(model, self.sites, bank, self.scale) as att:
             return lora_logits(model, xt, slice(W - self.C, W), att, self.L)
 

@@ -32,7 +32,7 @@ from ..artifact import CONTROL_PATTERNS, export_artifact, save_checkpoint
 from .crownq import LateQAT
 from .data import BatchPlan, load_train_tokens
 from .ema import EMA
-from .gptq import collect_hessians
+from ..gptq import collect_hessians
 from .muon import Muon
 from .options import TrainConfig
 
