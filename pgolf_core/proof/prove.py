@@ -64,6 +64,10 @@ def prove_file(path, *, plugin_modules=(), tokenizer=None, file_overrides=None, 
     status = sandbox_status()
     header, _ = read_container(path)
     files = header_files(header, path, tokenizer, file_overrides)
+    # The decoder's working folder is its own scratch folder, so a place the header records relative
+    # to the encoder's folder (``--tokenizer ../shared/...``) would not be found there: hand it every
+    # file at the place this process just found and checked it.
+    tokenizer, file_overrides = files["tokenizer"], _as_overrides(files)
     plan = decoder_plan([*plugin_modules, *header["config"].get("plugin_code", [])], [str(path), *files.values()])
     check_out_of_reach(plan, data)
     proof = {"ok": False, "level": None, "file": str(path), "sandbox": dict(status)}
@@ -98,6 +102,18 @@ def prove_file(path, *, plugin_modules=(), tokenizer=None, file_overrides=None, 
     if not status["available"]:
         proof["unsandboxed_reason"] = status["reason"]
     return tokens, proof
+
+
+def _as_overrides(files: dict) -> dict:
+    """{label: {option: path}} for the option-named files of ``header_files``' answer (a file a
+    component chose itself, "resolved:...", is not an option and cannot be moved)."""
+    out: dict = {}
+    for key, where in files.items():
+        if key == "tokenizer" or key.startswith("resolved:"):
+            continue
+        label, _, option = key.partition(".")
+        out.setdefault(label, {})[option] = where
+    return out
 
 
 def _first_difference(tokens, reference, partial: bool = False) -> str:
