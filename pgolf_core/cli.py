@@ -53,7 +53,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="pgolf-core")
+@click.version_option(package_name="pgolf-core", prog_name="pgolf-core")  # the installed distribution's version
 def cli():
     """pgolf-core: score tiny language models by compression (bits per byte), legally."""
 
@@ -232,12 +232,7 @@ for _kind in ("expert", "mixer", "adapter", "preset", "tokenizer"):
 @plugin_option
 def plugins_cmd(as_json, plugin_modules):
     """List the loaded plugins and what each registered."""
-    plugins = get_plugins(plugin_modules)
-    rows = []
-    for info in plugins.info:
-        provides = {k: [n for n, e in plugins.registry(k).entries.items() if e.plugin == info.name] for k in ("expert", "mixer", "adapter", "preset", "tokenizer")}
-        rows.append({"name": info.name, "source": info.source, "module": info.module, "version": info.version,
-                     "error": info.error or None, "provides": provides})
+    rows = get_plugins(plugin_modules).summary()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -245,6 +240,21 @@ def plugins_cmd(as_json, plugin_modules):
         what = "; ".join(f"{k}s: {', '.join(v)}" for k, v in r["provides"].items() if v) or "-"
         status = f"FAILED: {r['error']}" if r["error"] else what
         click.echo(f"{r['name']:<14} {r['source']:<12} {r['module']:<28} {status}")
+
+
+@cli.command("doctor")
+@click.option("--data", "-d", "data", multiple=True, type=click.Path(),
+              help="Also describe this data (.npy, shard, shard folder or glob; repeatable).")
+@click.option("--tokenizer", "-t", "tokenizers", multiple=True, type=click.Path(),
+              help="Also describe this tokenizer (repeatable); with --data, check that it wrote the data.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema pgolf-core/doctor).")
+@plugin_option
+def doctor_cmd(data, tokenizers, as_json, plugin_modules):
+    """Print what a bug report needs: versions, threads, CUDA, the proof sandbox, plugins, data and tokenizers."""
+    from .doctor import collect, format_report
+
+    report = collect(data, tokenizers, plugin_modules)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
 @cli.command("plot")

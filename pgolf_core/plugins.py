@@ -69,6 +69,15 @@ class Plugins:
                     reg.aliases.pop(alias, None)
         self.info = [i for i in self.info if i.name != name]
 
+    def summary(self) -> list:
+        """One row per loaded (or failed) plugin: name, source, module, version, error (None when it
+        loaded) and what it registered, {kind: [names]}; what ``pgolf-core plugins`` and
+        ``pgolf-core doctor`` print."""
+        kinds = ("expert", "mixer", "adapter", "preset", "tokenizer")
+        return [{"name": i.name, "source": i.source, "module": i.module, "version": i.version, "error": i.error or None,
+                 "provides": {k: [n for n, e in self.registry(k).entries.items() if e.plugin == i.name] for k in kinds}}
+                for i in self.info]
+
     def _collect(self, only: Optional[object] = None, plugin_name: Optional[str] = None) -> None:
         """Call the registration hooks of every plugin (or of ``only``) with a ``register`` callback."""
         hooks = (

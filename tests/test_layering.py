@@ -18,7 +18,7 @@ LAYERS = [  # a module may import only from its own layer or the layers before i
     {"session"},
     {"testing", "spotcheck", "audit", "compress", "resume", "proof"},
     {"evaluate", "__init__"},
-    {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "__main__"},
+    {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "doctor", "__main__"},
 ]
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pgolf_core.cli import cli
 from pgolf_core.demo import demo_tokens
-from helpers.proof import needs_sandbox
+from helpers.proof import PROOF_LEVEL, needs_sandbox
 
 
 
@@ -57,19 +57,22 @@ def test_without_a_sandbox_a_round_trip_is_decoded_not_proven(monkeypatch):
     assert any("without a sandbox" in c for c in res.validity["checks"])
 
 
-@needs_sandbox
-def test_relative_paths_are_found_by_the_decoder_too(tmp_path, monkeypatch):
-    """The header keeps the paths as given; the sandboxed child runs in its own folder, so the files
-    are handed to it as this process finds them."""
+def test_files_given_relative_to_the_working_folder_reach_the_decoder(tmp_path, monkeypatch):
+    """The header records a tokenizer as it was given (``../shared/...``); the decoder runs in its
+    own scratch folder, where that place names nothing, so the parent hands it the place it found
+    the file at."""
     import shutil
 
     from pgolf_core.demo import demo_tokenizer_path
 
-    shutil.copy(demo_tokenizer_path(), tmp_path / "tok.model")
-    np.save(tmp_path / "val.npy", np.asarray(demo_tokens("val")[:600]))
-    monkeypatch.chdir(tmp_path)
-    res = run("eval", "-e", "bigram", "--data", "val.npy", "--tokenizer", "tok.model", "--prove", "--proof", "s.pgz",
-              "--no-progress")
-    assert res.exit_code == 0 and "PROVEN" in res.output, res.output
-    again = run("decompress", "s.pgz", "-o", "t.npy")
-    assert again.exit_code == 0 and "PROVEN" in again.output, again.output
+    shared, work = tmp_path / "shared", tmp_path / "work"
+    shared.mkdir()
+    work.mkdir()
+    shutil.copy(demo_tokenizer_path(), shared / "tok.model")
+    np.save(shared / "val.npy", np.asarray(demo_tokens("val")[:500]))
+    monkeypatch.chdir(work)
+    res = run("eval", "-e", "bigram", "--data", "../shared/val.npy", "--tokenizer", "../shared/tok.model", "--prove",
+              "--proof", "p.pgz", "--no-progress")
+    assert res.exit_code == 0 and PROOF_LEVEL.upper() in res.output.splitlines()[0], res.output
+    again = run("decompress", "p.pgz", "-o", "p.npy")
+    assert again.exit_code == 0 and PROOF_LEVEL.upper() in again.output, again.output
