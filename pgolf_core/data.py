@@ -26,6 +26,16 @@ SHARD_TOKENS = 100_000_000  # tokens per shard in the official export
 def read_shard(path, vocab_size: Optional[int] = None) -> np.ndarray:
     """Read one shard, validating header, length and (when given) the token range."""
     path = Path(path)
+    n = shard_token_count(path)
+    tokens = np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
+    check_vocab(tokens, vocab_size, path)
+    return tokens
+
+
+def shard_token_count(path) -> int:
+    """The token count of a shard from its header, after checking magic, version and file size
+    (reads 1 KiB: a streaming reader validates every shard before the first token is read)."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"shard {path}: no such file")
     size = path.stat().st_size
@@ -43,9 +53,7 @@ def read_shard(path, vocab_size: Optional[int] = None) -> np.ndarray:
             f"shard {path}: header says {n} tokens ({expected} bytes) but the file has {size} bytes "
             f"({'truncated' if size < expected else 'trailing data'})"
         )
-    tokens = np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
-    check_vocab(tokens, vocab_size, path)
-    return tokens
+    return n
 
 
 def write_shard(path, tokens: np.ndarray) -> None:
