@@ -115,3 +115,26 @@ def _npy_sidecar(path, n_tokens: int):
         raise DataError(f"byte counts {path}: expected {n_tokens} integer counts (one per token), "
                         f"got {counts.dtype} of shape {counts.shape}")
     return SidecarBytes(counts.astype(np.int64), str(path))
+
+
+def decoded_documents(inputs: Inputs) -> list:
+    """The text of each validation document as the tokenizer decodes its ids (through the CaseOps
+    inverse for a CaseOps tokenizer), computed once and shared by the bytes and lossless checks.
+    A CaseOps document that does not decode is None."""
+    cached = getattr(inputs, "_decoded", None)
+    if cached is not None:
+        return cached
+    from ..caseops import decode as caseops_decode
+
+    starts, ends = split_documents(inputs.val)
+    out = []
+    for a, e in zip(starts, ends):
+        text = inputs.tokenizer.decode(inputs.val[a:e].tolist())
+        if inputs.caseops:
+            try:
+                text = caseops_decode(text)
+            except DataError:
+                text = None
+        out.append(text)
+    inputs._decoded = out
+    return out
