@@ -74,6 +74,20 @@ def test_training_blocks_carry_documents_across_blocks_and_shards(tmp_path):
         assert seen == [d.tolist() for d in docs]
 
 
+def test_the_documents_tile_every_target_of_the_denominator():
+    from pgolf_core.bytes import SidecarBytes, byte_table_from_sentencepiece
+    from pgolf_core.datacheck.bytes_check import denominator_total
+    from pgolf_core.demo import demo_tokenizer_path, demo_tokens
+
+    table = byte_table_from_sentencepiece(demo_tokenizer_path())
+    tokens = np.asarray(demo_tokens("val")[:5000])
+    for stream in (tokens, tokens[7:], np.r_[tokens, BOS_ID, BOS_ID].astype(tokens.dtype)):  # headless; empty docs
+        assert denominator_total(Inputs(stream, "s", table=table)) == int(table.target_bytes(stream).sum())
+        counts = np.random.default_rng(0).integers(0, 9, len(stream))
+        sidecar = Inputs(stream, "s", table=table, sidecar=SidecarBytes(counts, "x"))
+        assert denominator_total(sidecar) == int(counts[1:].sum())  # position 0 is never a target
+
+
 def test_lsh_rows_keep_the_miss_probability_small():
     r = lsh_rows(0.8, 128)
     assert r == 4 and (1 - 0.8 ** r) ** (128 // r) < 1e-6
@@ -242,16 +256,13 @@ def test_coverage_of_a_full_split_compares_the_bytes():
     from pgolf_core.datacheck.coverage import check_coverage
 
     sha = "97754754561f20def5edd99765ca0668f880bd94e67316d54aa10ab25f45cc4d"  # CaseOps sp8192
-    n = 47_851_520 + 1
-    tokens = np.zeros(n, np.uint16)
-    per = np.full(n, 3, np.uint8)
-    per[1 : 1 + 151_074_309 - 3 * (n - 1)] = 4  # the right total: 151,074,309 original bytes
-    assert check_coverage(tokens, sha, per).status == "OK"
-    per[1 : 1 + 13_520_089] += 1  # the sentinels' bytes counted: 164,594,398
-    r = check_coverage(tokens, sha, per)
+    full = np.zeros(47_851_520 + 1, np.uint16)
+    assert check_coverage(full, sha, 151_074_309).status == "OK"
+    r = check_coverage(full, sha, 164_594_398)  # the sentinels' bytes counted
     assert r.status == "PROBLEM" and "164,594,398 bytes against the known 151,074,309 (+8.95%" in r.summary
-    r = check_coverage(tokens[:9_662_465], sha, per[:9_662_465])
+    r = check_coverage(full[:9_662_465], sha, 30_000_000)  # the --val-docs=10000 export
     assert r.status == "PARTIAL" and "9,662,464 targets after the official cut, of 47,851,520 (20.19%)" in r.summary
+    assert check_coverage(np.zeros(47_851_520 + 2049, np.uint16), sha, 151_074_309).status == "PROBLEM"  # too many
 
 
 def test_prepare_never_writes_a_validation_document_into_training(tmp_path, tokenizer_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from ..errors import PgolfError
 from .result import OK, PARTIAL, PROBLEM, SKIPPED, CheckResult, DataCheckResult
 
 CHECKS = ("coverage", "bytes", "lossless", "overlap")
@@ -41,11 +42,11 @@ def check_data(val, train: Sequence = (), docs=None, tokenizer=None, byte_counts
     results = []
     for name in names:
         if name == "coverage":
-            from .bytes_check import denominator
+            from .bytes_check import denominator_total
             from .coverage import check_coverage
 
-            den = denominator(inputs) if inputs.table is not None else None
-            results.append(check_coverage(inputs.val, inputs.tokenizer_sha256, den, full_val, seq_len))
+            total = denominator_total(inputs) if inputs.table is not None else None
+            results.append(check_coverage(inputs.val, inputs.tokenizer_sha256, total, full_val, seq_len))
         elif name == "bytes":
             from .bytes_check import check_bytes
 
@@ -63,26 +64,29 @@ def check_data(val, train: Sequence = (), docs=None, tokenizer=None, byte_counts
 
 def stream_checks(tokens, table, tokenizer_path, counter) -> dict:
     """The cheap checks ``eval`` records for the stream it scores: coverage, and the bytes of its
-    counter against the tokenizer's table (no decoding). {check: {status, summary, figures}}."""
+    counter against the tokenizer's table (no decoding; a few passes over the stream in chunks).
+    {check: {name, status, summary, figures}}."""
     import numpy as np
 
+    from ..caseops import OPERATORS
     from ..digest import sha256_file
-    from .bytes_check import check_bytes, denominator
+    from ..tokenizers import SentencePieceTokenizer
+    from .bytes_check import check_bytes
     from .coverage import check_coverage
     from .inputs import Inputs
 
-    from ..tokenizers import SentencePieceTokenizer
-
-    sidecar = counter if counter is not table else None
-    inputs = Inputs(np.asarray(tokens), "stream", table=table, sidecar=sidecar)
+    inputs = Inputs(np.asarray(tokens), "stream", table=table, sidecar=counter if counter is not table else None)
     try:
         inputs.tokenizer = SentencePieceTokenizer(tokenizer_path)
-        inputs.tokenizer_sha256 = sha256_file(tokenizer_path)
-    except Exception:  # a plugin's tokenizer format: no SentencePiece pieces to inspect
-        return {"coverage": check_coverage(inputs.val, None, denominator(inputs)).to_dict()}
-    from ..caseops import OPERATORS
+    except PgolfError:  # a plugin's tokenizer format: no SentencePiece pieces to inspect, no known split size
+        inputs.tokenizer = None
+    if inputs.tokenizer is None:
+        from .bytes_check import denominator_total
 
+        return {"coverage": check_coverage(inputs.val, None, denominator_total(inputs)).to_dict()}
+    inputs.tokenizer_sha256 = sha256_file(tokenizer_path)
     sp = inputs.tokenizer.sp
     inputs.caseops = all(sp.piece_to_id(op) != sp.unk_id() for op in OPERATORS)
-    out = [check_coverage(inputs.val, inputs.tokenizer_sha256, denominator(inputs)), check_bytes(inputs, decode=False)]
-    return {c.name: c.to_dict() for c in out}
+    b = check_bytes(inputs, decode=False)
+    c = check_coverage(inputs.val, inputs.tokenizer_sha256, b.figures["denominator_bytes"])
+    return {c.name: c.to_dict(), b.name: b.to_dict()}

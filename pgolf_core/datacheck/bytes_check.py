@@ -23,37 +23,79 @@ OPERATOR_BYTES = 3  # each CaseOps operator is one private-use character: 3 UTF-
 EXAMPLES = 5
 
 
-def denominator(inputs: Inputs) -> np.ndarray:
-    """Bytes per position of the stream as the evaluation counts them (position 0: no target, 0)."""
-    if inputs.sidecar is not None:
-        return np.asarray(inputs.sidecar.counts, dtype=np.int64)
-    return np.concatenate([[0], inputs.table.target_bytes(inputs.val)]).astype(np.int64)
-
-
-def document_sums(values: np.ndarray, starts, ends) -> np.ndarray:
-    """Sum of ``values`` over each document's targets: its BOS (a target that must count 0) and
-    its tokens. Position 0 is never a target."""
-    c = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+def document_bounds(starts, ends):
+    """The target range of each document: its BOS (a target that must count 0) and its tokens;
+    position 0 is never a target. The ranges tile the targets 1 .. N-1 of a stream."""
     first = np.maximum(starts - 1, 1)
-    return c[np.maximum(ends, first)] - c[first]
+    return first, np.maximum(ends, first)
 
 
-def _features(inputs: Inputs, starts, ends) -> dict:
-    """Per document, the counts a recognisable mistake is a multiple of."""
-    sp, table, tok = inputs.tokenizer.sp, inputs.table, inputs.val.astype(np.int64)
-    vocab = table.vocab_size
-    is_byte = np.array([sp.IsByte(i) for i in range(vocab)])
-    from ..caseops import OPERATORS
+def table_document_sums(table, tokens, starts, ends, base=None, space=True) -> np.ndarray:
+    """Bytes of each document by the tokenizer's table (``base``: another per-token lookup instead of
+    the pieces' bytes; ``space=False``: without the leading-space rule)."""
+    from .kernels import table_sums
 
-    is_op = np.zeros(vocab, bool)
-    if inputs.caseops:
-        is_op[[sp.piece_to_id(o) for o in OPERATORS]] = True
-    spaced = np.concatenate([[False], table.has_space[tok[1:]] & ~table.is_boundary[tok[:-1]]])
-    first_spaced = np.zeros(len(starts), np.int64)
-    inside = starts < ends
-    first_spaced[inside] = table.has_space[tok[starts[inside]]]
-    return {"bf": document_sums(is_byte[tok], starts, ends), "ops": document_sums(is_op[tok], starts, ends),
-            "space": document_sums(spaced, starts, ends), "first": first_spaced}
+    first, last = document_bounds(starts, ends)
+    out = np.empty(len(first), np.int64)
+    b = table.base_bytes if base is None else np.asarray(base, dtype=np.int64)
+    sp = table.has_space if space else np.zeros_like(table.has_space)
+    table_sums(np.asarray(tokens), b, sp, table.is_boundary, first, last, out)
+    return out
+
+
+def denominator_sums(inputs: Inputs, starts, ends) -> np.ndarray:
+    """Bytes per document as the evaluation counts them: the sidecar's counts, or the table."""
+    if inputs.sidecar is None:
+        return table_document_sums(inputs.table, inputs.val, starts, ends)
+    from .kernels import array_sums
+
+    first, last = document_bounds(starts, ends)
+    out = np.empty(len(first), np.int64)
+    array_sums(np.asarray(inputs.sidecar.counts, dtype=np.int64), first, last, out)
+    return out
+
+
+class Features:
+    """Per document, the counts a recognisable mistake is a multiple of, each computed (one pass
+    in chunks) the first time it is asked for: a clean stream needs few or none of them."""
+
+    def __init__(self, inputs: Inputs, starts, ends):
+        self.inputs, self.starts, self.ends, self.done = inputs, starts, ends, {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.done:
+            self.done[key] = getattr(self, "_" + key)()
+        return self.done[key]
+
+    def _lut(self, lut, space=False):
+        return table_document_sums(self.inputs.table, self.inputs.val, self.starts, self.ends, base=lut, space=space)
+
+    def _bf(self):  # byte-fallback <0x..> pieces
+        sp = self.inputs.tokenizer.sp
+        return self._lut([sp.IsByte(i) for i in range(self.inputs.table.vocab_size)])
+
+    def _ops(self):  # CaseOps operator pieces
+        from ..caseops import OPERATORS
+
+        if not self.inputs.caseops:
+            return np.zeros(len(self.starts), np.int64)
+        sp = self.inputs.tokenizer.sp
+        is_op = np.zeros(self.inputs.table.vocab_size, np.int64)
+        is_op[[sp.piece_to_id(o) for o in OPERATORS]] = 1
+        return self._lut(is_op)
+
+    def _space(self):  # targets that count the +1 of a leading "\u2581"
+        return self._lut(np.zeros(self.inputs.table.vocab_size, np.int64), space=True)
+
+    def _first(self):  # the document's first token has a leading "▁" (not counted after BOS)
+        out = np.zeros(len(self.starts), np.int64)
+        inside = self.starts < self.ends
+        out[inside] = self.inputs.table.has_space[self.inputs.val[self.starts[inside]]]
+        return out
+
+    def totals(self) -> dict:
+        names = {"bf": "byte_fallback_tokens", "ops": "operator_tokens", "space": "spaced_tokens", "first": "spaced_starts"}
+        return {names[k]: int(v.sum()) for k, v in self.done.items()}
 
 
 KINDS = (  # (name, bytes per occurrence, feature)
@@ -90,22 +132,24 @@ def check_bytes(inputs: Inputs, decode: bool = True) -> CheckResult:
     if inputs.tokenizer is None:
         return CheckResult("bytes", SKIPPED, "no tokenizer given (--tokenizer): nothing to decode the ids with")
     starts, ends = split_documents(inputs.val)
-    den = denominator(inputs)
-    den_docs = document_sums(den, starts, ends)
+    den_docs = denominator_sums(inputs, starts, ends)
     method = "sidecar" if inputs.sidecar is not None else "tokenizer table"
-    feats = _features(inputs, starts, ends)
+    feats = Features(inputs, starts, ends)
+    undecodable, replaced = [], []
     if decode:
         ref = _reference_decoded(inputs)
         undecodable = [i for i, r in enumerate(ref) if r is None]
         # invalid UTF-8 from byte-fallback pieces (a stream cut inside a character) decodes to U+FFFD:
         # its bytes are not those of the ids, so such documents are left out of the comparison
-        replaced = [i for i, t in enumerate(decoded_documents(inputs)) if t is not None and "\ufffd" in t and feats["bf"][i]]
+        suspects = [i for i, t in enumerate(decoded_documents(inputs)) if t is not None and "\ufffd" in t]
+        replaced = [i for i in suspects if feats["bf"][i]]
         ref_docs = np.array([0 if r is None else r for r in ref], dtype=np.int64)
         basis = "decoded ids" + (" (CaseOps inverse)" if inputs.caseops else "")
+    elif inputs.sidecar is None and not inputs.caseops:
+        ref_docs = den_docs  # the table is the official count by construction: nothing to compare cheaply
+        basis = "tokenizer table"
     else:
-        undecodable, replaced = [], []
-        table = np.concatenate([[0], inputs.table.target_bytes(inputs.val)])
-        ref_docs = document_sums(table, starts, ends) - OPERATOR_BYTES * feats["ops"]
+        ref_docs = table_document_sums(inputs.table, inputs.val, starts, ends) - OPERATOR_BYTES * feats["ops"]
         basis = "tokenizer table" + (" less the CaseOps operators" if inputs.caseops else "")
     diff = den_docs - ref_docs
     if undecodable or replaced:
@@ -113,17 +157,16 @@ def check_bytes(inputs: Inputs, decode: bool = True) -> CheckResult:
     bos_counted = 0
     if inputs.sidecar is not None:
         bos = starts[starts > 0] - 1
-        bos_counted = int((den[bos[bos > 0]] != 0).sum())
+        bos_counted = int((np.asarray(inputs.sidecar.counts)[bos[bos > 0]] != 0).sum())
     kinds = diagnose(diff, feats)
     differing = np.flatnonzero(diff)
-    total_den, total_ref = int(den[1:].sum()), int(ref_docs.sum())
+    total_den, total_ref = int(den_docs.sum()), int(ref_docs.sum())  # the documents tile every target
     figures = {"method": method, "reference": basis, "documents": int(len(starts)), "denominator_bytes": total_den,
                "reference_bytes": total_ref, "difference": total_den - total_ref,
                "relative_difference": (total_den - total_ref) / max(total_ref, 1),
                "differing_documents": int(len(differing)), "kinds": kinds, "undecodable_documents": undecodable[:EXAMPLES],
                "not_compared_invalid_utf8": replaced[:EXAMPLES],
-               "bos_counted": bos_counted, "byte_fallback_tokens": int(feats["bf"].sum()),
-               "operator_tokens": int(feats["ops"].sum()),
+               "bos_counted": bos_counted, **feats.totals(),
                "examples": [{"doc": int(i), "denominator": int(den_docs[i]), "reference": int(ref_docs[i])}
                             for i in differing[:EXAMPLES]]}
     if inputs.texts is not None:
@@ -148,6 +191,11 @@ def check_bytes(inputs: Inputs, decode: bool = True) -> CheckResult:
         tail = (f"; texts {t['text_bytes']:,} bytes ({t['difference']:+,}: {t['differing_documents']} docs normalized "
                 f"by the tokenizer, see lossless)" if t["differing_documents"] else f"; texts equal ({t['documents']} docs)")
     return CheckResult("bytes", OK, f"{what}: equal on all {len(starts):,} documents{tail}", figures)
+
+
+def denominator_total(inputs: Inputs) -> int:
+    """The bytes of every target of the stream (what the evaluation divides by)."""
+    return int(denominator_sums(inputs, *split_documents(inputs.val)).sum())
 
 
 def _against_texts(texts, den_docs) -> dict:

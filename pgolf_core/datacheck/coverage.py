@@ -25,16 +25,17 @@ from .result import OK, PARTIAL, PROBLEM, SKIPPED, CheckResult
 SEQ_LEN = 2048  # the official evaluation's sequence length
 
 
-def check_coverage(tokens: np.ndarray, tokenizer_sha256: Optional[str], target_bytes: Optional[np.ndarray],
+def check_coverage(tokens: np.ndarray, tokenizer_sha256: Optional[str], total_bytes: Optional[int],
                    full_val: bool = False, seq_len: int = SEQ_LEN) -> CheckResult:
-    """``target_bytes``: the denominator per position (position 0 ignored), or None without a tokenizer."""
+    """``total_bytes``: the denominator over every target (``bytes_check.denominator_total``), or None
+    without a tokenizer."""
     n = len(tokens)
     targets = max(n - 1, 0)
     trimmed = ((n - 1) // seq_len) * seq_len if n > 1 else 0
     figures = {"tokens": n, "targets": targets, "documents": int((np.asarray(tokens) == BOS_ID).sum()),
                "official_trim_targets": trimmed, "official_trim_drops": targets - trimmed, "seq_len": seq_len}
-    if target_bytes is not None:
-        figures["bytes"] = int(np.asarray(target_bytes[1:], dtype=np.int64).sum())
+    if total_bytes is not None:
+        figures["bytes"] = int(total_bytes)
     tail = (f"tail: the official cut scores {trimmed:,} targets (drops {targets - trimmed:,}; pgolf-core scores all "
             f"unless --trim-seq-len {seq_len})" if targets != trimmed else "tail: already cut to a multiple of "
             f"{seq_len} (the official cut)")

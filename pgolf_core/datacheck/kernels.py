@@ -86,3 +86,28 @@ def _densify(sig):
             nxt = j
         else:
             sig[j] = sig[nxt % nbins] + np.uint64(nxt - j) * _STEP
+
+
+@njit(cache=True, parallel=True)
+def table_sums(tokens, base, space, boundary, first, last, out):
+    """``out[d]`` = sum over targets t in [first[d], last[d]) of ``base[y] + (space[y] and not
+    boundary[x])``, y = tokens[t], x = tokens[t - 1] (the official byte rule; with ``space`` all
+    False, the sum of a per-token lookup). Targets start at 1."""
+    for d in prange(first.shape[0]):
+        acc = 0
+        for t in range(first[d], last[d]):
+            y = tokens[t]
+            acc += base[y]
+            if space[y] and not boundary[tokens[t - 1]]:
+                acc += 1
+        out[d] = acc
+
+
+@njit(cache=True, parallel=True)
+def array_sums(values, first, last, out):
+    """``out[d]`` = sum of ``values[first[d]:last[d]]`` (a sidecar's counts per document)."""
+    for d in prange(first.shape[0]):
+        acc = 0
+        for t in range(first[d], last[d]):
+            acc += values[t]
+        out[d] = acc
