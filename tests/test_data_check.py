@@ -282,3 +282,18 @@ def test_eval_records_the_cheap_checks(val_head_tokens, tokenizer_path):
     checks = res.to_dict()["data_checks"]
     assert checks["coverage"]["status"] == "PARTIAL" and checks["bytes"]["status"] == "OK"
     assert checks["coverage"]["figures"]["targets"] == res.targets
+
+
+def test_eval_records_a_caseops_stream_counted_with_the_table(caseops_head, caseops_tokenizer_path, tmp_path):
+    from pgolf_core import evaluate
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(caseops_head / "fineweb_val_000000.bin", bare)
+    good = evaluate(["unigram"], tokens=caseops_head, tokenizer=caseops_tokenizer_path).data_checks
+    assert good["bytes"]["status"] == "OK" and good["bytes"]["figures"]["method"] == "sidecar"
+    res = evaluate(["unigram"], tokens=bare, tokenizer=caseops_tokenizer_path)
+    assert res.data_checks["bytes"]["status"] == "PROBLEM" and res.bytes == res.data_checks["bytes"]["figures"]["denominator_bytes"]
+    from pgolf_core.report import format_table
+
+    assert "data       bytes PROBLEM: tokenizer table 343,098 vs tokenizer table less the CaseOps operators 313,038" in format_table(res)
