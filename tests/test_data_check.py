@@ -207,6 +207,10 @@ def test_a_sidecar_counting_the_leading_space_twice(tmp_path, tokenizer_path, va
 
     code, out = run("--val", VAL_HEAD, "--tokenizer", tokenizer_path, "--bytes", tmp_path / "twice.npy", "--only", "bytes")
     assert code == 1 and "the leading space counted twice (109 docs)" in out
+    starts = np.flatnonzero(t == BOS_ID) + 1  # a space prepended to each document and counted
+    np.save(tmp_path / "start.npy", counts + np.isin(np.arange(len(t)), starts))
+    code, out = run("--val", VAL_HEAD, "--tokenizer", tokenizer_path, "--bytes", tmp_path / "start.npy", "--only", "bytes")
+    assert code == 1 and "+109 (+0.03%), 109 of 109 documents differ: a byte counted at each document start" in out
 
 
 @pytest.fixture(scope="module")

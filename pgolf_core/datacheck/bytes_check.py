@@ -9,7 +9,8 @@ or at the start of a document, the "▁" marker counted as its own UTF-8 bytes.
 
 ``decode=False`` is the cheap form that ``eval`` runs: no decoding, the reference is the
 tokenizer's table (less the operators' bytes for a CaseOps tokenizer), so it catches a sidecar
-that disagrees with the tokens and a CaseOps stream counted with the table, in one vectorized pass.
+that disagrees with the tokens and a CaseOps stream counted with the table, in a pass or two of a
+numba kernel over the stream.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def denominator_sums(inputs: Inputs, starts, ends) -> np.ndarray:
 
 
 class Features:
-    """Per document, the counts a recognisable mistake is a multiple of, each computed (one pass
-    in chunks) the first time it is asked for: a clean stream needs few or none of them."""
+    """Per document, the counts a recognisable mistake is a multiple of, each computed (one
+    pass of the kernel) the first time it is asked for: a clean stream needs few or none of them."""
 
     def __init__(self, inputs: Inputs, starts, ends):
         self.inputs, self.starts, self.ends, self.done = inputs, starts, ends, {}
@@ -87,21 +88,18 @@ class Features:
     def _space(self):  # targets that count the +1 of a leading "\u2581"
         return self._lut(np.zeros(self.inputs.table.vocab_size, np.int64), space=True)
 
-    def _first(self):  # the document's first token has a leading "▁" (not counted after BOS)
-        out = np.zeros(len(self.starts), np.int64)
-        inside = self.starts < self.ends
-        out[inside] = self.inputs.table.has_space[self.inputs.val[self.starts[inside]]]
-        return out
+    def _start(self):  # 1 per non-empty document: its start, where a leading space is not counted
+        return (self.starts < self.ends).astype(np.int64)
 
     def totals(self) -> dict:
-        names = {"bf": "byte_fallback_tokens", "ops": "operator_tokens", "space": "spaced_tokens", "first": "spaced_starts"}
+        names = {"bf": "byte_fallback_tokens", "ops": "operator_tokens", "space": "spaced_tokens", "start": "documents"}
         return {names[k]: int(v.sum()) for k, v in self.done.items()}
 
 
 KINDS = (  # (name, bytes per occurrence, feature)
     ("byte-fallback tokens counted as 3 bytes (each <0x..> piece is 1 byte)", 2, "bf"),
     ("CaseOps sentinel bytes counted (3 per operator, which stands for 0 original bytes)", OPERATOR_BYTES, "ops"),
-    ("a leading space counted at the document start (after BOS it is not counted)", 1, "first"),
+    ("a byte counted at each document start (a leading space after BOS, which is not counted)", 1, "start"),
     ("the leading space counted twice", 1, "space"),
     ("the word-boundary marker \u2581 counted as its 3 UTF-8 bytes", 3, "space"),
     ("the word-boundary marker \u2581 counted as 3 bytes instead of 1", 2, "space"),
