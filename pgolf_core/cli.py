@@ -317,6 +317,14 @@ def data_info(path, tokenizer):
     click.echo(json.dumps(info, indent=2))
 
 
+def _add_data_check() -> None:
+    from .datacheck.cli import check_command
+
+    data_group.add_command(check_command)
+
+
+_add_data_check()
+
 _COMMANDS_ADDED: list = []  # set once plugins have added their subcommands
 
 

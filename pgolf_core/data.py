@@ -28,6 +28,16 @@ SHARD_TOKENS = 100_000_000  # tokens per shard in the official export
 def read_shard(path, vocab_size: Optional[int] = None) -> np.ndarray:
     """Read one shard, validating header, length and (when given) the token range."""
     path = Path(path)
+    n = shard_token_count(path)
+    tokens = np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
+    check_vocab(tokens, vocab_size, path)
+    return tokens
+
+
+def shard_token_count(path) -> int:
+    """The token count of a shard from its header, after checking magic, version and file size
+    (reads 1 KiB: a streaming reader validates every shard before the first token is read)."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"shard {path}: no such file")
     size = path.stat().st_size
@@ -45,9 +55,7 @@ def read_shard(path, vocab_size: Optional[int] = None) -> np.ndarray:
             f"shard {path}: header says {n} tokens ({expected} bytes) but the file has {size} bytes "
             f"({'truncated' if size < expected else 'trailing data'})"
         )
-    tokens = np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
-    check_vocab(tokens, vocab_size, path)
-    return tokens
+    return n
 
 
 def write_shard(path, tokens: np.ndarray) -> None:
@@ -247,13 +255,18 @@ def prepare_shards(docs_path, tokenizer_path, out_dir, val_docs: int = 0, shard_
         raise DataError(f"output {out} exists and is not a folder; --out names the folder the shards go to")
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
+    encoded = {}
     for split, part in (("val", texts[:val_docs]), ("train", texts[val_docs:])):
-        if not part:
+        if part:
+            encoded[split] = encode_caseops_documents(part, sp) if caseops else (encode_documents(part, sp), None)
+    dropped = 0
+    if "val" in encoded and "train" in encoded:  # disjoint splits by construction, checked before writing
+        train, dropped = drop_documents_in(encoded["train"][0], encoded["val"][0])
+        encoded["train"] = (train, None)
+    for split, part in (("val", texts[:val_docs]), ("train", texts[val_docs:])):
+        if split not in encoded:
             continue
-        if caseops:
-            stream, counts = encode_caseops_documents(part, sp)
-        else:
-            stream, counts = encode_documents(part, sp), None
+        stream, counts = encoded[split]
         files = []
         for k, s in enumerate(range(0, len(stream), shard_tokens)):
             f = out / f"fineweb_{split}_{k:06d}.bin"
@@ -261,11 +274,44 @@ def prepare_shards(docs_path, tokenizer_path, out_dir, val_docs: int = 0, shard_
             files.append(str(f))
             if counts is not None and split == "val":
                 write_shard(out / f"fineweb_{split}_bytes_{k:06d}.bin", counts[s : s + shard_tokens])
-        summary[split] = {"docs": len(part), "tokens": int(len(stream)), "shards": files}
+        summary[split] = {"docs": len(part) - (dropped if split == "train" else 0), "tokens": int(len(stream)),
+                          "shards": files}
+        if split == "train" and dropped:
+            summary[split]["dropped_copies_of_val_docs"] = dropped
         if counts is not None and split == "val":
             summary[split]["sidecar_bytes"] = int(counts.sum())
             summary[split]["text_bytes"] = sum(len(t.encode("utf-8")) for t in part)
     return summary
+
+
+def document_keys(stream: np.ndarray) -> list:
+    """A 128-bit digest of each BOS-delimited document's token ids (the document, not its position)."""
+    import hashlib
+
+    bos = np.flatnonzero(stream == BOS_ID)
+    ends = np.append(bos[1:], len(stream))
+    ids = np.ascontiguousarray(stream, dtype="<u2")
+    return [hashlib.blake2b(ids[a + 1 : e].tobytes(), digest_size=16).digest() for a, e in zip(bos, ends)]
+
+
+def drop_documents_in(train: np.ndarray, val: np.ndarray) -> tuple:
+    """The training stream without the documents whose token ids equal a validation document's,
+    and how many were dropped. A docs file can hold a validation text twice (the same page crawled
+    twice); the training split must never hold it, whatever ``--val-docs`` is. Raises ``DataError``
+    if a copy survived (which would be a bug here, not in the data)."""
+    val_keys = set(document_keys(val))
+    bos = np.flatnonzero(train == BOS_ID)
+    ends = np.append(bos[1:], len(train))
+    keep = np.ones(len(train), dtype=bool)
+    dropped = 0
+    for a, e, key in zip(bos, ends, document_keys(train)):
+        if key in val_keys:
+            keep[a:e] = False
+            dropped += 1
+    train = train[keep]
+    if val_keys.intersection(document_keys(train)):
+        raise DataError("internal error: a validation document is still in the training split; nothing was written")
+    return train, dropped
 
 
 TOKENIZER_CHECK_DOCS = 8  # complete documents decoded and re-encoded to check a tokenizer against data

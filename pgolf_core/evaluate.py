@@ -109,6 +109,7 @@ def evaluate(
     dist = init_distributed(device)
     stream, table, tok_path, dataset, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len, check_tokenizer,
                                                                byte_counts, plugins)
+    data_checks = _data_checks(stream, table, tok_path, counter)
     expert_specs = _as_components(experts, expert_options)
     adapter_specs = _as_components(adapters, adapter_options)
     refuse_repeats(expert_specs, same_options=not adapter_specs)
@@ -187,6 +188,7 @@ def evaluate(
                  **({"encode_seconds": proof["encode"]["seconds"]} if proof else {}),
                  **({"decode_seconds": proof["decode"]["seconds"]} if proof and "decode" in proof else {})},
         adapters={a.name: a.stats() for a in comps.adapters},
+        data_checks=data_checks,
     )
 
 
@@ -209,6 +211,19 @@ def _tampering(summary: dict, counted: int) -> list:
         out.append(f"the BPB was changed inside the process: the loop's sums give {direct:.6f}, "
                    f"{summary['bpb']:.6f} was computed (the engine's BPB function was replaced)")
     return out
+
+
+def _data_checks(stream, table, tok_path, counter) -> dict:
+    """Coverage and bytes of the stream about to be scored (``datacheck.stream_checks``: vectorized,
+    no decoding, a fraction of a second on the full split). They inform the results; they never stop
+    a run (``pgolf-core data check`` is the command that fails on them)."""
+    from .datacheck import stream_checks
+    from .errors import PgolfError
+
+    try:
+        return stream_checks(stream, table, tok_path, counter)
+    except (PgolfError, OSError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _prove(expert_specs, mixer, mixer_options, adapter_specs, stream, counter, tok_path, dataset, plugins, plugin_modules,

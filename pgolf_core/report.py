@@ -37,6 +37,7 @@ class Results:
     timings: dict  # seconds: total, build, loop, per component; targets_per_second
     adapters: dict = field(default_factory=dict)  # adapter name -> its stats()
     logprobs: Optional[dict] = None  # per-target arrays when asked (see save_npz)
+    data_checks: dict = field(default_factory=dict)  # the cheap data checks of the scored stream (pgolf_core.datacheck)
 
     @property
     def level(self) -> str:
@@ -64,6 +65,7 @@ class Results:
             "config": self.config,
             "versions": self.versions,
             "timings": self.timings,
+            "data_checks": self.data_checks,
         }
 
     def to_json(self, indent: int = 2) -> str:
@@ -206,6 +208,9 @@ def format_table(res: Results) -> str:
         lines += [f"verdict    UNCHECKED: {r}" for r in reasons]
     elif res.level == "unchecked":
         lines.append("verdict    UNCHECKED: only runtime guards ran; --audit checks C1-C4, --prove codes and decodes the stream")
+    flagged = [c for c in res.data_checks.values() if isinstance(c, dict) and c.get("status") in ("PROBLEM", "PARTIAL")]
+    lines += [f"data       {c['name']}: {c['summary']}" if c["status"] == "PARTIAL" else
+              f"data       {c['name']} {c['status']}: {c['summary']}" for c in flagged]
     if not res.valid:
         for v in res.validity["violations"]:
             lines.append(f"violation  {v}")

@@ -14,7 +14,7 @@ LAYERS = [  # a module may import only from its own layer or the layers before i
     {"errors", "digest", "statecodec", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
      "container", "coderformat", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers",
      "device"},
-    {"grouping", "grouping_kernels", "loop", "build", "compiled"},
+    {"grouping", "grouping_kernels", "loop", "build", "compiled", "datacheck"},
     {"session"},
     {"testing", "spotcheck", "audit", "compress", "resume", "proof"},
     {"evaluate", "__init__"},
