@@ -81,14 +81,19 @@ def check_vocab(tokens: np.ndarray, vocab_size: Optional[int], source) -> None:
         )
 
 
+def load_npy(path, what: str) -> np.ndarray:
+    """An .npy array (never a pickle); a missing or unreadable file is a ``DataError`` naming ``what``."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path}: no such file") from None
+    except Exception as exc:
+        raise DataError(f"{what} {path}: not a readable .npy array ({exc})") from None
+
+
 def read_npy(path, vocab_size: Optional[int] = None) -> np.ndarray:
     path = Path(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"token file {path}: no such file") from None
-    except Exception as exc:
-        raise DataError(f"token file {path}: not a readable .npy array ({exc})") from exc
+    arr = load_npy(path, "token file")
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise DataError(f"token file {path}: expected a 1-D integer array, got {arr.dtype} of shape {arr.shape}")
     if arr.size and int(arr.min()) < 0:

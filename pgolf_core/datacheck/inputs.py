@@ -105,12 +105,9 @@ def load_inputs(val, train: Sequence = (), docs=None, tokenizer=None, byte_count
 def _npy_sidecar(path, n_tokens: int):
     from ..bytes import SidecarBytes
 
-    try:
-        counts = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"byte counts {path}: no such file") from None
-    except Exception as exc:
-        raise DataError(f"byte counts {path}: not a readable .npy array ({exc})") from None
+    from ..data import load_npy
+
+    counts = load_npy(path, "byte counts")
     if counts.ndim != 1 or not np.issubdtype(counts.dtype, np.integer) or len(counts) != n_tokens:
         raise DataError(f"byte counts {path}: expected {n_tokens} integer counts (one per token), "
                         f"got {counts.dtype} of shape {counts.shape}")
