@@ -191,18 +191,14 @@ def audit(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, t
     (default: the built-in demo stream) for C1-C4; ``random_tokens`` is the length of the uniform
     random stream of the hypercompression check.
     """
-    from .build import as_components, build_components, mixer_spec
-    from .session import resolve_stream, run_context
-    from .plugins import load_plugins
+    from .run.spine import RunSpec, open_run
 
-    plugins = plugins if plugins is not None else load_plugins(plugin_modules)
-    stream, table, tok_path, dataset, _ = resolve_stream(tokens, tokenizer, plugins=plugins)
-    especs = as_components(experts, expert_options)
-    ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed)
-    comps, _ = build_components(plugins, ctx, especs, mixer_spec(mixer, mixer_options, len(especs)),
-                                as_components(adapters, adapter_options))
-    return audit_components(comps, ctx, stream, tok_path, plugins, limit=limit, chunk=chunk,
-                            random_tokens=random_tokens, seed=seed, dataset=dataset)
+    run = open_run(RunSpec(experts, mixer, adapters, tokens, tokenizer, expert_options=expert_options,
+                           mixer_options=mixer_options, adapter_options=adapter_options, plugins=plugins,
+                           plugin_modules=plugin_modules, device=device, seed=seed,
+                           allow_invalid=True), distributed=False)
+    return audit_components(run.comps, run.ctx, run.tokens, run.tokenizer, run.plugins, limit=limit, chunk=chunk,
+                            random_tokens=random_tokens, seed=seed, dataset=run.dataset)
 
 
 def audit_components(comps: Components, ctx: BuildContext, stream: np.ndarray, tokenizer, plugins, *,

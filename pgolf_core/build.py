@@ -17,7 +17,7 @@ from .loop import Components
 
 
 @dataclass
-class Component:
+class ComponentSpec:
     """A requested component: a registered name and its options, or a ready instance."""
 
     name: str
@@ -27,7 +27,7 @@ class Component:
 
 
 def as_components(items, options_by_name: Optional[Mapping] = None) -> list:
-    """``Component`` objects with unique labels for names, instances or ``Component`` items.
+    """``ComponentSpec`` objects with unique labels for names, instances or ``ComponentSpec`` items.
 
     A repeated name gets the label ``name#2``, ``name#3``, ...; options keyed by a name apply to
     every component of that name, options keyed by a label (``ngram#2``) to that one on top (see
@@ -35,12 +35,12 @@ def as_components(items, options_by_name: Optional[Mapping] = None) -> list:
     options_by_name = dict(options_by_name or {})
     out, seen = [], {}
     for item in items:
-        if isinstance(item, Component):
+        if isinstance(item, ComponentSpec):
             comp = item
         elif isinstance(item, str):
-            comp = Component(item)
+            comp = ComponentSpec(item)
         else:  # an instance built by the caller
-            comp = Component(getattr(item, "name", "") or type(item).__name__, {}, instance=item)
+            comp = ComponentSpec(getattr(item, "name", "") or type(item).__name__, {}, instance=item)
         base = comp.label or comp.name
         seen[base] = seen.get(base, 0) + 1
         comp.label = base if seen[base] == 1 else f"{base}#{seen[base]}"
@@ -77,15 +77,15 @@ def refuse_repeats(comps: list, same_options: bool = True) -> None:
         first[key] = c.label
 
 
-def _build(registry, comp: Component, ctx: BuildContext, kind_cls):
+def _build(registry, comp: ComponentSpec, ctx: BuildContext, kind_cls):
     obj = comp.instance if comp.instance is not None else registry.create(comp.name, ctx, **comp.options)
     if not isinstance(obj, kind_cls):
         raise PgolfError(f"{registry.kind} {comp.name!r} factory returned {type(obj).__name__}, not a {kind_cls.__name__}")
     return obj
 
 
-def mixer_spec(mixer, mixer_options: Optional[dict], n_experts: int) -> Optional[Component]:
-    """The mixer's ``Component`` (``hedge`` by default for several experts), or None for one expert."""
+def mixer_spec(mixer, mixer_options: Optional[dict], n_experts: int) -> Optional[ComponentSpec]:
+    """The mixer's ``ComponentSpec`` (``hedge`` by default for several experts), or None for one expert."""
     if mixer is None and n_experts <= 1:
         if mixer_options:
             raise UsageError(f"mixer options {sorted(mixer_options)} given, but one expert and no mixer were asked for")
@@ -98,7 +98,7 @@ def mixer_spec(mixer, mixer_options: Optional[dict], n_experts: int) -> Optional
     return spec
 
 
-def build_components(plugins, ctx: BuildContext, expert_specs: list, mixer: Optional[Component],
+def build_components(plugins, ctx: BuildContext, expert_specs: list, mixer: Optional[ComponentSpec],
                      adapter_specs: list) -> tuple:
     """Build experts, mixer and adapters; return (``Components``, problems of known-invalid ones).
 
@@ -127,7 +127,7 @@ def build_components(plugins, ctx: BuildContext, expert_specs: list, mixer: Opti
     return comps, problems
 
 
-def build_twin(plugins, ctx: BuildContext, expert_specs: list, mixer: Optional[Component], adapter_specs: list) -> tuple:
+def build_twin(plugins, ctx: BuildContext, expert_specs: list, mixer: Optional[ComponentSpec], adapter_specs: list) -> tuple:
     """A second build of the same components from their factories, with the same options and context
     (the live spot checks compare it with the run's on the first block: a component that two builds
     make differently, such as one with an unseeded random generator, is nondeterministic). Returns

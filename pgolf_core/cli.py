@@ -98,6 +98,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
              checkpoint_every, prove, proof_path, device, seed, as_json, output, save_logprobs, plot_path,
              progress, plugin_modules):
     """Score a token stream with experts, a mixer and adapters; print BPB."""
+    from .checks import compose
     from .evaluate import DEFAULT_CHUNK, evaluate
     from .report import format_table
 
@@ -114,7 +115,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
     _check_outputs(output, save_logprobs, plot_path, proof_path, resume_path)
     if preset:
         components = _apply_preset(preset, components, get_plugins(plugin_modules))
-    res = evaluate(
+    spec, checks = compose(  # the run the flags describe, and the checks they attach to it
         tokens=data, tokenizer=tokenizer, **components,
         chunk_size=chunk_size or DEFAULT_CHUNK, limit=limit, trim_seq_len=trim_seq_len,
         allow_invalid=allow_invalid, plugins=get_plugins(plugin_modules), device=device, seed=seed,
@@ -123,6 +124,7 @@ def eval_cmd(experts, mixer, adapters, preset, data, tokenizer, expert_opt, mixe
         check_tokenizer=None if tokenizer_check else False, byte_counts=byte_counts, resume=resume_path,
         checkpoint_every=checkpoint_every, sparse_rows=sparse_rows,
     )
+    res = evaluate(spec, checks)
     from .distributed import dist_info_from_env
 
     if not dist_info_from_env().is_main:  # under torchrun every rank has the same results; one prints

@@ -27,7 +27,6 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from .build import as_components, build_components, mixer_spec
 from .bytes import bits_per_byte
 from .coderformat import CODER
 from .coding import CodingError
@@ -122,7 +121,7 @@ class CodingReport:
                 "targets_per_second": self.targets_per_second, "components": self.timers}
 
 
-def check_decodable(comps) -> None:
+def refuse_undecodable(comps) -> None:
     """A usage error, before anything is coded, when a component cannot take part in the round trip."""
     lacking = [lb for e, lb in zip(comps.experts, comps.labels) if not e.decodable]
     if lacking:
@@ -205,51 +204,48 @@ def _divergence(loop: Loop, start: int, end: int, reference: Optional[np.ndarray
 
 
 def compress(experts: Sequence, mixer=None, adapters: Sequence = (), tokens=None, tokenizer=None, output=None, *,
-             expert_options: Optional[Mapping] = None, mixer_options: Optional[dict] = None,
-             adapter_options: Optional[Mapping] = None, chunk_size: int = DEFAULT_CODE_CHUNK,
-             limit: Optional[int] = None, trim_seq_len: Optional[int] = None, plugins=None,
-             plugin_modules: Sequence[str] = (), device: str = "cpu", seed: int = 0,
-             progress: bool = False, byte_counts=None, byte_counter=None, dataset=None,
-             coding_loop: str = "auto", pinned_code: Optional[dict] = None) -> CodingReport:
-    """Code a token stream into ``output`` (same arguments as ``evaluate``); returns the report.
+             coding_loop: str = "auto", **spec_options) -> CodingReport:
+    """Code a token stream into ``output``; returns the report. The other keywords are the
+    ``RunSpec`` fields (as ``evaluate``'s: options, ``byte_counts``, ``limit``, ``device``, ...).
 
-    ``byte_counts`` names a byte sidecar (as ``evaluate``'s); ``byte_counter`` passes a resolved one;
-    ``dataset`` overrides the stream's label (an array handed over by ``evaluate`` keeps its own).
     ``coding_loop``: ``auto`` codes with the compiled loop (``pgolf_core.compiled``) when every
     component offers a step kernel, ``python`` always target by target from Python, ``compiled``
-    insists; the file records which, and the decoder runs the same one. ``pinned_code``: the plugin
-    modules' files as the caller pinned them before loading any plugin (``plugins.pin_plugin_code``);
-    without it they are pinned here, before this call loads plugins."""
-    from .coding import RowEncoder
-    from .container import header_bytes, tokens_checksum, write_container
-    from .session import resolve_stream, run_context, stream_kind
-    from .plugins import load_plugins
-    from .report import collect_versions
+    insists; the file records which, and the decoder runs the same one."""
+    from .plugins import pin_plugin_code
+    from .run.spine import RunSpec, open_run
 
     if output is None:
         raise UsageError("compress needs an output file (-o FILE)")
-    if chunk_size < 1:
-        raise UsageError(f"chunk_size must be positive, got {chunk_size}")
-    t0 = time.perf_counter()
-    from .plugins import pin_plugin_code
+    spec_options.setdefault("chunk_size", DEFAULT_CODE_CHUNK)
+    spec = RunSpec(experts, mixer, adapters, tokens, tokenizer, **spec_options)
+    pinned = pin_plugin_code(spec.plugin_modules)  # before this call loads any plugin
+    return encode_run(open_run(spec, strict=True, distributed=False), output, coding_loop=coding_loop, pinned=pinned,
+                      progress=spec.progress)
 
-    pinned = dict(pinned_code) if pinned_code is not None else pin_plugin_code(plugin_modules)
-    plugins = plugins if plugins is not None else load_plugins(plugin_modules)
-    stream, table, tok_path, label, counter = resolve_stream(tokens, tokenizer, limit, trim_seq_len,
-                                                             byte_counts=byte_counts, plugins=plugins)
-    counter = byte_counter if byte_counter is not None else counter
-    dataset = dataset or label
-    especs, aspecs = as_components(experts, expert_options), as_components(adapters, adapter_options)
-    mspec = mixer_spec(mixer, mixer_options, len(especs))
+
+def encode_run(run, output, *, coding_loop: str = "auto", pinned: Optional[dict] = None,
+               progress: bool = False) -> CodingReport:
+    """Code an opened run's stream (``run.spine.open_run``; its components fresh) into ``output``.
+    ``pinned``: the plugin modules' files as they were before any plugin was loaded
+    (``plugins.pin_plugin_code``); modules found only now are pinned now."""
+    from .coding import RowEncoder
+    from .container import header_bytes, tokens_checksum, write_container
+    from .plugins import pin_plugin_code
+    from .report import collect_versions
+    from .session import stream_kind
+
+    t0 = time.perf_counter()
+    especs, aspecs, mspec, comps, stream, counter = run.experts, run.adapters, run.mixer, run.comps, run.tokens, run.counter
+    table, tok_path, dataset, plugins = run.table, run.tokenizer, run.dataset, run.plugins
+    device, seed, chunk_size = run.spec.device, run.spec.seed, run.spec.chunk_size
+    pinned = dict(pinned or {})
     for c in [*especs, *aspecs, *([mspec] if mspec else [])]:
         if c.instance is not None:
             raise UsageError(f"{c.label!r} was passed as a built instance: the decompressor rebuilds every component "
                              f"from the file's header, so give registered names and options")
-    ctx = run_context(table, tok_path, dataset, len(stream), plugins, device, seed)
-    comps, problems = build_components(plugins, ctx, especs, mspec, aspecs)
-    if problems:
-        raise UsageError("; ".join(problems) + ": an invalid configuration cannot be proven")
-    check_decodable(comps)
+    if run.guards.violations:
+        raise UsageError("; ".join(run.guards.violations) + ": an invalid configuration cannot be proven")
+    refuse_undecodable(comps)
     compiled = _use_compiled(comps, coding_loop)
     for a in comps.adapters:
         a.setup(dict(zip(comps.labels, comps.experts)))
@@ -412,26 +408,29 @@ def decode_container(header: dict, payload: bytes, path, files: dict, plugins, r
     ``decompress`` in this one. The report's byte count and BPB come from the tokenizer's table;
     for a stream counted by a sidecar they come from ``byte_counts`` (the sidecar, checked against the
     header's digest) or are left out (NaN): the scorer (``pgolf_core.proof.score``) recounts them."""
+    from .build import ComponentSpec
     from .coding import RowDecoder
     from .container import tokens_checksum
-    from .session import run_context, stream_kind
+    from .run.spine import RunSpec, open_decoder
+    from .session import stream_kind
     from .tokenizers import load_tokenizer
 
     t0 = time.perf_counter()
     cfg = header["config"]
     table = load_tokenizer(files["tokenizer"], plugins).byte_table()
     especs = _specs(cfg["experts"], files)
-    aspecs = _specs(cfg["adapters"], files)
-    mspec = None if cfg["mixer"] is None else mixer_spec(cfg["mixer"]["name"], dict(cfg["mixer"]["options"]), len(especs))
+    mixer = None if cfg["mixer"] is None else ComponentSpec(cfg["mixer"]["name"], dict(cfg["mixer"]["options"]))
+    spec = RunSpec(especs, mixer, _specs(cfg["adapters"], files), tokenizer=files["tokenizer"], plugins=plugins,
+                   device=cfg["device"], seed=cfg["seed"])
     n = int(header["tokens"]["count"])
-    ctx = run_context(table, files["tokenizer"], stream_kind(cfg["dataset"]), n, plugins, cfg["device"], cfg["seed"])
     try:
-        comps, _ = build_components(plugins, ctx, especs, mspec, aspecs)
+        run = open_decoder(spec, plugins, table, n, stream_kind(cfg["dataset"]))
     except PgolfError as exc:
         needed = cfg.get("needed_plugins") or []
         hint = f" (the file needs plugin module(s) {', '.join(needed)}: load them with -p MODULE)" if needed else ""
         raise type(exc)(f"{exc}{hint}") from None
-    check_decodable(comps)
+    comps = run.comps
+    refuse_undecodable(comps)
     if _digests(_resolved_files(comps)) != _digests(header.get("resolved_files", {})):
         raise DataError(f"{path}: a file the components use is not the one the stream was coded with (sha256 "
                         f"differs): {header.get('resolved_files')}")
@@ -497,13 +496,13 @@ def _specs(entries, files: dict) -> list:
             if label == entry["label"]:
                 options[option] = where
         specs.append(entry | {"options": options})
-    return as_components([_component(e) for e in specs])
+    return [_component(e) for e in specs]
 
 
 def _component(entry):
-    from .build import Component
+    from .build import ComponentSpec
 
-    return Component(entry["name"], entry["options"], label=entry["label"] if entry["label"] != entry["name"] else "")
+    return ComponentSpec(entry["name"], entry["options"], label=entry["label"] if entry["label"] != entry["name"] else "")
 
 
 def _check_file(p, digest: str, what: str, path) -> None:

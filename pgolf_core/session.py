@@ -2,8 +2,9 @@
 (``resolve_stream``), the ``BuildContext`` every component of the run is built with
 (``run_context``), and one plain pass of the loop over built components (``run_pass``).
 
-``evaluate``, the audit, the compressor and the ``testing`` checks all stand on this module, so
-none of them needs another: ``evaluate`` calls the audit and the compressor, never the reverse.
+The run's spine (``pgolf_core.run.spine``) stands on this module, and ``evaluate``, the audit, the
+compressor and the decoder stand on the spine; the checks (``pgolf_core.checks``) call the audit
+and the compressor, never the reverse.
 """
 
 from __future__ import annotations

@@ -25,38 +25,24 @@ LEVELS = ("invalid", "unchecked", "audited", "decoded", "proven")
 DEFAULT_SPOT_CHECKS = 32  # live spot checks expected in an audited run: a cheat on 10% of the targets escapes w.p. ~e^-3.2
 
 
-def make_verdict(guards, *, strict: bool, audit=None, spot=None, proof: Optional[dict] = None) -> dict:
-    """The ``validity`` section of a result: level, violations, the checks that ran and their reports."""
-    violations = list(guards.violations)
-    checks = list(guards.checks)
-    if audit is not None:
-        checks.append(f"C1-C4 and no hypercompression: audit of this run's components ({len(audit.checks)} checks)")
-        violations += [f"audit: {c.component} {c.rule}: {c.evidence}" for c in audit.checks if c.status == "FAIL"]
-    reasons = []
-    if spot is not None:
-        checks += spot_check_lines(spot)
-        violations += [f"spot check: {v}" for v in spot.violations]
-        reasons += _spot_reasons(spot)
-    if proof is not None:
-        box = proof.get("sandbox", {})
-        how = (f"in a sandbox ({box.get('mechanism')}, Landlock ABI {box.get('abi')})" if box.get("enforced")
-               else f"without a sandbox ({box.get('reason') or 'not available'})")
-        checks.append(f"round trip: decoded from the compressed file alone, {how}; scored from the file without plugins")
-        if not proof.get("ok"):
-            violations.append(f"round trip failed: {proof.get('error')}")
-    if violations:
-        level = "invalid"
-    elif proof is not None:
-        level = proof.get("level") or "decoded"
-    elif audit is not None and spot is not None and strict and not reasons:
-        level = "audited"
-    else:
-        level = "unchecked"
+SECTIONS = ("audit", "spot_checks", "proof")  # the reports a verdict carries (None when that check did not run)
+
+
+def combine(guards, *, strict: bool, findings=()) -> dict:
+    """The ``validity`` section of a result from the runtime guards and every check's ``Finding``
+    (``pgolf_core.checks``): INVALID when anything was violated, else the highest level a check
+    vouches for without a reason against it, else UNCHECKED (with the reasons)."""
+    violations, checks, reasons, sections, levels = list(guards.violations), list(guards.checks), [], {}, []
+    for f in findings:
+        checks += f.checks
+        violations += f.violations
+        reasons += f.reasons
+        sections.update(f.sections)
+        if f.level and not f.reasons and (strict or f.level != "audited"):
+            levels.append(f.level)
+    level = "invalid" if violations else max(levels, key=LEVELS.index, default="unchecked")
     return {"level": level, "violations": violations, "checks": checks, "strict": bool(strict),
-            "reasons": reasons if level == "unchecked" else [],
-            "audit": None if audit is None else audit.to_dict(),
-            "spot_checks": None if spot is None else {**spot.to_dict(), "summary": spot_check_lines(spot)},
-            "proof": proof}
+            "reasons": reasons if level == "unchecked" else [], **{k: sections.get(k) for k in SECTIONS}}
 
 
 def spot_check_lines(spot) -> list:
@@ -76,7 +62,7 @@ def spot_check_lines(spot) -> list:
             f"nondeterminism: the first block compared with {twin}"]
 
 
-def _spot_reasons(spot) -> list:
+def spot_reasons(spot) -> list:
     """Why live spot checks that found nothing still do not make a run audited."""
     c = spot.coverage()
     if not c["rate"]:

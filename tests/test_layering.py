@@ -16,7 +16,9 @@ LAYERS = [  # a module may import only from its own layer or the layers before i
      "device"},
     {"grouping", "grouping_kernels", "loop", "build", "compiled", "datacheck"},
     {"session"},
+    {"run"},
     {"testing", "spotcheck", "audit", "compress", "resume", "proof"},
+    {"checks"},
     {"evaluate", "__init__"},
     {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "doctor", "__main__"},
 ]
