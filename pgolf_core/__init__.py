@@ -3,7 +3,7 @@
 Importing this package loads neither torch nor numba; plugins import them inside their factories.
 """
 
-from .api import Adapter, BuildContext, Expert, Mixer
+from .api import Adapter, BuildContext, Expert, Mixer, RowsExpert
 from .errors import DataError, PgolfError, PluginError, UsageError
 from .hookspecs import hookimpl
 
@@ -14,6 +14,6 @@ __version__ = "0.1.0"
 
 
 __all__ = [
-    "Adapter", "BuildContext", "Expert", "Mixer", "DataError", "PgolfError", "PluginError", "UsageError",
+    "Adapter", "BuildContext", "Expert", "Mixer", "RowsExpert", "DataError", "PgolfError", "PluginError", "UsageError",
     "hookimpl", "evaluate", "__version__",
 ]

@@ -28,6 +28,14 @@ mixes over groups of tokens with equal values instead of the whole vocabulary
 (``Mixer.mix_log_grouped``, ``GroupedLogRows``). Both give the dense result to rounding; experts
 and mixers without them keep the dense path.
 
+What a plugin must write and what is optional is stated in the types (``Capability``, the
+``*_CAPABILITIES`` tables and the protocols next to them): an expert must give ``score`` (or only
+``distributions``: ``RowsExpert`` derives ``score`` and ``predict``/``observe`` from them); full rows,
+bit-exact ``predict``/``observe``, the fast paths (log rows, sparse rows, step kernels) and the
+test-time-training hooks are tiers on top. ``capabilities(component)`` lists the tiers a component
+has, and ``capability(name)`` says which methods make a tier and what needs it (strict scoring:
+full rows; ``--prove``: decoding).
+
 The evaluator enforces what it can by construction (an expert is only ever handed ``tokens[:end]``,
 adapters only scored tokens, every target is in exactly one span); Python cannot stop a plugin
 from reaching past the view it is given, so ``pgolf_core.audit`` checks C1-C4 on any plugin.
@@ -35,9 +43,10 @@ from reaching past the view it is given, so ``pgolf_core.audit`` checks C1-C4 on
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -252,7 +261,7 @@ class Expert(ABC):
     @property
     def decodable(self) -> bool:
         """True when the expert implements the target-by-target protocol (``predict``/``observe``)."""
-        return type(self).predict is not Expert.predict
+        return overrides(type(self), Expert, "predict")
 
     def step_kernel(self) -> Optional[StepKernel]:
         """Optional: ``predict``/``observe`` as numba functions (``StepKernel``), so that coding runs
@@ -294,17 +303,26 @@ class Expert(ABC):
         """Timings and counters reported in results (e.g. seconds of a network's forward)."""
         return {}
 
+    # --- what this expert offers beyond ``score`` (``EXPERT_CAPABILITIES``): a method counts when the
+    # class overrides Expert's default; a wrapper or an expert that depends on another overrides the
+    # property itself (``decodable`` of an expert over a source, a recorder)
+
     @property
     def provides_distributions(self) -> bool:
-        return type(self).distributions is not Expert.distributions
+        return overrides(type(self), Expert, "distributions")
 
     @property
     def provides_log_distributions(self) -> bool:
-        return type(self).log_distributions is not Expert.log_distributions
+        return overrides(type(self), Expert, "log_distributions")
 
     @property
     def provides_sparse_rows(self) -> bool:
-        return type(self).sparse_rows is not Expert.sparse_rows
+        return overrides(type(self), Expert, "sparse_rows")
+
+    @property
+    def adaptable(self) -> bool:
+        """True when the expert declares a torch model an adapter may train (``adaptable_model``)."""
+        return overrides(type(self), Expert, "adaptable_model")
 
     def describe(self) -> dict:
         """Resolved configuration, recorded in results."""
@@ -359,7 +377,7 @@ class Mixer(ABC):
 
     @property
     def mixes_log_rows(self) -> bool:
-        return type(self).mix_log is not Mixer.mix_log
+        return overrides(type(self), Mixer, "mix_log")
 
     def mix_log_grouped(self, logp: np.ndarray, targets: np.ndarray, grouped: GroupedLogRows) -> np.ndarray:
         """Optional: ``mix_log`` on rows given by groups of equal tokens (``GroupedLogRows``, built by
@@ -371,7 +389,7 @@ class Mixer(ABC):
 
     @property
     def mixes_grouped_rows(self) -> bool:
-        return type(self).mix_log_grouped is not Mixer.mix_log_grouped
+        return overrides(type(self), Mixer, "mix_log_grouped")
 
     @property
     @abstractmethod
@@ -450,3 +468,188 @@ class Adapter(ABC):
     def stats(self) -> dict:
         """Timings and counters reported in results (e.g. seconds per chunk)."""
         return {}
+
+
+# ----------------------------------------------------------------------------- capability tiers
+#
+# Every expert has the required tier: ``score`` plus the lifecycle (``update``, ``reset``,
+# ``state_fingerprint``, ``stats``, ``describe``), all but ``score`` with working defaults. Each
+# other tier is a small protocol below, listed in ``EXPERT_CAPABILITIES`` / ``MIXER_CAPABILITIES``
+# with the flag that reports it and what needs it; ``Expert`` and ``Mixer`` keep a default for each
+# of their methods (refusing, or the slow general way), so a plugin writes only the tiers it has.
+
+
+def overrides(cls: type, base: type, method: str) -> bool:
+    """True when ``cls`` has its own ``method`` rather than ``base``'s default (its tier is offered)."""
+    return getattr(cls, method, None) is not getattr(base, method)
+
+
+class Scores(Protocol):
+    """Required: the log-probability of every target of a span (``Expert.score``)."""
+
+    def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray: ...
+
+
+class GivesRows(Protocol):
+    """Full normalized rows (``Expert.distributions``): needed by strict scoring (``--strict``,
+    ``--audit``), the audit's row checks and mixers that need distributions."""
+
+    def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray: ...
+
+
+class Decodes(Protocol):
+    """Bit-exact target-by-target rows (``Expert.predict``/``observe``): needed by the compressor
+    and ``--prove``."""
+
+    def predict(self, tokens: np.ndarray, t: int) -> np.ndarray: ...
+
+    def observe(self, tokens: np.ndarray, t: int) -> None: ...
+
+
+class GivesLogRows(Protocol):
+    """Fast path: the rows' logs (``Expert.log_distributions``) for a log-space mixer."""
+
+    def log_distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray: ...
+
+
+class GivesSparseRows(Protocol):
+    """Fast path: the rows as a support over a count-shaped background (``Expert.sparse_rows``)."""
+
+    def sparse_rows(self, tokens: np.ndarray, start: int, end: int) -> SparseRows: ...
+
+
+class HasStepKernel(Protocol):
+    """Fast path: ``predict``/``observe`` as numba functions (``Expert.step_kernel``, ``Mixer.step_kernel``)."""
+
+    def step_kernel(self) -> Optional[StepKernel]: ...
+
+
+class TrainableAtTestTime(Protocol):
+    """Test-time training: the model an adapter trains and the hooks it calls (``Adapter``)."""
+
+    def adaptable_model(self): ...
+
+    def weights_changed(self) -> None: ...
+
+    def delegate_scoring(self, scorer) -> None: ...
+
+
+class MixesLogRows(Protocol):
+    """Mixer fast path: mixing the inputs' float32 log rows (``Mixer.mix_log``)."""
+
+    def mix_log(self, logp: np.ndarray, targets: np.ndarray, log_dists: np.ndarray) -> np.ndarray: ...
+
+
+class MixesGroupedRows(Protocol):
+    """Mixer fast path: mixing over groups of equal tokens (``Mixer.mix_log_grouped``)."""
+
+    def mix_log_grouped(self, logp: np.ndarray, targets: np.ndarray, grouped: GroupedLogRows) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One optional tier of a component: the flag (a property) that reports whether an instance has
+    it, the methods a plugin writes for it, the protocol that states them, and what needs it."""
+
+    name: str  # short name, used in ``capabilities()`` and requirement messages
+    flag: str  # the property that answers for an instance
+    methods: tuple  # what a plugin implements (the first is the one named when it is missing)
+    protocol: type
+    tier: str  # "rows", "decoding", "fast path" or "test-time training"
+    needed_by: str = ""
+
+
+EXPERT_CAPABILITIES = (
+    Capability("distributions", "provides_distributions", ("distributions",), GivesRows, "rows",
+               "strict scoring (--strict, --audit) and mixers that need distributions"),
+    Capability("decodable", "decodable", ("predict", "observe"), Decodes, "decoding",
+               "the compressor and --prove"),
+    Capability("log_distributions", "provides_log_distributions", ("log_distributions",), GivesLogRows, "fast path"),
+    Capability("sparse_rows", "provides_sparse_rows", ("sparse_rows",), GivesSparseRows, "fast path"),
+    Capability("adaptable", "adaptable", ("adaptable_model", "weights_changed", "delegate_scoring"),
+               TrainableAtTestTime, "test-time training", "adapters that train the expert's model"),
+)
+
+MIXER_CAPABILITIES = (
+    Capability("log_rows", "mixes_log_rows", ("mix_log",), MixesLogRows, "fast path"),
+    Capability("grouped_rows", "mixes_grouped_rows", ("mix_log_grouped",), MixesGroupedRows, "fast path"),
+)
+
+
+def capability_table(component) -> tuple:
+    """The capability table of an expert or a mixer (``()`` for anything else)."""
+    if isinstance(component, Mixer):
+        return MIXER_CAPABILITIES
+    if isinstance(component, Expert):
+        return EXPERT_CAPABILITIES
+    return ()
+
+
+def capabilities(component) -> frozenset:
+    """The names of the tiers ``component`` offers (each answered by its flag property)."""
+    return frozenset(c.name for c in capability_table(component) if getattr(component, c.flag))
+
+
+def capability(name: str, table: Sequence[Capability] = EXPERT_CAPABILITIES) -> Capability:
+    for c in table:
+        if c.name == name:
+            return c
+    raise KeyError(f"no capability {name!r}; known: {', '.join(c.name for c in table)}")
+
+
+# ----------------------------------------------------------------------------- rows only
+
+
+def _with_next_slot(tokens: np.ndarray, t: int) -> np.ndarray:
+    """``tokens[:t]`` as a read-only array of ``t + 1`` entries (a span (t, t + 1) is handed the stream
+    up to ``t + 1``). Entry ``t`` is not known when predicting and a causal expert never reads it for
+    target t's row: the loop's view of its sealed stream extends into the buffer behind it (zero past
+    the revealed tokens), any other array is copied with a zero there."""
+    base = getattr(tokens, "base", None)
+    if (isinstance(base, np.ndarray) and base.ndim == 1 and len(base) > t and len(tokens) == t and tokens.flags.c_contiguous
+            and base.flags.c_contiguous and base.dtype == tokens.dtype
+            and base.__array_interface__["data"][0] == tokens.__array_interface__["data"][0]
+            and not base.flags.writeable):
+        return base[:t + 1]
+    out = np.zeros(t + 1, dtype=np.asarray(tokens).dtype)
+    out[:t] = np.asarray(tokens)[:t]
+    out.flags.writeable = False
+    return out
+
+
+class RowsExpert(Expert):
+    """An expert that writes its prediction once, as full rows: ``distributions`` only.
+
+    Derived from it, to the bit:
+
+    - ``score(tokens, start, end)``: the log (float64) of each row's entry at the target;
+    - ``predict(tokens, t)``: the row ``distributions`` gives over the one-target span (t, t + 1),
+      computed on a copy of the state (``predict`` must not change the state; target t's token is not
+      known yet and a causal expert does not read it);
+    - ``observe(tokens, t)``: ``distributions`` over (t, t + 1) on the expert itself, the row dropped:
+      the state advances exactly as a span's ``distributions`` advances it. It does not call
+      ``update``: the loop still calls ``update`` once per chunk after the targets are observed, as
+      it does after a chunk's ``distributions`` (the contract in ``Expert``'s docstring).
+
+    Decoding a span target by target is then the same computation as scoring it in one-target spans,
+    so the rows agree with ``distributions()`` over longer spans to the expert's own rounding (exactly,
+    for an expert whose rows are computed target by target). The derived ``predict`` copies the
+    state once per target: an expert with a large state that must decode fast writes ``predict`` and
+    ``observe`` itself (they override these).
+    """
+
+    @abstractmethod
+    def distributions(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Full distributions for targets ``start..end-1``, shape ``(end - start, vocab_size)``."""
+
+    def score(self, tokens: np.ndarray, start: int, end: int) -> np.ndarray:
+        rows = np.asarray(self.distributions(tokens, start, end))
+        picked = rows[np.arange(end - start), np.asarray(tokens[start:end], dtype=np.int64)].astype(np.float64)
+        with np.errstate(divide="ignore"):  # a zero entry is -inf: an invalid score the loop's guards report
+            return np.log(picked)
+
+    def predict(self, tokens: np.ndarray, t: int) -> np.ndarray:
+        return np.asarray(copy.deepcopy(self).distributions(_with_next_slot(tokens, t), t, t + 1))[0]
+
+    def observe(self, tokens: np.ndarray, t: int) -> None:
+        self.distributions(tokens, t, t + 1)

@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from . import audit_engine as E
 from . import testing as T
 from .api import BuildContext
 from .errors import PgolfError
@@ -124,21 +125,21 @@ def check_config_causal(cfg: _Config, stream, spans, seed: int = 0, n_cuts: int 
     """C1 and C3 for the whole configuration: a different future changes no earlier mixture
     prediction (nor the mixture row for the cut position) and no component's state before it."""
     rng = np.random.default_rng(seed)
-    cuts = T._cut_points(spans, n_cuts, rng)
+    cuts = E.cut_points(spans, n_cuts, rng)
     ref = T.trace(cfg.parts(), stream, spans, strict=cfg.full, keep_rows=max(cuts))
     T.assert_deterministic(ref[0], T.trace(cfg.parts(), stream, spans, strict=cfg.full)[0], "configuration")
     worst, rows, fingerprints = 0.0, 0, 0
     for c in cuts:
         lp, fps, kept, _ = T.trace(cfg.parts(), T.perturb_from(stream, c, cfg.vocab_size, rng), spans,
                                    strict=cfg.full, stop_at=c, keep_rows=c)
-        at, d = T._first_difference(ref[0][:c], lp[:c], T.CAUSAL_TOLERANCE)
+        at, d = E.first_difference(ref[0][:c], lp[:c], T.CAUSAL_TOLERANCE)
         assert at is None, f"C1: the mixture's log-probability of target {at} changed by {d:.3g} when only tokens >= {c} changed"
         worst = max(worst, d)
         for t, row in kept.items():
             dr = float(np.max(np.abs(row - ref[2][t])))
             assert dr <= T.CAUSAL_TOLERANCE, f"C1: the mixture's distribution for position {t} changed by {dr:.3g} when only tokens >= {c} changed"
             rows += 1
-        fingerprints += T._compare_fingerprints(ref[1], fps, c, "a component of the configuration")
+        fingerprints += E.compare_fingerprints(ref[1], fps, c, "a component of the configuration")
     return {"cuts": cuts, "modes": ["mixture rows" if cfg.full else "mixture log-probabilities"],
             "max_difference": worst, "rows_compared": rows, "fingerprints": fingerprints}
 
@@ -148,7 +149,7 @@ def check_config_normalized(cfg: _Config, stream, spans) -> dict:
     the mixer's ``mix()`` equals its distribution's entry at every target."""
     if not cfg.full:
         raise NotImplementedError("an expert provides no distributions(), so the mixture's cannot be formed")
-    stats = T._MassStats()
+    stats = E.MassStats()
     _, _, _, guards = T.trace(cfg.parts(), stream, spans, strict=True, on_rows=stats.add)
     agree = [v for v in guards.violations if "mix()" in v]
     assert not agree, agree[0]

@@ -34,10 +34,8 @@ from .errors import PgolfError
 
 from .coderformat import PRECISION as QUANTIZATION_BITS  # the coder's counts are 24-bit fixed point
 
-# A row whose sum is further than this from 1 is almost certainly not a
-# probability row (logits, counts, a float16 softmax); reject it rather than
-# silently renormalize.  Rows off by 1e-6 (float32 softmax) pass.
-SUM_TOLERANCE = 1e-3
+# a row whose sum is further than SUM_TOLERANCE from 1 is refused, not renormalized (see tolerances)
+from .tolerances import SUM_TOLERANCE  # noqa: E402
 
 # an alphabet of 2**24 - 1 symbols or more leaves no room for the leak
 MAX_VOCAB = 2**QUANTIZATION_BITS - 2

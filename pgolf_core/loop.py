@@ -49,6 +49,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .errors import PgolfError, UsageError
+from .tolerances import LOGP_TOLERANCE, MASS_TOLERANCE, MIX_AGREEMENT_TOLERANCE  # noqa: F401 (re-exported)
 
 # Caps on the (K, n, V) block when full distributions are needed. The block's rows should stay in
 # the last-level cache: at 4,096 targets (V = 1024, three inputs) they did not, and a small
@@ -56,10 +57,7 @@ from .errors import PgolfError, UsageError
 FULL_BLOCK_BYTES = 32 << 20
 FULL_BLOCK_TARGETS = 1024
 TRAJECTORY_POINTS = 1000  # how many points of the weight / running-BPB curves a result keeps
-LOGP_TOLERANCE = 1e-9  # a log-probability above this is a probability above 1: never legal
-MASS_TOLERANCE = 1e-6  # |sum of a row - 1| allowed (float32 rows stay well inside it)
 LOG_FLOOR32 = np.float32(np.finfo(np.float32).tiny)  # probabilities are floored here before a float32 log
-MIX_AGREEMENT_TOLERANCE = 1e-6  # |mix() - log(mixture row at the target)| allowed under strict scoring, nats
 
 
 class SealedStream:

@@ -85,18 +85,55 @@ def parse_names(value, who: str, option: str) -> tuple:
     return names
 
 
+def parse_list(value, who: str, option: str, parse_item: Callable, expected: str, *, min_items: int = 1,
+               words: Sequence[str] = (), expect: str = ""):
+    """A comma-separated list (``"a,b,c"``) or a list/tuple, each element parsed by
+    ``parse_item(element)``; returns a tuple, or the word itself when the whole value is one of
+    ``words`` (``"uniform"``, ``"none"``). A bad element is named with its position; fewer than
+    ``min_items`` elements (an empty value) is refused when ``min_items`` > 0. ``expect`` replaces
+    "a comma-separated list of <expected>" in messages."""
+    if isinstance(value, str) and value.strip().lower() in words:
+        return value.strip().lower()
+    what = (expect or f"a comma-separated list of {expected}") + (f" (or {', '.join(words)})" if words else "")
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")] if value.strip() else []
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise option_error(who, option, what, value)
+    out = []
+    for i, item in enumerate(items, 1):
+        if isinstance(item, str) and not item:
+            raise UsageError(f"{who}: option {option} must be {what}, got {value!r} (element {i} is empty)")
+        try:
+            out.append(parse_item(item))
+        except UsageError:
+            raise UsageError(f"{who}: option {option} must be {what}, got {value!r} "
+                             f"(element {i}, {item!r}, is not one)") from None
+    if len(out) < min_items:
+        least = "at least one element" if min_items == 1 else f"at least {min_items} elements"
+        raise UsageError(f"{who}: option {option} must be {what} with {least}, got {value!r}")
+    return tuple(out)
+
+
 # ----------------------------------------------------------------------------- declared options
 
-KINDS = ("float", "int", "bool", "choice", "text")
+KINDS = ("float", "int", "bool", "choice", "text", "list")
+ITEM_KINDS = ("float", "int", "text")  # what the elements of a list option may be
 
 
 @dataclass(frozen=True)
 class Option:
     """One option of a plugin factory, declared once: its type, range, default and help.
 
-    ``kind`` is ``float``, ``int``, ``bool``, ``choice`` (one of ``choices``) or ``text`` (any
-    string, checked by the factory itself). ``low``/``high`` bound numbers (``low_open``/``high_open``
-    exclude the bound).
+    ``kind`` is ``float``, ``int``, ``bool``, ``choice`` (one of ``choices``), ``text`` (any
+    string, checked by the factory itself) or ``list``: comma-separated elements of kind ``item``
+    (``float``, ``int`` or ``text``), parsed to a tuple, at least ``min_items`` of them; for a list,
+    ``choices`` are whole-value words passed through as they are (``"uniform"``). ``low``/``high``
+    bound numbers, a list's elements included (``low_open``/``high_open`` exclude the bound).
+
+    The factory receives the parsed value (the default when the option is not given), so defaults
+    and ranges are stated here once and the component does not check them again.
     """
 
     kind: str
@@ -107,10 +144,17 @@ class Option:
     low_open: bool = False
     high_open: bool = False
     choices: tuple = ()
+    item: str = ""  # list: the kind of each element
+    min_items: int = 1  # list: fewest elements (0 lets an empty value through as ())
+    expect: str = ""  # list: what messages say is expected, when "a comma-separated list of ..." is too little
 
     def __post_init__(self):
         if self.kind not in KINDS:  # caught when the plugin is imported, not when a user sets it
             raise PluginError(f"option kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "list" and self.item not in ITEM_KINDS:
+            raise PluginError(f"a list option's item kind must be one of {', '.join(ITEM_KINDS)}, got {self.item!r}")
+        if self.kind != "list" and self.item:
+            raise PluginError(f"item={self.item!r} is for list options, not {self.kind!r}")
 
     def parse(self, value, who: str, name: str):
         """The typed value of ``value`` (a string from the command line or a Python value)."""
@@ -124,18 +168,30 @@ class Option:
             return parse_bool(value, who, name)
         if self.kind == "choice":
             return parse_choice(value, who, name, self.choices)
+        if self.kind == "list":
+            element = Option(self.item, None, low=self.low, high=self.high, low_open=self.low_open,
+                             high_open=self.high_open)
+            expected = {"float": "finite numbers", "int": "integers", "text": "names"}[self.item] + self._bounds()
+            return parse_list(value, who, name, lambda v: element.parse(v, who, name), expected,
+                              min_items=self.min_items, words=self.choices, expect=self.expect)
         return value if not isinstance(value, str) else value.strip()  # text
 
-    def describe(self) -> str:
-        """One line for listings: kind, range, default and help."""
-        what = {"choice": "|".join(self.choices)}.get(self.kind, self.kind)
+    def _bounds(self) -> str:
+        """`` >= 1 and < 2``: the range, as listings and messages write it ("" when unbounded)."""
         bounds = []
         if self.low is not None:
             bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
         if self.high is not None:
             bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
-        rng = f" {' and '.join(bounds)}" if bounds else ""
-        return f"{what}{rng}, default {self.default!r}" + (f": {self.help}" if self.help else "")
+        return f" {' and '.join(bounds)}" if bounds else ""
+
+    def describe(self) -> str:
+        """One line for listings: kind, range, default and help."""
+        what = {"choice": "|".join(self.choices), "list": f"list of {self.item}"}.get(self.kind, self.kind)
+        default = self.default
+        if self.kind == "list" and isinstance(default, tuple):  # as it is written on the command line
+            default = ",".join(str(v) for v in default)
+        return f"{what}{self._bounds()}, default {default!r}" + (f": {self.help}" if self.help else "")
 
 
 def declared(who: str, **options: Option) -> Callable:

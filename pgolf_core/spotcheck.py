@@ -45,7 +45,8 @@ from typing import Optional
 import numpy as np
 
 from .loop import Components, Guards, Loop, NoBytes, sealed_view
-from .testing import CAUSAL_TOLERANCE, CONSISTENCY_TOLERANCE, perturb_from
+from .audit_engine import perturb_from
+from .tolerances import CAUSAL_TOLERANCE, CONSISTENCY_TOLERANCE
 
 PROBE_CANDIDATES = 4  # candidates of target p probed through score() per expert (the target among them)
 PROBE_TAIL = 8  # targets after p in a probe call, so that p is not the last target of the call

@@ -11,7 +11,8 @@ with the evidence when it does not::
 
 A *source* is either a zero-argument callable that builds a fresh component or a component instance
 (deep-copied for every run, so the caller's instance is never advanced). ``pgolf-core audit`` runs
-these same functions (``pgolf_core.audit``).
+these same functions (``pgolf_core.audit``); the machinery under them (the loop tracer, the
+recorders, the comparisons) is ``pgolf_core.audit_engine``, the tolerances ``pgolf_core.tolerances``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from .api import Expert, Mixer
-from .loop import MASS_TOLERANCE  # one tolerance for the loop's guards and the contract checks
-
-CONSISTENCY_TOLERANCE = 1e-5  # |score() - log distributions()[target]| allowed, in nats
-CAUSAL_TOLERANCE = 1e-9  # predictions before a change must not move by more than this (nats / mass)
-HYPERCOMPRESSION_SLACK_BITS = 20.0  # a legal coder beats T*log2(V) by 20 bits with probability < 2^-20
+from .audit_engine import (  # noqa: F401 (re-exported: part of the toolkit's public names)
+    SCORING_CALLS, MassStats, RecordingExpert, assert_deterministic, compare_fingerprints, cut_points,
+    demo_tokenizer, first_difference, perturb_from, random_stream, recording_adapter, run_components, trace)
+from .tolerances import (  # noqa: F401 (re-exported where they were defined before)
+    CAUSAL_TOLERANCE, CONSISTENCY_TOLERANCE, DECODE_TOLERANCE, HYPERCOMPRESSION_SLACK_BITS, KERNEL_TOLERANCE,
+    MASS_TOLERANCE, MIXER_KERNEL_TOLERANCE, SPARSE_TOLERANCE)
 
 Source = Union[Callable[[], object], Expert, Mixer]
 
@@ -69,70 +71,6 @@ def as_stream(tokens, vocab_size: int) -> np.ndarray:
     return out
 
 
-def perturb_from(tokens: np.ndarray, cut: int, vocab_size: int, rng) -> np.ndarray:
-    """A copy of ``tokens`` in which every id at position >= ``cut`` is different (a different future)."""
-    out = np.array(tokens, copy=True)
-    shift = rng.integers(1, vocab_size, size=len(out) - cut)
-    out[cut:] = ((out[cut:].astype(np.int64) + shift) % vocab_size).astype(out.dtype)
-    out.flags.writeable = False
-    return out
-
-
-def _cut_points(spans: Sequence, n_cuts: int, rng) -> list:
-    """Positions where the future is changed: a span boundary, inside a span, near the start."""
-    starts = [s for s, _ in spans]
-    cuts = {starts[min(len(starts) - 1, len(starts) // 2)], 2}
-    long_spans = [(s, e) for s, e in spans if e - s > 2]
-    while len(cuts) < n_cuts and long_spans:
-        s, e = long_spans[int(rng.integers(len(long_spans)))]
-        cuts.add(int(rng.integers(s + 1, e)))
-    last = spans[-1][1]
-    return sorted(c for c in cuts if 1 <= c < last)[:max(1, n_cuts)]
-
-
-class _Trace:
-    """Loop instrument: mixture log-probabilities by position, rows, fingerprints after each chunk."""
-
-    def __init__(self, n_tokens: int, keep_rows: int, on_rows: Optional[Callable]):
-        self.logp = np.full(n_tokens, np.nan)
-        self.fingerprints, self.kept, self.on_rows, self.keep_rows = [], {}, on_rows, keep_rows
-
-    def on_step(self, loop, start, end, out):
-        self.logp[start:end] = out["mixed"]
-        rows = out["rows"]
-        if rows is None:
-            return
-        if self.on_rows is not None:
-            self.on_rows(start, rows)
-        for t in range(start, min(end, self.keep_rows + 1)):
-            self.kept[t] = np.array(rows[t - start], dtype=np.float64)
-
-    def on_chunk_end(self, loop, start, end):
-        self.fingerprints.append((end, loop.comps.fingerprints()))
-
-
-def trace(comps, tokens: np.ndarray, spans: Sequence, *, strict: bool, stop_at: Optional[int] = None,
-          on_rows: Optional[Callable] = None, keep_rows: int = -1):
-    """Drive components through the evaluator's loop (``pgolf_core.loop``), one chunk per span.
-
-    ``comps`` is a ``pgolf_core.loop.Components``. With ``strict`` every score is read from the
-    mixture's full distribution (each expert's rows when there is no mixer). Returns (mixture
-    log-probabilities by position, NaN where not scored; [(end, fingerprints of every component)]
-    after each span; rows {position: mixture row} for positions <= ``keep_rows``; the loop's guards).
-    Spans starting after ``stop_at`` are not run.
-    """
-    from .loop import Guards, Loop, NoBytes
-
-    obs = _Trace(len(tokens), keep_rows, on_rows)
-    loop = Loop(comps, NoBytes(), len(tokens), np.asarray(tokens).dtype, strict=strict,
-                guards=Guards(raise_nonfinite=False), observers=[obs])
-    for start, end in spans:
-        if stop_at is not None and start > stop_at:
-            break
-        loop.step_block(tokens, start, end, final=end == len(tokens))
-    return obs.logp, obs.fingerprints, obs.kept, loop.guards
-
-
 def trace_expert(expert: Expert, tokens: np.ndarray, spans: Sequence, *, mode: str = "score",
                  stop_at: Optional[int] = None, on_rows: Optional[Callable] = None, keep_rows: int = -1):
     """Drive ``expert`` alone over ``spans`` through the evaluator's loop (score then update).
@@ -150,32 +88,6 @@ def trace_expert(expert: Expert, tokens: np.ndarray, spans: Sequence, *, mode: s
     return logp, [(end, f[0]) for end, f in fps], kept
 
 
-def assert_deterministic(a: np.ndarray, b: np.ndarray, who: str) -> None:
-    """Two runs of the same components on the same stream must agree exactly."""
-    at, d = _first_difference(a, b, 0.0)
-    assert at is None, (f"nondeterministic: two runs of the {who} on the same stream differ at target {at} by {d:.3g}; "
-                        f"causality cannot be checked (seed its randomness, pin threads)")
-
-
-def _first_difference(a: np.ndarray, b: np.ndarray, tol: float):
-    diff = np.abs(np.where(np.isnan(a) & np.isnan(b), 0.0, a - b))
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    bad = np.nonzero(diff > tol)[0]
-    return (int(bad[0]), float(diff[bad[0]])) if len(bad) else (None, float(diff.max(initial=0.0)))
-
-
-def _compare_fingerprints(fa: list, fb: list, cut: int, who: str) -> int:
-    """State after every span that ends at or before ``cut`` must not depend on tokens >= cut."""
-    compared = 0
-    for (end, a), (_, b) in zip(fa, fb):
-        if end > cut:
-            break
-        assert a == b, (f"C3: {who}: state after the span ending at {end} differs when only tokens >= {cut} "
-                        f"change: the state absorbed tokens that were not scored yet")
-        compared += a is not None
-    return compared
-
-
 def check_causal(source: Source, tokens, *, spans=None, chunk: int = 512, n_cuts: int = 3, seed: int = 0,
                  tol: float = CAUSAL_TOLERANCE) -> dict:
     """C1: changing the tokens at and after a position c changes no prediction before c.
@@ -188,7 +100,7 @@ def check_causal(source: Source, tokens, *, spans=None, chunk: int = 512, n_cuts
     stream = as_stream(tokens, base.vocab_size)
     spans = spans or audit_spans(len(stream), chunk)
     rng = np.random.default_rng(seed)
-    cuts = _cut_points(spans, n_cuts, rng)
+    cuts = cut_points(spans, n_cuts, rng)
     modes = ["score"] + (["dist"] if base.provides_distributions else [])
     ref = {m: trace_expert(fresh(source), stream, spans, mode=m, keep_rows=max(cuts)) for m in modes}
     for m in modes:  # a component that differs from itself would otherwise be reported as looking ahead
@@ -199,7 +111,7 @@ def check_causal(source: Source, tokens, *, spans=None, chunk: int = 512, n_cuts
         other = perturb_from(stream, c, base.vocab_size, rng)
         for m in modes:
             lp, _, kept = trace_expert(fresh(source), other, spans, mode=m, stop_at=c, keep_rows=c)
-            at, d = _first_difference(ref[m][0][:c], lp[:c], tol)
+            at, d = first_difference(ref[m][0][:c], lp[:c], tol)
             assert at is None, (f"C1: the log-probability of target {at} changed by {d:.3g} nats when only "
                                 f"tokens >= {c} changed ({m} mode): the expert looks ahead")
             worst = max(worst, d)
@@ -209,34 +121,6 @@ def check_causal(source: Source, tokens, *, spans=None, chunk: int = 512, n_cuts
                                    f">= {c} changed: the prediction for {t} depends on token {t} or later")
                 rows += 1
     return {"cuts": cuts, "modes": modes, "max_difference": worst, "rows_compared": rows}
-
-
-class _MassStats:
-    """Running worst case over distribution rows: mass, minimum entry, NaN count."""
-
-    def __init__(self):
-        self.rows, self.worst_mass, self.worst_at, self.min_entry, self.nans = 0, 1.0, None, np.inf, 0
-
-    def add(self, start: int, rows: np.ndarray) -> None:
-        rows = np.asarray(rows)
-        sums = rows.sum(axis=-1, dtype=np.float64)
-        self.nans += int(np.isnan(rows).any(axis=-1).sum())
-        if rows.size:
-            i = int(np.nanargmax(np.abs(sums - 1.0))) if not np.all(np.isnan(sums)) else 0
-            if self.worst_at is None or not abs(sums[i] - 1.0) <= abs(self.worst_mass - 1.0):
-                self.worst_mass, self.worst_at = float(sums[i]), start + i
-            self.min_entry = min(self.min_entry, float(np.nanmin(rows)) if not np.all(np.isnan(rows)) else np.nan)
-        self.rows += len(rows)
-
-    def assert_ok(self, who: str, tol: float) -> dict:
-        evidence = {"positions": self.rows, "worst_mass": self.worst_mass, "worst_position": self.worst_at,
-                    "min_entry": self.min_entry, "nan_rows": self.nans}
-        assert self.nans == 0, f"C2: {who}: {self.nans} distribution rows contain NaN"
-        assert self.min_entry >= 0, f"C2: {who}: negative probability {self.min_entry:.3g}"
-        assert abs(self.worst_mass - 1.0) <= tol, (
-            f"C2: {who}: the distribution for position {self.worst_at} sums to {self.worst_mass:.6g}, not 1 "
-            f"(tolerance {tol:g}; {self.rows} positions checked)")
-        return evidence
 
 
 def probe_distribution(expert: Expert, tokens: np.ndarray, t: int, candidates, start: Optional[int] = None,
@@ -285,11 +169,11 @@ def check_normalized(source: Source, tokens, *, spans=None, chunk: int = 512, to
     who = f"expert {getattr(expert, 'name', '') or type(expert).__name__!r}"
     if not expert.provides_distributions:
         return _check_normalized_by_probes(source, stream, spans, who, tol, probe_positions)
-    stats = _MassStats()
+    stats = MassStats()
     lp_dist, _, _ = trace_expert(expert, stream, spans, mode="dist", on_rows=stats.add)
     evidence = stats.assert_ok(who, tol)
     lp_score, _, _ = trace_expert(fresh(source), stream, spans, mode="score")
-    at, d = _first_difference(lp_dist[1:], lp_score[1:], CONSISTENCY_TOLERANCE)
+    at, d = first_difference(lp_dist[1:], lp_score[1:], CONSISTENCY_TOLERANCE)
     assert at is None, (f"C2: {who}: score() of target {at + 1} is {lp_score[at + 1]:.6g} but its distribution "
                         f"gives log p = {lp_dist[at + 1]:.6g}: the score is not the distribution's entry")
     evidence.update(score_vs_distribution=d, method="distributions() at every position")
@@ -302,7 +186,7 @@ def _check_normalized_by_probes(source, stream, spans, who, tol, n_positions) ->
     vocab = fresh(source).vocab_size
     long_spans = [(s, e) for s, e in spans if e - s > 2] or list(spans)
     picks = [long_spans[0], long_spans[len(long_spans) // 2], long_spans[-1]][:max(1, n_positions)]
-    stats, positions = _MassStats(), []
+    stats, positions = MassStats(), []
     for s, e in picks:
         t = s + (e - s) // 2
         expert = fresh(source)
@@ -335,7 +219,7 @@ def check_score_first(source: Source, tokens, *, spans=None, chunk: int = 512, s
     cut = spans[k][0]
     _, fa, _ = trace_expert(first, stream, spans, stop_at=cut)
     _, fb, _ = trace_expert(fresh(source), perturb_from(stream, cut, first.vocab_size, rng), spans, stop_at=cut)
-    compared = _compare_fingerprints(fa, fb, cut, who)
+    compared = compare_fingerprints(fa, fb, cut, who)
     state = fresh(source)
     trace_expert(state, stream, spans[:k])
     s, e = spans[k]
@@ -361,79 +245,6 @@ def check_score_first(source: Source, tokens, *, spans=None, chunk: int = 512, s
             "candidates": int(len(candidates)), "probe_difference": worst}
 
 
-class RecordingExpert(Expert):
-    """Delegates to an expert and logs every call (C4 and adapter checks read the log)."""
-
-    def __init__(self, inner: Expert, label: str, log: list):
-        super().__init__(inner.vocab_size)
-        self._inner, self.label, self._log = inner, label, log
-        self.name = inner.name or label
-        self.known_invalid, self.invalid_reason = inner.known_invalid, inner.invalid_reason
-
-    def adaptable_model(self):
-        return self._inner.adaptable_model()
-
-    def weights_changed(self):
-        self._inner.weights_changed()
-
-    def delegate_scoring(self, scorer):
-        self._inner.delegate_scoring(scorer)
-
-    def score(self, tokens, start, end):
-        self._log.append(("score", self.label, start, end, len(tokens)))
-        return self._inner.score(tokens, start, end)
-
-    def distributions(self, tokens, start, end):
-        self._log.append(("distributions", self.label, start, end, len(tokens)))
-        return self._inner.distributions(tokens, start, end)
-
-    def update(self, tokens, start, end):
-        self._log.append(("update", self.label, start, end, len(tokens)))
-        self._inner.update(tokens, start, end)
-
-    def reset(self):
-        self._inner.reset()
-
-    def state_fingerprint(self):
-        return self._inner.state_fingerprint()
-
-    @property
-    def provides_distributions(self):
-        return self._inner.provides_distributions
-
-    def describe(self):
-        return self._inner.describe()
-
-
-def recording_adapter(inner, label: str, log: list):
-    """An adapter that logs ``after_chunk`` calls before delegating (the class is built lazily to
-    keep this module's import light)."""
-    from .api import Adapter
-
-    class RecordingAdapter(Adapter):
-        def __init__(self):
-            self.name = inner.name or label
-            self.known_invalid, self.invalid_reason = inner.known_invalid, inner.invalid_reason
-
-        def setup(self, experts):
-            inner.setup(experts)
-
-        def after_chunk(self, tokens, start, end, final):
-            log.append(("after_chunk", label, start, end, len(tokens), bool(final)))
-            inner.after_chunk(tokens, start, end, final)
-
-        def state_fingerprint(self):
-            return inner.state_fingerprint()
-
-        def describe(self):
-            return inner.describe()
-
-        def stats(self):
-            return inner.stats()
-
-    return RecordingAdapter()
-
-
 def check_call_log(log: list, n_tokens: int, expert_labels: Sequence, adapter_labels: Sequence = ()) -> dict:
     """C4 (and C3 for adapters) from a call log: each expert's scored spans tile targets 1..n-1 once,
     in order, each followed by its update; adapters only ever see scored tokens."""
@@ -442,7 +253,7 @@ def check_call_log(log: list, n_tokens: int, expert_labels: Sequence, adapter_la
     adapter_calls = 0
     for entry in log:
         kind, label = entry[0], entry[1]
-        if kind in ("score", "distributions"):
+        if kind in SCORING_CALLS:  # a span's rows in whichever form the loop asked for
             _, _, s, e, n_view = entry
             assert s == scored[label], (f"C4: expert {label!r} was asked for targets [{s}, {e}) but the next unscored "
                                         f"target is {scored[label]}: a target is {'skipped' if s > scored[label] else 'scored twice'}")
@@ -464,21 +275,6 @@ def check_call_log(log: list, n_tokens: int, expert_labels: Sequence, adapter_la
     return {"targets": n_tokens - 1, "spans": {lb: len(v) for lb, v in spans.items()}, "adapter_calls": adapter_calls}
 
 
-def _demo_tokenizer():
-    from .demo import demo_tokenizer_path
-
-    return demo_tokenizer_path()
-
-
-def run_components(comps, tokens, tokenizer, chunk_size: Optional[int] = None, *, strict: bool = False) -> dict:
-    """The summary (``bpb``, ``loss``, ``targets``, ``expert_loss``, ...) of one pass of the
-    evaluator's loop (``session.run_pass``) over built components, bytes counted with ``tokenizer``."""
-    from .session import DEFAULT_CHUNK, resolve_stream, run_pass
-
-    stream, _, _, _, counter = resolve_stream(np.asarray(tokens), tokenizer, check_tokenizer=False)
-    return run_pass(comps, counter, stream, chunk_size or DEFAULT_CHUNK, strict=strict).summary()
-
-
 def check_one_pass(source: Source, tokens, *, tokenizer=None, chunk_size: int = 512) -> dict:
     """C4: under the evaluator's loop, every target is asked for exactly once, in order, each span
     scored before it is absorbed (the expert is wrapped in a recorder)."""
@@ -488,13 +284,8 @@ def check_one_pass(source: Source, tokens, *, tokenizer=None, chunk_size: int = 
     expert = fresh(source)
     stream = as_stream(tokens, expert.vocab_size)
     run_components(Components([RecordingExpert(expert, "expert", log)], ["expert"]), stream,
-                   tokenizer or _demo_tokenizer(), chunk_size)
+                   tokenizer or demo_tokenizer(), chunk_size)
     return check_call_log(log, len(stream), ["expert"])
-
-
-def random_stream(n_tokens: int, vocab_size: int, seed: int = 0) -> np.ndarray:
-    """Uniform random ids: no coder can compress them (the no-hypercompression test stream)."""
-    return np.random.default_rng(seed).integers(0, vocab_size, size=n_tokens).astype(np.uint16 if vocab_size <= 65536 else np.int64)
 
 
 def code_length_bound(n_targets: int, vocab_size: int, slack_bits: float = HYPERCOMPRESSION_SLACK_BITS) -> float:
@@ -525,12 +316,9 @@ def check_no_hypercompression(source: Source, *, n_tokens: int = 50_000, seed: i
 
     expert = fresh(source)
     stream = random_stream(n_tokens, expert.vocab_size, seed)
-    s = run_components(Components([expert], ["expert"]), stream, tokenizer or _demo_tokenizer())
+    s = run_components(Components([expert], ["expert"]), stream, tokenizer or demo_tokenizer())
     bits = s["loss"] * s["targets"] / np.log(2.0)
     return check_code_lengths({"expert": bits}, s["targets"], expert.vocab_size, slack_bits)
-
-
-SPARSE_TOLERANCE = 1e-12  # |sparse_rows() entry - distributions() entry| allowed (the same float64 values)
 
 
 def check_sparse_rows(source: Source, tokens, *, chunk: int = 512, tol: float = SPARSE_TOLERANCE) -> dict:
@@ -647,29 +435,29 @@ def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n
     who = "the mixer"
     lp, rows, fps = trace_mixer(fresh(source), dists, targets, logp, spans)
     fast = _trace_mixer_fast(fresh(source), targets, logp, dists, spans)
-    at, d = _first_difference(fast, lp, CONSISTENCY_TOLERANCE)
+    at, d = first_difference(fast, lp, CONSISTENCY_TOLERANCE)
     assert at is None, (f"C2: {who}'s mix() without return_distribution gave log p = {fast[at]:.6g} for target {at} but "
                         f"its distribution path gives {lp[at]:.6g}: the fast path is not the mixture it claims")
-    stats = _MassStats()
+    stats = MassStats()
     stats.add(0, rows)
     c2 = stats.assert_ok(who, tol)
     with np.errstate(divide="ignore"):
-        at, d = _first_difference(lp, np.log(rows[np.arange(n_targets), targets]), CONSISTENCY_TOLERANCE)
+        at, d = first_difference(lp, np.log(rows[np.arange(n_targets), targets]), CONSISTENCY_TOLERANCE)
     assert at is None, f"C2: {who} returned log p = {lp[at]:.6g} for target {at} but its distribution gives {np.log(rows[at, targets[at]]):.6g}"
     rng = np.random.default_rng(seed + 1)
-    cuts = _cut_points([(s + 1, e + 1) for s, e in spans], 3, rng)
+    cuts = cut_points([(s + 1, e + 1) for s, e in spans], 3, rng)
     for c in (x - 1 for x in cuts):
         d2, t2, l2 = synthetic_expert_outputs(n_experts, vocab_size, n_targets, seed + 7 + c)
         d2[:, :c + 1], t2[:c] = dists[:, :c + 1], targets[:c]  # same inputs before c, same experts' row at c
         t2[c:] = np.where(t2[c:] == targets[c:], (t2[c:] + 1) % vocab_size, t2[c:])
         l2 = np.log(d2[:, np.arange(n_targets), t2])
         lq, rq, fq = trace_mixer(fresh(source), d2, t2, l2, spans, stop_at=c)
-        at, diff = _first_difference(lp[:c], lq[:c], CAUSAL_TOLERANCE)
+        at, diff = first_difference(lp[:c], lq[:c], CAUSAL_TOLERANCE)
         assert at is None, f"C1: {who}'s log-probability at offset {at} changed by {diff:.3g} when only targets >= {c} changed"
         dr = float(np.max(np.abs(rows[:c + 1] - rq[:c + 1])))
         assert dr <= CAUSAL_TOLERANCE, (f"C3: {who}'s distribution for offset {c} (or before) changed by {dr:.3g} when "
                                         f"only targets >= {c} changed: its weights looked at the target")
-        _compare_fingerprints(fps, fq, c, who)
+        compare_fingerprints(fps, fq, c, who)
     out = {"C2": c2, "C1_C3": {"cuts": cuts, "spans": len(spans)}}
     mixer = fresh(source)
     if mixer.step_kernel() is not None:  # the compiled coding loop's step must be this mixture
@@ -686,9 +474,6 @@ def check_mixer(source: Source, *, n_experts: int = 3, vocab_size: int = 1024, n
                                                f"{gap:.3g} (tolerance {MIXER_KERNEL_TOLERANCE:g})")
         out["max_kernel_vs_mix"] = gap
     return out
-
-
-MIXER_KERNEL_TOLERANCE = 1e-10  # mix() over a span sums its updates in another order than one target at a time
 
 
 def trace_targets(comps, tokens: np.ndarray, chunk: int = 512, probe_fingerprints: bool = False):
@@ -719,7 +504,7 @@ def trace_targets(comps, tokens: np.ndarray, chunk: int = 512, probe_fingerprint
     return rows, probes[0]
 
 
-def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = 1e-6) -> dict:
+def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = DECODE_TOLERANCE) -> dict:
     """The compressor's contract for an expert (``pgolf_core.api.Expert``, "Bit-exact prediction"):
     ``predict`` never changes the state, two fresh copies driven target by target give bitwise
     identical rows (what makes the decoder reproduce the encoder), and those rows equal the ones
@@ -751,9 +536,6 @@ def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = 1e
                                          f"(tolerance {KERNEL_TOLERANCE:g}): it is not the same expert")
         out["max_kernel_vs_predict"] = gap
     return out
-
-
-KERNEL_TOLERANCE = 1e-12  # a step kernel computes predict()'s rows; it may round differently (exp, log)
 
 
 def kernel_rows(expert: Expert, stream: np.ndarray, chunk: int = 512) -> Optional[np.ndarray]:

@@ -55,3 +55,43 @@ def test_builtin_declarations_reach_the_registry_and_the_listing(plugins):
     out = CliRunner().invoke(cli, ["mixers", "--json"])
     rows = {r["name"]: r for r in json.loads(out.output)}
     assert rows["logistic"]["declared"]["context"].startswith("none|entropy|confidence, default 'none'")
+
+
+# ----------------------------------------------------------------------------- list options
+
+@declared("adapter 'toy'", sizes=Option("list", (1, 2), "sizes", item="int", low=1),
+          names=Option("list", ("a",), "names", item="text", min_items=0, choices=("none",)))
+def make_lists(ctx, sizes, names):
+    return {"sizes": sizes, "names": names}
+
+
+def test_a_list_option_is_parsed_from_comma_separated_text():
+    assert make_lists(None) == {"sizes": (1, 2), "names": ("a",)}
+    assert make_lists(None, sizes=" 3, 4 ,5", names="x,y") == {"sizes": (3, 4, 5), "names": ("x", "y")}
+    assert make_lists(None, sizes=[7]) == {"sizes": (7,), "names": ("a",)}
+    assert make_lists(None, names="NONE")["names"] == "none"  # a whole-value word passes through
+
+
+@pytest.mark.parametrize("value, message", [
+    ("3,x,5", "option sizes must be a comma-separated list of integers >= 1, got '3,x,5' (element 2, 'x', is not one)"),
+    ("3,0", "(element 2, '0', is not one)"),
+    ("3,,5", "(element 2 is empty)"),
+])
+def test_a_bad_element_is_named_with_the_option(value, message):
+    with pytest.raises(UsageError, match="adapter 'toy'") as e:
+        make_lists(None, sizes=value)
+    assert message in str(e.value)
+
+
+def test_an_empty_list_is_refused_unless_min_items_is_0():
+    with pytest.raises(UsageError, match="option sizes must be .* with at least one element, got ''"):
+        make_lists(None, sizes="")
+    assert make_lists(None, names="")["names"] == ()
+
+
+def test_a_list_option_needs_an_item_kind():
+    with pytest.raises(PluginError, match="item kind"):
+        Option("list", (), "no item kind")
+    with pytest.raises(PluginError, match="for list options"):
+        Option("int", 1, "an item kind on a number", item="int")
+    assert Option("list", (1, 2), "sizes", item="int", low=1).describe() == "list of int >= 1, default '1,2': sizes"

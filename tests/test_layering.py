@@ -13,11 +13,11 @@ ROOT = Path(pgolf_core.__file__).resolve().parent
 LAYERS = [  # a module may import only from its own layer or the layers before it
     {"errors", "digest", "statecodec", "options", "hookspecs", "api", "causal_lm", "registry", "plugins", "bytes", "data", "caseops",
      "container", "coderformat", "coding", "rangecoder", "distributed", "verdict", "report", "plot", "demo", "builtin", "presets", "tokenizers",
-     "device"},
+     "device", "tolerances"},
     {"grouping", "grouping_kernels", "loop", "build", "compiled", "datacheck"},
     {"session"},
     {"run"},
-    {"testing", "spotcheck", "audit", "compress", "resume", "proof"},
+    {"audit_engine", "testing", "spotcheck", "audit", "compress", "resume", "proof"},
     {"checks"},
     {"evaluate", "__init__"},
     {"cli_options", "cli", "audit_cli", "compress_cli", "cli_commands", "doctor", "__main__"},

@@ -21,7 +21,7 @@ from .result import OK, PROBLEM, SKIPPED, CheckResult
 BLOCK_TOKENS = 1 << 24  # training tokens read at a time (32 MiB of uint16)
 BATCH_DOCS = 1 << 15  # documents sketched at a time: bounds the signatures' memory (32 MiB at 128 bins)
 LSH_MISS = 1e-6  # the largest chance that a pair at exactly the threshold is never a candidate
-ESTIMATE_SLACK = 0.15  # candidates whose signature estimate is this far below the threshold are not verified
+from ..tolerances import ESTIMATE_SLACK  # noqa: E402 (how far below the threshold a candidate is still verified)
 EXAMPLES = 5
 
 

@@ -48,7 +48,7 @@ _SYSTEM_READ = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib", "/
 # The interpreter's own site-packages hold other installations' packages; pydoc_data holds the text
 # the built-in demo stream is made of (a decoder needs neither).
 _STDLIB_LEFT_OUT = ("site-packages", "dist-packages", "pydoc_data")
-_RECORD_SLACK_S = 5.0  # a file installed with its distribution is written before its RECORD
+from ..tolerances import RECORD_SLACK_S as _RECORD_SLACK_S  # noqa: E402 (files predate their RECORD)
 
 
 class PlanError(DataError):

@@ -21,7 +21,7 @@ import numpy as np
 from ..coderformat import overhead_bound_bits  # the coder's documented overhead (docs/proofs.md)
 from ..errors import DataError, PgolfError
 
-AGREEMENT_SLACK = 1e-6  # float rounding between an evaluation's sums and the decoder's
+from ..tolerances import AGREEMENT_SLACK  # noqa: F401 (re-exported: float rounding between two sums)
 
 
 def score_file(path, tokens_path, tokenizer=None, byte_counts=None) -> dict:

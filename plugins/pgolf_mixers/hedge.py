@@ -43,6 +43,7 @@ from pgolf_core.api import Mixer, StepKernel
 from pgolf_core.errors import UsageError
 
 from .logspace import logsumexp, mixture_distribution, mixture_logp, normalize_log
+from .options import HEDGE_OPTIONS
 
 
 def check_inputs(mixer: Mixer, logp, targets, dists, return_distribution: bool):
@@ -74,29 +75,30 @@ def check_rows(mixer: Mixer, dists) -> np.ndarray:
     return dists
 
 
-DEFAULT_BATCH = 2048  # targets per batch update: the seed's 32 windows x 64 scored targets
-
-
 class HedgeMixer(Mixer):
-    """Exponentially weighted average of the inputs under log loss; see the module docstring."""
+    """Exponentially weighted average of the inputs under log loss; see the module docstring.
 
-    def __init__(self, n_experts: int, vocab_size: int, *, eta: float = 1.0, prior: Optional[np.ndarray] = None,
-                 update: str = "token", share: float = 0.0, bias: float = 0.0, batch_loss: str = "sum",
-                 solo_first: int = 0, batch: int = DEFAULT_BATCH, window: int = 2048, stride: int = 64,
-                 input_names=()):
+    The options are ``HEDGE_OPTIONS`` (``pgolf_mixers.options``), parsed and range-checked by the
+    registered factory; built directly, the mixer takes the declared defaults for those not given
+    and trusts the values it is handed. ``prior`` is K positive weights (None: uniform)."""
+
+    def __init__(self, n_experts: int, vocab_size: int, *, prior: Optional[np.ndarray] = None, input_names=(),
+                 **options):
         super().__init__(n_experts, vocab_size)
+        unknown = sorted(set(options) - set(HEDGE_OPTIONS))
+        if unknown:
+            raise TypeError(f"HedgeMixer got unknown option(s) {', '.join(unknown)}")
+        o = {name: opt.default for name, opt in HEDGE_OPTIONS.items() if name != "prior"} | options
         k = self.n_experts
         prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
         self.prior = prior / prior.sum()
-        self.eta, self.update, self.share = float(eta), update, float(share)
-        self.bias, self.batch_loss, self.solo_first = float(bias), batch_loss, int(solo_first)
-        if int(batch) < 1:
-            raise UsageError(f"mixer 'hedge': batch must be at least 1 target, got {batch}")
-        self.batch = int(batch)
-        if batch_loss == "window" and not (1 <= int(stride) <= int(window)):
-            raise UsageError(f"mixer 'hedge': batch_loss=window needs 1 <= stride <= window, got stride={stride} "
-                             f"window={window}")
-        self.window, self.stride = int(window), int(stride)
+        self.eta, self.update, self.share = float(o["eta"]), o["update"], float(o["share"])
+        self.bias, self.batch_loss, self.solo_first = float(o["bias"]), o["batch_loss"], int(o["solo_first"])
+        self.batch, self.window, self.stride = int(o["batch"]), int(o["window"]), int(o["stride"])
+        # a relation between two options, which no single declaration can state
+        if self.batch_loss == "window" and self.stride > self.window:
+            raise UsageError(f"mixer 'hedge': batch_loss=window needs 1 <= stride <= window, got stride={self.stride} "
+                             f"window={self.window}")
         self.input_names = tuple(input_names)
         lw0 = np.log(self.prior)
         lw0[0] += self.bias

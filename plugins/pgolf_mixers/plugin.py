@@ -11,25 +11,10 @@ from pgolf_core.errors import UsageError
 
 from pgolf_core.options import Option, declared
 
-from .options import input_count, parse_vector
+from .options import HEDGE_OPTIONS, input_count, parse_vector
 
 
-@declared(
-    "mixer 'hedge'",
-    eta=Option("float", 1.0, "learning rate: 1 is the Bayes mixture", low=0.0, low_open=True),
-    prior=Option("text", "uniform", "starting weights: uniform, or K comma-separated positive numbers"),
-    update=Option("choice", "token", "move the weights after every target or once per batch",
-                  choices=("token", "batch")),
-    share=Option("float", 0.0, "fixed share: after each update w <- (1 - share) w + share / K", low=0.0, high=1.0,
-                 high_open=True),
-    bias=Option("float", 0.0, "extra log-weight on the first input at the start"),
-    batch_loss=Option("choice", "sum", "batch mode: the batch's summed or mean loss, or the seed's window loss",
-                      choices=("sum", "mean", "window")),
-    solo_first=Option("int", 0, "the first N targets are scored by the first input alone", low=0),
-    batch=Option("int", 2048, "targets per batch update", low=1),
-    window=Option("int", 2048, "batch_loss=window: positions per window", low=1),
-    stride=Option("int", 64, "batch_loss=window: scored targets per window", low=1),
-)
+@declared("mixer 'hedge'", **HEDGE_OPTIONS)
 def make_hedge(ctx, eta, prior, update, share, bias, batch_loss, solo_first, batch, window, stride):
     """Hedge / Bayesian mixture. The seed record's variant: eta=0.1 update=batch batch_loss=window
     bias=2 solo_first=131072."""
@@ -37,8 +22,7 @@ def make_hedge(ctx, eta, prior, update, share, bias, batch_loss, solo_first, bat
 
     m = "mixer 'hedge'"
     k = input_count(ctx, m)
-    prior_vec = None if str(prior).strip().lower() == "uniform" else parse_vector(
-        prior, m, "prior", k, ctx.expert_names, positive=True)
+    prior_vec = None if prior == "uniform" else parse_vector(prior, m, "prior", k, ctx.expert_names, positive=True)
     return HedgeMixer(k, ctx.vocab_size, eta=eta, prior=prior_vec, update=update, share=share, bias=bias,
                       batch_loss=batch_loss, solo_first=solo_first, batch=batch, window=window, stride=stride,
                       input_names=ctx.expert_names)
@@ -47,7 +31,8 @@ def make_hedge(ctx, eta, prior, update, share, bias, batch_loss, solo_first, bat
 @declared(
     "mixer 'logistic'",
     lr=Option("float", 0.003, "gradient step on each target's log loss", low=0.0),
-    init=Option("text", "uniform", "starting weights: uniform (1/K each), or K comma-separated numbers"),
+    init=Option("list", "uniform", "starting weights: uniform (1/K each), or K comma-separated numbers",
+                item="float", choices=("uniform",)),
     bias=Option("bool", False, "also learn a per-token logit bias"),
     context=Option("choice", "none", "weight sets chosen by the first input's entropy or confidence",
                    choices=("none", "entropy", "confidence")),
@@ -59,7 +44,7 @@ def make_logistic(ctx, lr, init, bias, context, buckets):
 
     m = "mixer 'logistic'"
     k = input_count(ctx, m)
-    init_vec = None if str(init).strip().lower() == "uniform" else parse_vector(init, m, "init", k, ctx.expert_names)
+    init_vec = None if init == "uniform" else parse_vector(init, m, "init", k, ctx.expert_names)
     return LogisticMixer(k, ctx.vocab_size, lr=lr, init=init_vec, bias=bias, context=context, buckets=buckets,
                          input_names=ctx.expert_names)
 

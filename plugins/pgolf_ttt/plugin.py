@@ -10,7 +10,7 @@ from __future__ import annotations
 from pgolf_core import hookimpl
 
 from pgolf_core.errors import UsageError
-from pgolf_core.options import Option, declared, parse_names
+from pgolf_core.options import Option, declared
 
 SCHEDULES = ("cosine", "cosine-ramp", "constant")  # pgolf_ttt.schedule.SCHEDULES, without importing it here
 
@@ -59,7 +59,8 @@ def make_ttt(ctx, target, optimizer, epochs, lr, trained_blocks, frozen_blocks, 
 @declared("adapter 'lora-ttt'", **_common(epochs=2, lr=1e-3, chunk_tokens=32768, polyak=0.0),
           rank=Option("int", 8, "rank of each LoRA delta", low=1),
           alpha=Option("float", 16.0, "LoRA scale numerator (delta scale alpha / rank)", low=0.0, low_open=True),
-          targets=Option("text", "c_q,c_v,attn.proj,fc", "comma-separated suffixes of the nn.Linear names to wrap"),
+          targets=Option("list", ("c_q", "c_v", "attn.proj", "fc"), "comma-separated suffixes of the nn.Linear names to wrap",
+                         item="text"),
           reset_per_doc=Option("bool", False, "reset the deltas at each document start"),
           bos=Option("int", 1, "the token that starts a document", low=0))
 def make_lora_ttt(ctx, target, optimizer, epochs, lr, rank, alpha, targets, reset_per_doc, bos, chunk_tokens,
@@ -67,7 +68,7 @@ def make_lora_ttt(ctx, target, optimizer, epochs, lr, rank, alpha, targets, rese
     """Rank-r LoRA on the named projections (suffixes of module names, comma-separated)."""
     from .lora import LoRATTTAdapter
 
-    return LoRATTTAdapter(ctx, rank=rank, alpha=alpha, targets=parse_names(targets, "adapter 'lora-ttt'", "targets"),
+    return LoRATTTAdapter(ctx, rank=rank, alpha=alpha, targets=targets,
                           reset_per_doc=reset_per_doc, bos=bos, **_shared(locals()))
 
 
@@ -75,25 +76,21 @@ LORA_SITES = ("q", "k", "v", "o", "mlp", "head")  # pgolf_ttt.bank.SITES, withou
 
 
 def parse_phases(value, who: str) -> tuple:
-    """Counts of scored documents at which a global phase runs: strictly increasing positive
-    integers, comma-separated; "" or "none" for no phase."""
-    text = str(value).strip().lower()
-    if text in ("", "none", "off"):
+    """Counts of scored documents at which a global phase runs, as the ``phases`` option parses
+    them (a tuple of positive integers, or "none"/"off"; empty for no phase): strictly increasing."""
+    if value in ("none", "off"):
         return ()
-    try:
-        counts = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        counts = ()
-    if not counts or any(c < 1 for c in counts) or any(b <= a for a, b in zip(counts, counts[1:])):
+    counts = tuple(value)
+    if any(b <= a for a, b in zip(counts, counts[1:])):
         raise UsageError(f"{who}: option phases must be increasing positive document counts such as 833,1666,2500 "
-                         f"(or none), got {value!r}")
+                         f"(or none), got {','.join(map(str, counts))!r}")
     return counts
 
 
 @declared(
     "adapter 'phased-ttt'",
     target=Option("text", "neural", "the expert whose model is adapted (it needs isolate_docs=true)"),
-    lora=Option("text", ",".join(LORA_SITES), "LoRA sites, comma-separated: q,k,v,o,mlp,head"),
+    lora=Option("list", tuple(LORA_SITES), "LoRA sites, comma-separated: q,k,v,o,mlp,head", item="text"),
     rank=Option("int", 80, "rank of each per-document LoRA (the record's TTT_LORA_RANK=80)", low=1),
     alpha=Option("float", 144.0, "LoRA scale numerator: the delta is scaled by alpha / rank", low=0.0, low_open=True),
     lr=Option("float", 1e-4, "per-document AdamW learning rate (0: score with the base weights)", low=0.0),
@@ -105,7 +102,9 @@ def parse_phases(value, who: str) -> tuple:
     seq_len=Option("int", 0, "window length (0: the expert's)", low=0),
     batch=Option("int", 64, "documents per batched forward", low=1),
     grad_steps=Option("int", 1, "LoRA steps per chunk", low=0),
-    phases=Option("text", "833,1666,2500", "scored-document counts that trigger a global phase (none: off)"),
+    phases=Option("list", (833, 1666, 2500), "scored-document counts that trigger a global phase (none: off)",
+                  item="int", low=1, min_items=0, choices=("none", "off"),
+                  expect="increasing positive document counts such as 833,1666,2500"),
     global_lr=Option("float", 1e-3, "global phase: SGD learning rate (cosine over its chunks)", low=0.0),
     global_momentum=Option("float", 0.9, "global phase: SGD momentum", low=0.0, high=1.0, high_open=True),
     global_chunk=Option("int", 32768, "global phase: targets per chunk (the last chunk is not trained)", low=1),
@@ -122,7 +121,7 @@ def make_phased_ttt(ctx, target, lora, rank, alpha, lr, beta1, beta2, eps, weigh
     from .phased import PhasedTTTAdapter
 
     who = "adapter 'phased-ttt'"
-    sites = parse_names(lora, who, "lora")
+    sites = lora
     unknown = [s for s in sites if s not in LORA_SITES]
     if unknown:
         raise UsageError(f"{who}: option lora names unknown sites {', '.join(unknown)}; "
