@@ -49,7 +49,9 @@ def evaluate(spec=(), checks: Sequence[Check] = (), **options) -> Results:
     rows over groups of tokens outside strict scoring, to the same score (``pgolf_core.loop``).
     """
     if not isinstance(spec, RunSpec):
-        spec, checks = compose(spec, **options)
+        if "experts" in options and spec:
+            raise TypeError("evaluate() got the experts both positionally and as experts=")
+        spec, checks = compose(options.pop("experts", spec), **options)
     elif options:
         raise TypeError(f"evaluate(RunSpec, checks) takes no other options, got {sorted(options)}")
     checks = [*(make() for make in ALWAYS), *checks]
@@ -60,7 +62,7 @@ def evaluate(spec=(), checks: Sequence[Check] = (), **options) -> Results:
     run = open_run(spec, strict=any(c.needs_strict for c in checks))
     for c in checks:
         c.before(run)
-    loop = run.loop([o for c in checks for o in c.observers(run)])
+    loop = run.loop([o for c in checks for o in c.loop_observers(run)])
     driver = next((c for c in checks if c.drives), None)
     if driver is not None:
         driver.drive(run, loop)

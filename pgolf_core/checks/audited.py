@@ -28,7 +28,7 @@ class Audited(Check):
         self.report = audit_components(run.comps, run.ctx, run.tokens, run.tokenizer, run.plugins, seed=run.spec.seed)
         self.spot = SpotChecks(run.n_tokens, self.spot_checks, twin=twin, rebuilt=rebuilt)
 
-    def observers(self, run) -> list:
+    def loop_observers(self, run) -> list:
         return [self.spot]
 
     def after(self, run, loop, summary: dict) -> Finding:

@@ -2,7 +2,7 @@
 
 ``open(spec, checks)`` before any plugin is imported (refuse a combination, pin files);
 ``before(run)`` once the components are built and before the loop (copy them, audit them);
-``observers(run)`` the loop observers it adds (``before_step``/``on_step`` per block);
+``loop_observers(run)`` the loop observers it adds (``before_step``/``on_step`` per block);
 ``drive(run, loop)`` for the one check that drives the loop itself (resume), else the loop runs
 plainly; ``after(run, loop, summary)`` returns its ``Finding``: what it checked, what it found and
 the level it vouches for. A new verification is a new module in this package, not a branch in
@@ -40,7 +40,7 @@ class Check:
     def before(self, run) -> None:
         pass
 
-    def observers(self, run) -> list:
+    def loop_observers(self, run) -> list:
         return []
 
     def drive(self, run, loop) -> None:
