@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="neural checkpoint (default: the demo checkpoint) when neural is an expert")
     args = ap.parse_args()
 
-    from pgolf_core.audit import audit
+    from pgolf_core.checks.audit import audit
     from pgolf_core.demo import demo_tokenizer_path
     from pgolf_core.evaluate import evaluate
     from pgolf_core.plugins import load_plugins

@@ -30,8 +30,8 @@ TRAIN_TOKENS_8B = 8_000_000_000
 
 def sample_stream() -> np.ndarray:
     """Every document of the FineWeb sample, tokenized with sp1024, BOS before each (cached)."""
-    from pgolf_core.bytes import load_sentencepiece
-    from pgolf_core.data import encode_documents, read_jsonl_texts
+    from pgolf_core.stream.bytes import load_sentencepiece
+    from pgolf_core.stream.data import encode_documents, read_jsonl_texts
 
     cache = CACHE / "fineweb_sample_all_sp1024.npy"
     if not cache.is_file():
@@ -43,7 +43,7 @@ def sample_stream() -> np.ndarray:
 
 
 def write_train(copies: int):
-    from pgolf_core.data import write_shard
+    from pgolf_core.stream.data import write_shard
 
     folder = CACHE / f"datacheck_train_x{copies}"
     stream = sample_stream()

@@ -1,7 +1,7 @@
 """Where evaluation time goes: every second of the loop booked to what spent it.
 
 For each configuration the same stream is scored through ``pgolf_core.evaluate``; the loop
-(``pgolf_core.loop``) times each expert's calls, split for the neural expert by its own timers into
+(``pgolf_core.run.loop``) times each expert's calls, split for the neural expert by its own timers into
 the network's forward, the log-softmax, the copies of its rows to NumPy and the rest; the row work
 of the loop itself (checking the experts' rows, their log at the target, stacking them for the
 mixer), the mixer, the byte and sum bookkeeping and the adapters; what is

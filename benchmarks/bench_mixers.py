@@ -141,7 +141,7 @@ def ngram_stream(vocab: int, data8192):
     if vocab == VOCAB and VAL_HEAD.is_file():
         return np.load(VAL_HEAD).astype(np.int64), "validation head, sp1024"
     if vocab == 8 * VOCAB and data8192 and Path(data8192).exists():
-        from pgolf_core.data import load_tokens
+        from pgolf_core.stream.data import load_tokens
 
         return np.asarray(load_tokens(data8192), dtype=np.int64), f"{data8192}"
     caseops = SHARED / "tokenizers" / "fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model"
@@ -149,7 +149,7 @@ def ngram_stream(vocab: int, data8192):
     if vocab == 8 * VOCAB and caseops.is_file() and texts.is_file():  # the val head's documents in CaseOps sp8192
         import sentencepiece as spm
 
-        from pgolf_core.data import encode_caseops_documents, read_jsonl_texts
+        from pgolf_core.stream.data import encode_caseops_documents, read_jsonl_texts
 
         sp = spm.SentencePieceProcessor(model_file=str(caseops))
         tokens, _ = encode_caseops_documents(read_jsonl_texts(texts), sp)
@@ -158,7 +158,7 @@ def ngram_stream(vocab: int, data8192):
 
 
 def ngram_loop(pl, tokens, vocab, sparse: bool, observers=()):
-    from pgolf_core.loop import Components, Loop, NoBytes
+    from pgolf_core.run.loop import Components, Loop, NoBytes
 
     ctx = BuildContext(vocab_size=vocab, expert_names=NGRAMS, plugins=pl)
     comps = Components([pl.experts.create(e, ctx) for e in NGRAMS], list(NGRAMS), pl.mixers.create("logistic", ctx))
@@ -262,7 +262,7 @@ def static_bigram(tokens: np.ndarray) -> np.ndarray:
 
 
 def bpb(tokens_limit: int, chunk: int) -> None:
-    from pgolf_core.bytes import bits_per_byte, byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import bits_per_byte, byte_table_from_sentencepiece
 
     pl = plugins()
     stream = np.load(VAL_HEAD)[:tokens_limit]

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fineweb_sample_tokens, median_time, timed  # noqa: E402
 
 from pgolf_core.evaluate import DEFAULT_CHUNK as CHUNK  # noqa: E402
-from pgolf_core.loop import FULL_BLOCK_TARGETS as DIST_CHUNK  # noqa: E402
+from pgolf_core.run.loop import FULL_BLOCK_TARGETS as DIST_CHUNK  # noqa: E402
 
 REF_DIST_ROWS = 300
 
@@ -114,7 +114,7 @@ def main() -> None:
     print(f"reference plain-Python trigram: {ref_rate / 1e3:,.1f} K tokens/s (on {ref_n:,} tokens)")
     ref_dist_rate = reference_distribution_rate(ref, tokens, ref_n)
 
-    from pgolf_core.bytes import bits_per_byte, byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import bits_per_byte, byte_table_from_sentencepiece
     from common import TOKENIZER
 
     n_bytes = int(byte_table_from_sentencepiece(TOKENIZER).target_bytes(tokens, 1).sum())

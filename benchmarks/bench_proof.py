@@ -2,7 +2,7 @@
 
 For one compressed file (n-grams + a mixer over the val head, or the built-in demo without
 ../shared), interleaved repeats of
-- in-process: ``pgolf_core.compress.decompress`` (plugins in this process; not a proof),
+- in-process: ``pgolf_core.codec.compress.decompress`` (plugins in this process; not a proof),
 - sandboxed: ``pgolf_core.proof.sandbox.run_decoder`` (fresh interpreter, read plan, Landlock,
   seccomp, a fresh numba cache: every kernel is compiled again),
 and prints the medians: start-up (the child's wall time minus its decoding time), decoding
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    from pgolf_core.compress import compress, decompress
+    from pgolf_core.codec.compress import compress, decompress
     from pgolf_core.proof.sandbox import run_decoder, sandbox_status
 
     head = SHARED / "corpus" / "fineweb_val_head_sp1024_tokens.npy"

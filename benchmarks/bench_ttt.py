@@ -45,7 +45,7 @@ def adapter_options(args) -> dict:
 
 def part_speed(args, tokens) -> None:
     from pgolf_core.api import BuildContext
-    from pgolf_core.bytes import byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import byte_table_from_sentencepiece
     from pgolf_core.plugins import load_plugins
 
     plugins = load_plugins()

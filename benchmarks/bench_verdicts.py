@@ -73,7 +73,7 @@ def part_prove(evaluate, args) -> None:
 
     from common import interleaved
 
-    from pgolf_core.compress import compress, decompress
+    from pgolf_core.codec.compress import compress, decompress
 
     tmp = Path(tempfile.mkdtemp())
     print(f"{'configuration':<32} {'loop':<9} {'eval t/s':>9} {'strict t/s':>10} {'enc t/s':>9} {'dec t/s':>9} "

@@ -61,8 +61,8 @@ def timed(fn: Callable[[], object]):
 def fineweb_sample_tokens(n_tokens: Optional[int] = None) -> np.ndarray:
     """The FineWeb sample (TextFixer docs excluded) as one uint16 stream, BOS before each document,
     tokenized with the official sp1024 model; cached under runs/cache/. First ``n_tokens`` tokens."""
-    from pgolf_core.bytes import load_sentencepiece
-    from pgolf_core.data import encode_documents, read_jsonl_texts
+    from pgolf_core.stream.bytes import load_sentencepiece
+    from pgolf_core.stream.data import encode_documents, read_jsonl_texts
 
     cache = CACHE / "fineweb_sample_sp1024.npy"
     if cache.is_file():

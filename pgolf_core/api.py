@@ -38,7 +38,7 @@ full rows; ``--prove``: decoding).
 
 The evaluator enforces what it can by construction (an expert is only ever handed ``tokens[:end]``,
 adapters only scored tokens, every target is in exactly one span); Python cannot stop a plugin
-from reaching past the view it is given, so ``pgolf_core.audit`` checks C1-C4 on any plugin.
+from reaching past the view it is given, so ``pgolf_core.checks.audit`` checks C1-C4 on any plugin.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class BuildContext:
     """
 
     vocab_size: int  # size of the token alphabet; every distribution has this many entries
-    byte_counts: Optional[Any] = None  # pgolf_core.bytes.ByteTable of the tokenizer, when known
+    byte_counts: Optional[Any] = None  # pgolf_core.stream.bytes.ByteTable of the tokenizer, when known
     tokenizer_path: Optional[str] = None  # SentencePiece model of the stream, when known
     expert_names: Sequence[str] = ()  # for mixers: names of the K experts in input order
     device: str = "cpu"  # torch device string for experts that use torch
@@ -76,7 +76,7 @@ class BuildContext:
     extra: dict = field(default_factory=dict)  # free-form, for third-party plugins that cooperate
 
     def __getstate__(self):
-        """Saved (a resume point, ``pgolf_core.statecodec``) without the plugin manager, which belongs to
+        """Saved (a resume point, ``pgolf_core.checks.statecodec``) without the plugin manager, which belongs to
         the process."""
         return {**self.__dict__, "plugins": None}
 
@@ -94,7 +94,7 @@ class BuildContext:
 @dataclass
 class StepKernel:
     """A component's target-by-target step as numba functions, for the compiled coding loop
-    (``pgolf_core.compiled``): the same rows and state changes as ``predict``/``observe``, without
+    (``pgolf_core.codec.compiled``): the same rows and state changes as ``predict``/``observe``, without
     a Python call per target. Offered by ``Expert.step_kernel()`` / ``Mixer.step_kernel()``.
 
     Expert kernels (``state`` is any tuple numba can take; it is passed back as it is):

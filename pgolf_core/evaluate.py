@@ -1,10 +1,10 @@
 """``evaluate(...)``: the Python API behind ``pgolf-core eval``.
 
 The plain path: open the run (``pgolf_core.run.spine``: the stream, the built components), run the
-one loop (``pgolf_core.loop``: chunks tile the targets ``1 .. N-1`` exactly once, the tail
+one loop (``pgolf_core.run.loop``: chunks tile the targets ``1 .. N-1`` exactly once, the tail
 included) and return the results. Every verification is a check attached to the run
 (``pgolf_core.checks``); the verdict combines what the guards and the checks found
-(``pgolf_core.verdict``).
+(``pgolf_core.run.verdict``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Sequence
 from .errors import UsageError
 
 from .checks import ALWAYS, Check, compose
-from .report import Results, collect_versions
+from .run.report import Results, collect_versions
 from .run.spine import Run, RunSpec, open_run
-from .session import DEFAULT_CHUNK, resolve_stream, run_context
-from .verdict import combine
+from .run.session import DEFAULT_CHUNK, resolve_stream, run_context
+from .run.verdict import combine
 
 __all__ = ["DEFAULT_CHUNK", "RunSpec", "evaluate", "resolve_stream", "run_context"]
 
@@ -35,7 +35,7 @@ def evaluate(spec=(), checks: Sequence[Check] = (), **options) -> Results:
 
     - ``audit=True`` (strict by default) audits this run's own components with this run's context
       before the pass and spot-checks the live pass at secret positions (``spot_checks`` expected;
-      ``pgolf_core.spotcheck``): AUDITED when both pass, INVALID when one fails; ``spot_checks=0``
+      ``pgolf_core.checks.spotcheck``): AUDITED when both pass, INVALID when one fails; ``spot_checks=0``
       leaves it UNCHECKED.
     - ``prove=True`` also codes the stream into a file (``proof_path``, or a temporary one) and
       decodes it back from the file alone in a sandbox (``pgolf_core.proof``): PROVEN when the tokens
@@ -46,7 +46,7 @@ def evaluate(spec=(), checks: Sequence[Check] = (), **options) -> Results:
 
     Without checks the result is UNCHECKED: only the runtime guards ran. ``strict=True`` reads every
     score from the mixture's full distribution; ``sparse_rows`` (default) mixes the n-grams' sparse
-    rows over groups of tokens outside strict scoring, to the same score (``pgolf_core.loop``).
+    rows over groups of tokens outside strict scoring, to the same score (``pgolf_core.run.loop``).
     """
     if not isinstance(spec, RunSpec):
         if "experts" in options and spec:

@@ -11,8 +11,8 @@ with the evidence when it does not::
 
 A *source* is either a zero-argument callable that builds a fresh component or a component instance
 (deep-copied for every run, so the caller's instance is never advanced). ``pgolf-core audit`` runs
-these same functions (``pgolf_core.audit``); the machinery under them (the loop tracer, the
-recorders, the comparisons) is ``pgolf_core.audit_engine``, the tolerances ``pgolf_core.tolerances``.
+these same functions (``pgolf_core.checks.audit``); the machinery under them (the loop tracer, the
+recorders, the comparisons) is ``pgolf_core.checks.audit_engine``, the tolerances ``pgolf_core.tolerances``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from .api import Expert, Mixer
-from .audit_engine import (  # noqa: F401 (re-exported: part of the toolkit's public names)
+from .checks.audit_engine import (  # noqa: F401 (re-exported: part of the toolkit's public names)
     SCORING_CALLS, MassStats, RecordingExpert, assert_deterministic, compare_fingerprints, cut_points,
     demo_tokenizer, first_difference, perturb_from, random_stream, recording_adapter, run_components, trace)
 from .tolerances import (  # noqa: F401 (re-exported where they were defined before)
@@ -80,7 +80,7 @@ def trace_expert(expert: Expert, tokens: np.ndarray, spans: Sequence, *, mode: s
     ``mode="dist"`` scores from ``distributions`` (strict) instead of ``score``; ``on_rows(start,
     rows)`` sees each span's rows. Spans starting after ``stop_at`` are not run.
     """
-    from .loop import Components
+    from .run.loop import Components
 
     label = getattr(expert, "name", "") or "expert"
     logp, fps, kept, _ = trace(Components([expert], [label]), tokens, spans, strict=mode == "dist",
@@ -132,7 +132,7 @@ def probe_distribution(expert: Expert, tokens: np.ndarray, t: int, candidates, s
     ``expert`` must have absorbed exactly the targets < ``start``. If the score of v depends on v
     beyond "the entry of a distribution fixed before the target is seen", the probes show it.
     """
-    from .loop import sealed_view
+    from .run.loop import sealed_view
 
     start = t if start is None else start
     end = min(len(tokens), t + 1 + tail)
@@ -223,7 +223,7 @@ def check_score_first(source: Source, tokens, *, spans=None, chunk: int = 512, s
     state = fresh(source)
     trace_expert(state, stream, spans[:k])
     s, e = spans[k]
-    from .loop import sealed_view
+    from .run.loop import sealed_view
 
     a, b = copy.deepcopy(state), copy.deepcopy(state)
     la, lb = np.asarray(a.score(sealed_view(stream, e), s, e)), np.asarray(b.score(sealed_view(stream, e), s, e))
@@ -278,7 +278,7 @@ def check_call_log(log: list, n_tokens: int, expert_labels: Sequence, adapter_la
 def check_one_pass(source: Source, tokens, *, tokenizer=None, chunk_size: int = 512) -> dict:
     """C4: under the evaluator's loop, every target is asked for exactly once, in order, each span
     scored before it is absorbed (the expert is wrapped in a recorder)."""
-    from .loop import Components
+    from .run.loop import Components
 
     log: list = []
     expert = fresh(source)
@@ -312,7 +312,7 @@ def check_code_lengths(bits: dict, n_targets: int, vocab_size: int, slack_bits: 
 def check_no_hypercompression(source: Source, *, n_tokens: int = 50_000, seed: int = 0, tokenizer=None,
                               slack_bits: float = HYPERCOMPRESSION_SLACK_BITS) -> dict:
     """On ``n_tokens`` uniform random tokens the expert spends at least T*log2(V) - slack bits."""
-    from .loop import Components
+    from .run.loop import Components
 
     expert = fresh(source)
     stream = random_stream(n_tokens, expert.vocab_size, seed)
@@ -325,7 +325,7 @@ def check_sparse_rows(source: Source, tokens, *, chunk: int = 512, tol: float = 
     """``Expert.sparse_rows`` describes the rows ``distributions()`` gives (to ``tol``), span after
     span, and advances the state alike (the fingerprints agree after every span): what lets a plain
     run mix grouped rows and score as strict scoring would."""
-    from .loop import chunk_spans, sealed_view
+    from .run.loop import chunk_spans, sealed_view
 
     dense, sparse = fresh(source), fresh(source)
     who = dense.name or type(dense).__name__
@@ -395,7 +395,7 @@ def trace_mixer(mixer: Mixer, dists, targets, logp, spans, stop_at: Optional[int
     after each span). Spans are 0-based offsets into the inputs here. A ``mix()`` that disagrees
     with its own rows fails (``AssertionError``), as it makes a live run invalid.
     """
-    from .loop import Components
+    from .run.loop import Components
 
     n, k = len(targets), dists.shape[0]
     stream = np.concatenate([[0], np.asarray(targets, dtype=np.int64)])
@@ -412,7 +412,7 @@ def trace_mixer(mixer: Mixer, dists, targets, logp, spans, stop_at: Optional[int
 
 def _trace_mixer_fast(mixer: Mixer, targets, logp, dists, spans) -> np.ndarray:
     """The mixer's fast path (``mix()`` without rows) over the same spans, through the loop."""
-    from .loop import Components
+    from .run.loop import Components
 
     k = dists.shape[0]
     stream = np.concatenate([[0], np.asarray(targets, dtype=np.int64)])
@@ -482,7 +482,7 @@ def trace_targets(comps, tokens: np.ndarray, chunk: int = 512, probe_fingerprint
 
     With ``probe_fingerprints``, every component's fingerprint is taken before and after each
     ``predict`` of the first targets of every chunk (``predict`` must not change the state)."""
-    from .loop import Guards, Loop, NoBytes
+    from .run.loop import Guards, Loop, NoBytes
 
     stream = as_stream(tokens, comps.experts[0].vocab_size)
     loop = Loop(comps, NoBytes(), len(stream), stream.dtype, strict=True, guards=Guards(raise_nonfinite=False))
@@ -509,7 +509,7 @@ def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = DE
     ``predict`` never changes the state, two fresh copies driven target by target give bitwise
     identical rows (what makes the decoder reproduce the encoder), and those rows equal the ones
     ``distributions()`` gives in blocks (to ``tol``)."""
-    from .loop import Components
+    from .run.loop import Components
 
     first = fresh(source)
     assert first.decodable, f"expert {first.name or type(first).__name__!r} has no predict(): it cannot be decoded"
@@ -519,7 +519,7 @@ def check_decodable(source: Source, tokens, *, chunk: int = 512, tol: float = DE
     same = np.array_equal(a, b)
     assert same, (f"two runs of predict() on the same stream differ (first at target "
                   f"{int(np.argmax(np.any(a != b, axis=1))) + 1}): the decoder could not reproduce the encoder's rows")
-    from .loop import chunk_spans
+    from .run.loop import chunk_spans
 
     spans = [(s, e) for s, e, _ in chunk_spans(len(stream), chunk)]
     ref = {}
@@ -542,7 +542,7 @@ def kernel_rows(expert: Expert, stream: np.ndarray, chunk: int = 512) -> Optiona
     """The rows an expert's ``step_kernel`` gives target by target over ``stream`` (as the compiled
     coding loop drives it: a buffer of coded tokens only, ``room``/``grow``, ``done`` and ``update``
     at chunk ends), or None when it offers no kernel."""
-    from .loop import chunk_spans, sealed_view
+    from .run.loop import chunk_spans, sealed_view
 
     if expert.step_kernel() is None:
         return None

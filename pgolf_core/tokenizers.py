@@ -1,7 +1,7 @@
 """Tokenizers behind one interface: what the engine needs to know of the tokenizer that wrote a stream.
 
 The engine needs four things from a tokenizer: its vocabulary size (the id range every expert
-predicts over), its byte table (the metric's denominator, ``pgolf_core.bytes.ByteTable``), and
+predicts over), its byte table (the metric's denominator, ``pgolf_core.stream.bytes.ByteTable``), and
 ``encode``/``decode`` (to check that it is the tokenizer that wrote the data, by re-encoding a few
 documents). SentencePiece, the format of every record in the field, is builtin
 (``pgolf_core.builtin``). A plugin adds another format through the ``pgolf_register_tokenizers``
@@ -20,7 +20,7 @@ class Tokenizer(Protocol):
     path: str
     vocab_size: int
 
-    def byte_table(self):  # -> pgolf_core.bytes.ByteTable
+    def byte_table(self):  # -> pgolf_core.stream.bytes.ByteTable
         ...
 
     def encode(self, text: str) -> list:
@@ -34,14 +34,14 @@ class SentencePieceTokenizer:
     """A SentencePiece model file (``.model``): the builtin format."""
 
     def __init__(self, path):
-        from .bytes import load_sentencepiece
+        from .stream.bytes import load_sentencepiece
 
         self.path = str(path)
         self.sp = load_sentencepiece(path)
         self.vocab_size = int(self.sp.GetPieceSize())
 
     def byte_table(self):
-        from .bytes import byte_table_from_sentencepiece
+        from .stream.bytes import byte_table_from_sentencepiece
 
         return byte_table_from_sentencepiece(self.sp)
 

@@ -49,7 +49,7 @@ def val_docs_path() -> Path:
 
 @pytest.fixture(scope="session")
 def byte_table(tokenizer_path):
-    from pgolf_core.bytes import byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import byte_table_from_sentencepiece
 
     return byte_table_from_sentencepiece(tokenizer_path)
 

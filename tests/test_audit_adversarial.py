@@ -1,5 +1,5 @@
 """Plugins written against the public API to fool an audited run, each against the defence of the
-live spot checks (``pgolf_core.spotcheck``) it targets: copy detection, reading the checked
+live spot checks (``pgolf_core.checks.spotcheck``) it targets: copy detection, reading the checked
 positions from the engine's objects, a cheat confined to a region of the stream, turning the live
 checks off, a generator seeded at build time, and a peek at the static audit's views. None may
 print AUDITED below the honest BPB, except the confined cheat, with the probability the verdict
@@ -73,9 +73,9 @@ def test_an_expert_that_reads_the_checked_positions_finds_none_and_is_caught(str
 def test_a_confined_cheat_escapes_with_the_probability_the_verdict_states(stream):
     """Only the live spot checks can see it (the static audit's stream ends before it), so they are
     run alone over many passes: the share of passes they miss it in must match the stated value."""
-    from pgolf_core.loop import Components
-    from pgolf_core.session import resolve_stream, run_pass
-    from pgolf_core.spotcheck import SpotChecks
+    from pgolf_core.run.loop import Components
+    from pgolf_core.run.session import resolve_stream, run_pass
+    from pgolf_core.checks.spotcheck import SpotChecks
 
     tokens, _, _, _, counter = resolve_stream(stream[:4001], demo_tokenizer_path())
     k, expected, runs = 400, 7, 100  # 10% of 4,000 targets; P(escape) = (1 - 7/4000)^400 ~ 0.50
@@ -103,7 +103,7 @@ def test_without_live_spot_checks_a_run_is_never_audited(stream, honest_bpb):
     assert res.level == "unchecked" and any("--spot-checks 0" in r for r in res.validity["reasons"])
     honest = _eval([P.HonestCounter(V)], stream, audit=True, spot_checks=0)
     assert honest.level == "unchecked"
-    from pgolf_core.report import format_table
+    from pgolf_core.run.report import format_table
 
     assert "verdict    UNCHECKED: no live spot check" in format_table(honest)
 
@@ -115,7 +115,7 @@ def test_the_verdict_states_the_coverage(stream):
     assert spot["rate"] == pytest.approx(20 / (N - 1)) and spot["positions"] >= 1
     assert 0 < spot["targets_replayed"] <= spot["targets"] == N - 1
     assert spot["escape"]["1%"]["p"] == pytest.approx((1 - 20 / (N - 1)) ** 60)
-    from pgolf_core.report import format_table
+    from pgolf_core.run.report import format_table
 
     table = format_table(res)
     assert "escapes every spot check with probability" in table and f"{spot['targets_replayed']:,} of" in table
@@ -138,7 +138,7 @@ def test_a_generator_seeded_once_at_build_is_nondeterminism(stream):
 
 
 def test_the_static_audit_hands_only_sealed_views(stream):
-    from pgolf_core.audit import audit
+    from pgolf_core.checks.audit import audit
 
     seen = []
 

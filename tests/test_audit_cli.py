@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from pgolf_core.audit_cli import audit_command
+from pgolf_core.cli.audit import audit_command
 
 
 def _invoke(*args):
@@ -22,7 +22,7 @@ def test_audit_of_a_legal_configuration_exits_0_with_a_table():
 
 def test_audit_of_a_broken_configuration_exits_1_and_names_the_rule(monkeypatch):
     pytest.importorskip("pgolf_entropy.plugin")
-    from pgolf_core import cli_options as cli
+    from pgolf_core.cli import options as cli
 
     monkeypatch.setattr(cli, "_PLUGINS", {})
     # the entry point loads pgolf_entropy once installed; before that, ask for the module by name

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pgolf_core import evaluate
-from pgolf_core.bytes import byte_table_from_sentencepiece
-from pgolf_core.data import write_shard
+from pgolf_core.stream.bytes import byte_table_from_sentencepiece
+from pgolf_core.stream.data import write_shard
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.errors import DataError
 
@@ -66,7 +66,7 @@ def test_a_missing_sidecar_among_present_ones_is_an_error(shards):
 
 
 def test_a_sidecar_run_round_trips_and_codes_against_the_sidecar_bytes(shards, tmp_path):
-    from pgolf_core.compress import compress, decompress
+    from pgolf_core.codec.compress import compress, decompress
 
     folder, tokens, counts = shards
     _sidecars(folder, 2 * counts)

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgolf_core.bytes import bits_per_byte
-from pgolf_core.data import BOS_ID
+from pgolf_core.stream.bytes import bits_per_byte
+from pgolf_core.stream.data import BOS_ID
 
 
 def test_golden_val_head_targets_and_bytes(val_head_tokens, byte_table):

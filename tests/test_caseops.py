@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pgolf_core import caseops as C
+from pgolf_core.stream import caseops as C
 from pgolf_core.errors import DataError
 
 CASEY = st.text(alphabet=st.sampled_from(list("aAbBqQzZ xyXY é1.-\n") + list(C.OPERATORS)), max_size=60)
@@ -45,8 +45,8 @@ def test_malformed_coded_text_is_a_clear_error(bad):
 def test_caseops_data_of_the_validation_documents(tmp_path, val_docs_path, caseops_tokenizer_path):
     """The val head's 108 documents through data prepare --caseops: the sidecar's total is the
     documents' UTF-8 byte count, and decoding the tokens and inverting the transform gives them back."""
-    from pgolf_core.bytes import load_sentencepiece
-    from pgolf_core.data import prepare_shards, read_shard
+    from pgolf_core.stream.bytes import load_sentencepiece
+    from pgolf_core.stream.data import prepare_shards, read_shard
     model = caseops_tokenizer_path
     texts = [json.loads(line)["text"] for line in open(val_docs_path, encoding="utf-8")]
     docs = tmp_path / "docs.jsonl"
@@ -67,7 +67,7 @@ def test_caseops_data_of_the_validation_documents(tmp_path, val_docs_path, caseo
 
 
 def test_prepare_refuses_a_tokenizer_without_the_operators(tmp_path):
-    from pgolf_core.data import prepare_shards
+    from pgolf_core.stream.data import prepare_shards
     from pgolf_core.demo import demo_tokenizer_path
 
     docs = tmp_path / "d.jsonl"

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from pgolf_core.cli import cli, main
-from pgolf_core.data import write_shard
+from pgolf_core.stream.data import write_shard
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The coder as a format: a golden payload, and the numba kernels against the pure-Python reference
-coder written from the statement in ``pgolf_core.coderformat`` (including V = 8192)."""
+coder written from the statement in ``pgolf_core.codec.coderformat`` (including V = 8192)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pgolf_core.coderformat as cf
-from pgolf_core import coding, rangecoder
-from pgolf_core.coding import RowDecoder, RowEncoder
+import pgolf_core.codec.coderformat as cf
+from pgolf_core.codec import coding, rangecoder
+from pgolf_core.codec.coding import RowDecoder, RowEncoder
 
 
 def golden_rows(n_rows: int, vocab: int) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_row_sum_order_is_the_stated_one():
 
 
 def test_one_definition_of_the_precision():
-    from pgolf_core.compress import CODER
+    from pgolf_core.codec.compress import CODER
     from pgolf_core.proof import score
 
     assert rangecoder.PRECISION == coding.QUANTIZATION_BITS == cf.PRECISION == CODER["precision_bits"]

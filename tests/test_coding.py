@@ -1,4 +1,4 @@
-"""Entropy coding (pgolf_core.coding) and the compressed-file container (pgolf_core.container)."""
+"""Entropy coding (pgolf_core.codec.coding) and the compressed-file container (pgolf_core.codec.container)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgolf_core.coding import CodingError, RowDecoder, RowEncoder, ideal_bits
-from pgolf_core.container import (
+from pgolf_core.codec.coding import CodingError, RowDecoder, RowEncoder, ideal_bits
+from pgolf_core.codec.container import (
     FIXED_OVERHEAD, MAGIC, ContainerError, header_bytes, pack_container, read_container, tokens_checksum,
     unpack_container, write_container,
 )
@@ -267,12 +267,12 @@ def test_encoder_is_sealed_by_finish_and_payload_must_be_words():
 
 
 def test_importing_coding_does_not_import_numba():
-    code = "import sys, pgolf_core.coding; assert 'numba' not in sys.modules, 'eager import'"
+    code = "import sys, pgolf_core.codec.coding; assert 'numba' not in sys.modules, 'eager import'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_coding_precision_is_the_coders():
-    from pgolf_core import coding, rangecoder
+    from pgolf_core.codec import coding, rangecoder
 
     assert coding.QUANTIZATION_BITS == rangecoder.PRECISION
 
@@ -280,7 +280,7 @@ def test_coding_precision_is_the_coders():
 def test_carries_into_written_words_round_trip():
     """Symbols at the top of the interval push ``low`` up until it wraps past 2**64: the carry must
     reach the words already written (a run of 0xFFFFFFFF words included)."""
-    from pgolf_core import rangecoder
+    from pgolf_core.codec import rangecoder
 
     vocab, n = 4, 4000
     rows = np.full((n, vocab), 0.5 / (vocab - 1))
@@ -392,7 +392,7 @@ def test_failed_write_leaves_no_complete_looking_file(tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pgolf_core.container.os.fsync", broken_fsync)
+    monkeypatch.setattr("pgolf_core.codec.container.os.fsync", broken_fsync)
     with pytest.raises(OSError, match="No space"):
         write_container(path, {"other": 1}, b"new")
     assert read_container(path) == (HEADER, PAYLOAD)  # the old file is intact

@@ -1,4 +1,4 @@
-"""The compiled coding loop (pgolf_core.compiled): the same stream, rows and checks as the Python
+"""The compiled coding loop (pgolf_core.codec.compiled): the same stream, rows and checks as the Python
 loop, without a Python call per target (built-in demo data: no ../shared needed)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pgolf_core.compress import compress, decompress
-from pgolf_core.container import read_container
+from pgolf_core.codec.compress import compress, decompress
+from pgolf_core.codec.container import read_container
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.errors import PgolfError, UsageError
 from pgolf_core.plugins import load_plugins

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pgolf_core.compress import RoundTripError, compress, decompress
-from pgolf_core.container import ContainerError, read_container
+from pgolf_core.codec.compress import RoundTripError, compress, decompress
+from pgolf_core.codec.container import ContainerError, read_container
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.errors import DataError, UsageError
 from pgolf_core.plugins import load_plugins

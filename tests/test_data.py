@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pgolf_core.data import (load_tokens, official_trim, prepare_shards, read_npy,
+from pgolf_core.stream.data import (load_tokens, official_trim, prepare_shards, read_npy,
                              read_shard, write_shard)
 from pgolf_core.errors import DataError
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from pgolf_core.cli import cli
-from pgolf_core.data import BOS_ID, encode_documents, prepare_shards, read_jsonl_texts, read_shard, write_shard
+from pgolf_core.stream.data import BOS_ID, encode_documents, prepare_shards, read_jsonl_texts, read_shard, write_shard
 from pgolf_core.datacheck import check_data
 from pgolf_core.datacheck.inputs import Inputs, split_documents
 from pgolf_core.datacheck.overlap import check_overlap, iter_train_blocks, lsh_rows
@@ -75,7 +75,7 @@ def test_training_blocks_carry_documents_across_blocks_and_shards(tmp_path):
 
 
 def test_the_documents_tile_every_target_of_the_denominator():
-    from pgolf_core.bytes import SidecarBytes, byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import SidecarBytes, byte_table_from_sentencepiece
     from pgolf_core.datacheck.bytes_check import denominator_total
     from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 
@@ -298,6 +298,6 @@ def test_eval_records_a_caseops_stream_counted_with_the_table(caseops_head, case
     assert good["bytes"]["status"] == "OK" and good["bytes"]["figures"]["method"] == "sidecar"
     res = evaluate(["unigram"], tokens=bare, tokenizer=caseops_tokenizer_path)
     assert res.data_checks["bytes"]["status"] == "PROBLEM" and res.bytes == res.data_checks["bytes"]["figures"]["denominator_bytes"]
-    from pgolf_core.report import format_table
+    from pgolf_core.run.report import format_table
 
     assert "data       bytes PROBLEM: tokenizer table 343,098 vs tokenizer table less the CaseOps operators 313,038" in format_table(res)

@@ -34,7 +34,7 @@ def _model():
 def _worker(rank, world, init_file, out_dir):
     import torch.distributed as dist
 
-    from pgolf_core.distributed import sum_gradients
+    from pgolf_core.run.distributed import sum_gradients
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)

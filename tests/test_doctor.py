@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pgolf_core import doctor
+from pgolf_core.cli import doctor
 from pgolf_core.cli import cli
-from pgolf_core.data import write_shard
+from pgolf_core.stream.data import write_shard
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.digest import sha256_file
 from pgolf_core.proof.sandbox import sandbox_status

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pgolf_core.cli import cli
-from pgolf_core.data import load_tokens, write_shard
+from pgolf_core.stream.data import load_tokens, write_shard
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.errors import DataError
 
@@ -33,7 +33,7 @@ def val_npy(tmp_path):
 
 
 def test_a_tokenizer_that_did_not_write_the_data_is_refused(tmp_path, tokenizer_path):
-    from pgolf_core.bytes import load_sentencepiece
+    from pgolf_core.stream.bytes import load_sentencepiece
 
     sp = load_sentencepiece(tokenizer_path)  # the official sp1024: same vocabulary size as the demo's
     docs = [sp.encode("The quick brown fox jumps over the lazy dog number %d." % i) for i in range(6)]

@@ -9,7 +9,7 @@ import pytest
 from pgolf_core.api import Expert
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.evaluate import evaluate
-from pgolf_core.loop import LOG_FLOOR32
+from pgolf_core.run.loop import LOG_FLOOR32
 from pgolf_mixers.logistic import LogisticMixer
 
 V = 40

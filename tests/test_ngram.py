@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pgolf_core.api import BuildContext
-from pgolf_core.bytes import bits_per_byte
+from pgolf_core.stream.bytes import bits_per_byte
 from pgolf_core.errors import UsageError
 from pgolf_ngram.expert import NgramExpert
 from pgolf_ngram.reference import ReferenceNgram

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pgolf_core import evaluate
 from pgolf_core.cli import cli
-from pgolf_core.plot import running_bpb
+from pgolf_core.cli.plot import running_bpb
 from pgolf_core.plugins import load_plugins
 from helpers.mixers import EqualMix
 

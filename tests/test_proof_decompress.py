@@ -34,7 +34,7 @@ def test_a_file_is_proven_and_a_wrong_reference_named(tmp_path):
 @needs_sandbox
 @pytest.mark.skipif(importlib.util.find_spec("pgolf_recency") is None, reason="the example plugin is not installed")
 def test_a_third_party_plugin_is_loaded_only_when_named(tmp_path):
-    from pgolf_core.container import read_container
+    from pgolf_core.codec.container import read_container
 
     res = run("eval", "-e", "recency,bigram", "--limit", 500, "--prove", "--proof", tmp_path / "r.pgz", "--no-progress")
     assert res.exit_code == 0 and "PROVEN" in res.output.splitlines()[0], res.output

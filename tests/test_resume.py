@@ -9,7 +9,7 @@ import pytest
 from pgolf_core import evaluate
 from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 from pgolf_core.errors import UsageError
-from pgolf_core.resume import Interrupted
+from pgolf_core.checks.resume import Interrupted
 
 TOKENS = np.asarray(demo_tokens("val")[:5000])
 
@@ -23,7 +23,7 @@ class _StopAfter:
     """Simulates Ctrl-C: sets the loop's interrupt flag once ``n`` chunks have been scored."""
 
     def __init__(self, monkeypatch, n):
-        import pgolf_core.resume as R
+        import pgolf_core.checks.resume as R
 
         real = R.interrupt_flag
         calls = {"chunks": 0}

@@ -123,7 +123,7 @@ def _retag(manifest, node: dict) -> None:
     ({"t": "global", "name": "builtins:eval"}, "'builtins:eval' is outside pgolf_core"),
     ({"t": "object", "class": "subprocess:Popen", "dict": {"args": ["true"]}, "slots": []}, "is outside pgolf_core"),
     ({"t": "reduce", "callable": "os:system", "args": ["true"]}, "unknown type tag 'reduce'"),
-    ({"t": "object", "class": "pgolf_core.loop:Guards", "dict": {}, "slots": []},
+    ({"t": "object", "class": "pgolf_core.run.loop:Guards", "dict": {}, "slots": []},
      "experts\\[0\\] is a Guards, this run has a NgramExpert"),
 ])
 def test_a_crafted_manifest_is_refused_with_one_line(genuine, tmp_path, node, match):

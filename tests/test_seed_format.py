@@ -134,7 +134,7 @@ def test_the_seeds_window_accounting():
     assert windows[:33] == plan_windows(1, 4097, 2048, 64)  # up to the tail, the same windows as ours
     assert all(w.hi - 1 - w.begin <= 2048 for w in windows)
 
-    from pgolf_core.bytes import byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import byte_table_from_sentencepiece
     from pgolf_core.demo import demo_tokenizer_path, demo_tokens
 
     model = random_model(PRESETS["tiny"], 0).eval()

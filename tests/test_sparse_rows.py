@@ -1,5 +1,5 @@
 """The grouped path: experts' sparse rows (``Expert.sparse_rows``) joined into groups of equal tokens
-(``pgolf_core.grouping``) and mixed over the groups (``Mixer.mix_log_grouped``), outside strict
+(``pgolf_core.run.grouping``) and mixed over the groups (``Mixer.mix_log_grouped``), outside strict
 scoring. It must score as the dense log path does, to float64 summation order."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from pgolf_core.api import BuildContext, Expert, GroupedLogRows, SparseRows
 from pgolf_core.errors import PgolfError
-from pgolf_core.grouping import StreamCounts
-from pgolf_core.loop import LOG_FLOOR32, Components, Loop, NoBytes
+from pgolf_core.run.grouping import StreamCounts
+from pgolf_core.run.loop import LOG_FLOOR32, Components, Loop, NoBytes
 from pgolf_mixers.logistic import LogisticMixer
 from pgolf_ngram.expert import NgramExpert
 
@@ -269,7 +269,7 @@ def real_stream(kind):
         pytest.skip(f"needs {model} and {texts}")
     import sentencepiece as spm
 
-    from pgolf_core.data import encode_caseops_documents, read_jsonl_texts
+    from pgolf_core.stream.data import encode_caseops_documents, read_jsonl_texts
 
     # the validation head's documents in CaseOps sp8192 tokens (the first 8,000)
     tokens, _ = encode_caseops_documents(read_jsonl_texts(texts, limit=12), spm.SentencePieceProcessor(model_file=str(model)))

@@ -12,8 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from pgolf_core.loop import Guards
-from pgolf_core.statecodec import Allowed, Malformed, UnsavableState, decode, encode
+from pgolf_core.run.loop import Guards
+from pgolf_core.checks.statecodec import Allowed, Malformed, UnsavableState, decode, encode
 
 ALLOWED = Allowed({"pgolf_core", "pgolf_ngram", "pgolf_ttt", "test_statecodec"})
 
@@ -139,7 +139,7 @@ def test_what_is_not_data_is_refused_at_save_time_with_its_path(value, path, wha
 
 def test_a_class_outside_the_allowed_packages_is_refused_at_save_time():
     g = Guards()
-    with pytest.raises(UnsavableState, match="mixer is a pgolf_core.loop.Guards"):
+    with pytest.raises(UnsavableState, match="mixer is a pgolf_core.run.loop.Guards"):
         encode({"mixer": g}, Allowed({"pgolf_ngram"}))
 
 
@@ -163,14 +163,14 @@ def _tree(node) -> dict:
     ({"t": "object", "class": "subprocess:Popen", "dict": {"args": "touch x"}, "slots": []}, "outside pgolf_core"),
     ({"t": "global", "name": "os:system"}, "outside pgolf_core"),
     ({"t": "global", "name": "builtins:eval"}, "outside pgolf_core"),
-    ({"t": "global", "name": "pgolf_core.resume:os"}, "is not a class or function"),
-    ({"t": "global", "name": "pgolf_core.loop:np.ndarray"}, "not looked up in a class"),
+    ({"t": "global", "name": "pgolf_core.checks.resume:os"}, "is not a class or function"),
+    ({"t": "global", "name": "pgolf_core.run.loop:np.ndarray"}, "not looked up in a class"),
     ({"t": "ddict", "factory": "os:getcwd", "items": []}, "outside pgolf_core"),
     ({"t": "pickle", "data": "gASV"}, "unknown type tag 'pickle'"),
     ({"t": "list", "items": [{"ref": 5}]}, "reference 5 is not a node index"),
     ({"t": "tuple", "items": [{"ref": 0}]}, "contains itself"),
     ({"t": "npdtype", "dtype": "|O"}, "not a plain number"),
-    ({"t": "object", "class": "pgolf_core.loop:Guards", "dict": [], "slots": []}, "'dict' is not a JSON object"),
+    ({"t": "object", "class": "pgolf_core.run.loop:Guards", "dict": [], "slots": []}, "'dict' is not a JSON object"),
 ])
 def test_a_crafted_tree_is_refused_and_nothing_it_names_runs(node, message):
     allowed = Allowed({"pgolf_core", "pgolf_ngram"})  # not this test module: a crafted class comes from outside

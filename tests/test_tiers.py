@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pgolf_core.api import Expert, RowsExpert, capabilities
-from pgolf_core.audit_engine import RecordingExpert
+from pgolf_core.checks.audit_engine import RecordingExpert
 
 
 class Counts(RowsExpert):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pgolf_core import hookimpl
-from pgolf_core.bytes import ByteTable
-from pgolf_core.data import BOS_ID
+from pgolf_core.stream.bytes import ByteTable
+from pgolf_core.stream.data import BOS_ID
 from pgolf_core.demo import demo_tokenizer_path
 from pgolf_core.errors import DataError
 from pgolf_core.evaluate import evaluate

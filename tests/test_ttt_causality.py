@@ -69,7 +69,7 @@ def test_every_call_sees_exactly_the_scored_prefix(n, chunk):
 def _trajectory(adapter_name, opts, tokens, chunk):
     """Weights digest after every after_chunk call: {end: digest}, plus the adapter's stats."""
     from pgolf_core.plugins import load_plugins
-    from pgolf_core.bytes import byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import byte_table_from_sentencepiece
 
     plugins = load_plugins()
     expert = TinyExpert(0)

@@ -16,7 +16,7 @@ OPTS = {"chunk_tokens": "200", "seq_len": "32", "batch": "4", "lr": "3e-2", "epo
 
 
 def _ctx():
-    from pgolf_core.bytes import byte_table_from_sentencepiece
+    from pgolf_core.stream.bytes import byte_table_from_sentencepiece
     from pgolf_core.demo import demo_tokenizer_path
 
     return BuildContext(vocab_size=1024, byte_counts=byte_table_from_sentencepiece(demo_tokenizer_path()), seed=0)

@@ -281,7 +281,7 @@ def test_presets_pr1855_and_pr2135(plugins):
 
 @pytest.mark.slow
 def test_the_audit_passes_with_phases_inside_the_audited_stream():
-    from pgolf_core.audit import audit
+    from pgolf_core.checks.audit import audit
 
     report = audit(["neural"], adapters=["phased-ttt"], limit=1200, chunk=400, random_tokens=1000,
                    expert_options={"neural": {"preset": "tiny", "init_seed": "0", "seq_len": "64",

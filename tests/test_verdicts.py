@@ -9,7 +9,7 @@ import pytest
 
 import planted as P
 from pgolf_core import evaluate
-from pgolf_core.audit import audit
+from pgolf_core.checks.audit import audit
 from pgolf_core.demo import demo_tokens
 
 V = 1024

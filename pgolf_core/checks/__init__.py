@@ -23,7 +23,7 @@ def compose(experts=(), *, audit: bool = False, spot_checks=None, prove: bool = 
     ``checkpoint_every`` targets); every other keyword is a ``RunSpec`` field."""
     from ..errors import UsageError
     from ..run.spine import RunSpec
-    from ..verdict import DEFAULT_SPOT_CHECKS
+    from ..run.verdict import DEFAULT_SPOT_CHECKS
 
     spec = RunSpec(experts, **spec_options)
     if checkpoint_every is not None and resume is None:

@@ -1,10 +1,10 @@
 """``--audit``: the C1-C4 audit of the run's own components before the pass, and live spot checks
-inside it (``pgolf_core.audit``, ``pgolf_core.spotcheck``). Both passing makes the run AUDITED."""
+inside it (``pgolf_core.checks.audit``, ``pgolf_core.checks.spotcheck``). Both passing makes the run AUDITED."""
 
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..verdict import DEFAULT_SPOT_CHECKS, spot_check_lines, spot_reasons
+from ..run.verdict import DEFAULT_SPOT_CHECKS, spot_check_lines, spot_reasons
 from .base import Check, Finding
 
 
@@ -19,9 +19,9 @@ class Audited(Check):
             raise UsageError("an audited result needs strict scoring: drop strict=False (--no-strict)")
 
     def before(self, run) -> None:
-        from ..audit import audit_components
-        from ..session import setup_adapters
-        from ..spotcheck import SpotChecks
+        from .audit import audit_components
+        from ..run.session import setup_adapters
+        from .spotcheck import SpotChecks
 
         twin, rebuilt = run.twin()  # before anything advances the run's components
         setup_adapters(twin)

@@ -17,7 +17,7 @@ from typing import Optional
 
 @dataclass
 class Finding:
-    """One check's part of the verdict (``pgolf_core.verdict.combine``)."""
+    """One check's part of the verdict (``pgolf_core.run.verdict.combine``)."""
 
     checks: list = field(default_factory=list)  # what ran, in words
     violations: list = field(default_factory=list)  # what broke a rule: any one makes the run INVALID

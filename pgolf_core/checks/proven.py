@@ -25,7 +25,7 @@ class Proven(Check):
         self.pinned = pin_plugin_code(spec.plugin_modules)  # the plugins' files before any is imported
 
     def before(self, run) -> None:
-        from ..compress import refuse_undecodable
+        from ..codec.compress import refuse_undecodable
 
         given = [c for c in [*run.experts, *run.adapters] if c.instance is not None]
         if given or not (run.spec.mixer is None or isinstance(run.spec.mixer, str)):
@@ -46,8 +46,8 @@ class Proven(Check):
 
     def _prove(self, run, bpb: float) -> dict:
         """Code the stream with fresh components, then decode it in a sandbox and score the file."""
-        from ..compress import encode_run
-        from ..container import read_container
+        from ..codec.compress import encode_run
+        from ..codec.container import read_container
         from ..proof.prove import data_files, prove_file
 
         with tempfile.TemporaryDirectory(prefix="pgolf-proof-") as tmp:

@@ -1,5 +1,5 @@
 """``--resume FILE``: the loop driven so that a long run can stop and continue to the same BPB
-(``pgolf_core.resume``): a resume point every ``every`` targets and at Ctrl-C."""
+(``pgolf_core.checks.resume``): a resume point every ``every`` targets and at Ctrl-C."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Resumable(Check):
                              "separately")
 
     def drive(self, run, loop) -> None:
-        from ..resume import run_digest, run_resumable
+        from .resume import run_digest, run_resumable
 
         digest = run_digest(run.describe(), run.tokens)
         run_resumable(loop, run.tokens, run.spec.chunk_size, self.path, self.every or 0, digest,

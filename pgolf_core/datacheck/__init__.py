@@ -68,7 +68,7 @@ def stream_checks(tokens, table, tokenizer_path, counter) -> dict:
     {check: {name, status, summary, figures}}."""
     import numpy as np
 
-    from ..caseops import OPERATORS
+    from ..stream.caseops import OPERATORS
     from ..digest import sha256_file
     from ..tokenizers import SentencePieceTokenizer
     from .bytes_check import check_bytes

@@ -76,7 +76,7 @@ class Features:
         return self._lut([sp.IsByte(i) for i in range(self.inputs.table.vocab_size)])
 
     def _ops(self):  # CaseOps operator pieces
-        from ..caseops import OPERATORS
+        from ..stream.caseops import OPERATORS
 
         if not self.inputs.caseops:
             return np.zeros(len(self.starts), np.int64)

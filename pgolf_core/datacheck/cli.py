@@ -35,7 +35,7 @@ def check_command(val, train, docs, tokenizer, byte_counts, full_val, threshold,
     res = check_data(val, train, docs, tokenizer, byte_counts, full_val=full_val, threshold=threshold, shingle=shingle,
                      num_perm=num_perm, checks=names, seq_len=seq_len)
     if as_json:
-        from ..report import _jsonable
+        from ..run.report import _jsonable
 
         click.echo(json.dumps(_jsonable(res.to_dict()), indent=2))
     else:

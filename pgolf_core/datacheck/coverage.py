@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..data import BOS_ID
+from ..stream.data import BOS_ID
 from .known import BYTES_TOLERANCE, known_tokenizer
 from .result import OK, PARTIAL, PROBLEM, SKIPPED, CheckResult
 

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..data import BOS_ID
+from ..stream.data import BOS_ID
 from ..errors import DataError, UsageError
 
 
@@ -55,12 +55,12 @@ def _usage(exc: Exception) -> UsageError:
 def load_inputs(val, train: Sequence = (), docs=None, tokenizer=None, byte_counts=None) -> Inputs:
     """Read the validation stream, the docs and the tokenizer, find the sidecar and check the header
     of every training shard (1 KiB each: the shards themselves are streamed later)."""
-    from ..data import load_byte_sidecar, load_tokens, shard_paths, shard_token_count
+    from ..stream.data import load_byte_sidecar, load_tokens, shard_paths, shard_token_count
 
     tok = table = sha = None
     caseops = False
     if tokenizer is not None:
-        from ..caseops import OPERATORS
+        from ..stream.caseops import OPERATORS
         from ..digest import sha256_file
         from ..tokenizers import SentencePieceTokenizer
 
@@ -93,7 +93,7 @@ def load_inputs(val, train: Sequence = (), docs=None, tokenizer=None, byte_count
             raise UsageError(f"--train: {exc} (expected parameter-golf fineweb_train_*.bin shards)") from None
     texts = None
     if docs is not None:
-        from ..data import read_jsonl_texts
+        from ..stream.data import read_jsonl_texts
 
         try:
             texts = list(read_jsonl_texts(docs))
@@ -103,9 +103,9 @@ def load_inputs(val, train: Sequence = (), docs=None, tokenizer=None, byte_count
 
 
 def _npy_sidecar(path, n_tokens: int):
-    from ..bytes import SidecarBytes
+    from ..stream.bytes import SidecarBytes
 
-    from ..data import load_npy
+    from ..stream.data import load_npy
 
     counts = load_npy(path, "byte counts")
     if counts.ndim != 1 or not np.issubdtype(counts.dtype, np.integer) or len(counts) != n_tokens:
@@ -121,7 +121,7 @@ def decoded_documents(inputs: Inputs) -> list:
     cached = getattr(inputs, "_decoded", None)
     if cached is not None:
         return cached
-    from ..caseops import decode as caseops_decode
+    from ..stream.caseops import decode as caseops_decode
 
     starts, ends = split_documents(inputs.val)
     out = []

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ..data import BOS_ID, HEADER_BYTES
+from ..stream.data import BOS_ID, HEADER_BYTES
 from .inputs import Inputs, split_documents
 from .result import OK, PROBLEM, SKIPPED, CheckResult
 
@@ -118,7 +118,7 @@ def check_overlap(inputs: Inputs, threshold: float = 0.8, shingle: int = 5, num_
     t_train = time.perf_counter()  # the rate is that of streaming the training side (the val side is a fixed cost)
     for buf, at in iter_train_blocks(inputs.train, block_tokens):
         if inputs.table is not None:
-            from ..data import check_vocab
+            from ..stream.data import check_vocab
 
             check_vocab(buf, inputs.table.vocab_size, f"training shards (position {at:,})")
         n_train += len(buf)

@@ -40,8 +40,8 @@ def demo_tokenizer_path() -> Path:
 
 @lru_cache(maxsize=None)
 def _demo_tokens(split: str) -> np.ndarray:
-    from ..bytes import load_sentencepiece
-    from ..data import encode_documents
+    from ..stream.bytes import load_sentencepiece
+    from ..stream.data import encode_documents
 
     sp = load_sentencepiece(demo_tokenizer_path())
     return encode_documents(demo_texts(split), sp)

@@ -54,8 +54,8 @@ def prove_file(path, *, plugin_modules=(), tokenizer=None, file_overrides=None, 
     or None, proof dict). ``reference``: the original stream (its first difference is reported);
     ``printed_bpb``: an evaluation's figure that must agree with the file's; ``data``: files the
     decoder must not be able to read."""
-    from ..compress import header_files
-    from ..container import read_container
+    from ..codec.compress import header_files
+    from ..codec.container import read_container
     from .description import description_length
     from .plan import decoder_plan
     from .sandbox import run_decoder, sandbox_status
@@ -126,7 +126,7 @@ def _first_problem(tokens, reference, printed_bpb, score) -> str:
 
         # One-sided: the file may cost at most the coder's overhead more than the printed figure. It
         # may cost less (a count is at least 1, so a target of probability below 1/F is coded above
-        # its probability: pgolf_core.coderformat), and a printed figure worse than the file's claims
+        # its probability: pgolf_core.codec.coderformat), and a printed figure worse than the file's claims
         # nothing the file does not show.
         gap = score["coded_bpb"] - printed_bpb
         if gap > score["overhead_bpb"] + AGREEMENT_SLACK:

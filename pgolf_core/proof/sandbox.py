@@ -16,7 +16,7 @@ The child then, before any plugin module is imported:
    seccomp (``pgolf_core.proof.seccomp``: no sockets of any kind, no shared memory, no other
    process's memory, no signal handlers);
 4. loads pgolf-core's builtin plugins and the plugin modules it was asked to load, decodes
-   (``pgolf_core.compress.decode_container``), and writes the tokens (``tokens.npy``) and a report
+   (``pgolf_core.codec.compress.decode_container``), and writes the tokens (``tokens.npy``) and a report
    (``report.json``: what it enforced, its speed) into the scratch folder.
 
 Where the kernel offers no Landlock, or seccomp cannot be installed, the child decodes anyway when
@@ -86,8 +86,8 @@ def _scrubbed_env(scratch: Path, threads: dict) -> dict:
 def _absolute_files(path, tokenizer, file_overrides) -> tuple:
     """The header's files as this process finds them (a relative path is relative to this process's
     folder, and the child runs in its scratch folder), as the tokenizer and overrides the child takes."""
-    from ..compress import header_files
-    from ..container import read_container
+    from ..codec.compress import header_files
+    from ..codec.container import read_container
 
     files = header_files(read_container(path)[0], path, tokenizer, file_overrides)
     overrides: dict = {}
@@ -183,8 +183,8 @@ def child_main(request_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
     out = Path(request["out"])
     try:
-        from ..compress import decode_container, header_files
-        from ..container import read_container
+        from ..codec.compress import decode_container, header_files
+        from ..codec.container import read_container
         from .plan import decoder_plan
 
         sys.path.extend(p for p in request["sys_path"] if p not in sys.path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..coderformat import overhead_bound_bits  # the coder's documented overhead (docs/proofs.md)
+from ..codec.coderformat import overhead_bound_bits  # the coder's documented overhead (docs/proofs.md)
 from ..errors import DataError, PgolfError
 
 from ..tolerances import AGREEMENT_SLACK  # noqa: F401 (re-exported: float rounding between two sums)
@@ -27,9 +27,9 @@ from ..tolerances import AGREEMENT_SLACK  # noqa: F401 (re-exported: float round
 def score_file(path, tokens_path, tokenizer=None, byte_counts=None) -> dict:
     """{"targets", "bytes", "payload_bytes", "file_bytes", "coded_bpb", "file_bpb", "overhead_bpb",
     "byte_counting"} of ``path`` decoded to the tokens in ``tokens_path`` (.npy)."""
-    from ..bytes import byte_table_from_sentencepiece
-    from ..data import sidecar_target_bytes
-    from ..container import read_container, tokens_checksum
+    from ..stream.bytes import byte_table_from_sentencepiece
+    from ..stream.data import sidecar_target_bytes
+    from ..codec.container import read_container, tokens_checksum
     from ..digest import sha256_file
 
     header, payload = read_container(path)

@@ -18,10 +18,10 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..api import BuildContext
-from ..build import ComponentSpec, as_components, build_components, build_twin, mixer_spec, refuse_repeats
+from .build import ComponentSpec, as_components, build_components, build_twin, mixer_spec, refuse_repeats
 from ..errors import InvalidConfigurationError, UsageError
-from ..loop import Components, Guards, Loop
-from ..session import DEFAULT_CHUNK, resolve_stream, run_context, setup_adapters
+from .loop import Components, Guards, Loop
+from .session import DEFAULT_CHUNK, resolve_stream, run_context, setup_adapters
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class RunSpec:
     progress: bool = False
 
     def __post_init__(self):  # bad input is refused before any work starts
-        from ..device import check_device
+        from .device import check_device
 
         check_device(self.device)  # an impossible device never falls back to the CPU
         if self.chunk_size < 1:
@@ -140,7 +140,7 @@ def open_run(spec: RunSpec, *, strict: bool = False, distributed: bool = True) -
     A configuration with a component known to break a rule is refused unless ``spec.allow_invalid``
     (then its problems are guard violations, and the verdict says INVALID). ``distributed`` joins
     the torchrun process group (an evaluation; the compressor runs in one process)."""
-    from ..distributed import init_distributed
+    from .distributed import init_distributed
     from ..plugins import load_plugins
 
     plugins = spec.plugins if spec.plugins is not None else load_plugins(spec.plugin_modules)

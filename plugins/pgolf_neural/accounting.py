@@ -37,7 +37,7 @@ def seed_windows(n_tokens: int, seq_len: int, stride: int) -> list[Window]:
 def compare(model, tokens: np.ndarray, byte_counts, *, seq_len: int, stride: int, batch: int = 32) -> dict:
     """Both accountings of the same model on ``tokens``: {"one_pass": ..., "seed": ...}, each with
     targets, bytes, loss (nats per target) and BPB; ``seed`` also has the re-scored targets and bytes."""
-    from pgolf_core.bytes import bits_per_byte
+    from pgolf_core.stream.bytes import bits_per_byte
 
     n = len(tokens)
     out = {}

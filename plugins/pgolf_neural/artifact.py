@@ -96,7 +96,7 @@ def save_checkpoint(path, state_dict: dict, config: dict, tokenizer: dict | None
 
 def tokenizer_record(path) -> dict:
     """What an artifact keeps of its tokenizer: the file name, its sha256 and its vocabulary size."""
-    from pgolf_core.bytes import load_sentencepiece
+    from pgolf_core.stream.bytes import load_sentencepiece
     from pgolf_core.digest import sha256_file
 
     return {"file": Path(path).name, "sha256": sha256_file(path),

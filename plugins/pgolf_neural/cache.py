@@ -75,7 +75,7 @@ class CachedScorer:
         self.stamp = ()
 
     # A deep copy's tensors come back with fresh version counters; a resume point's keep theirs
-    # (pgolf_core.statecodec), and this is not called for it.
+    # (pgolf_core.checks.statecodec), and this is not called for it.
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.adopt = True

@@ -187,7 +187,7 @@ class NeuralExpert(Expert):
 
 def _distributed() -> bool:
     """True under torchrun: every rank scores the same span, so each takes a share of the windows."""
-    from pgolf_core.distributed import world
+    from pgolf_core.run.distributed import world
 
     return world()[1] > 1
 

@@ -136,7 +136,7 @@ def make_neural(ctx, checkpoint, preset, init_seed, seq_len, stride, batch, devi
     each with optional ``:key=value`` overrides (``pgolf_neural.config.resolve_config``).
     ``temperature`` (1 = off) applies the seed's entropy-adaptive temperature to every row
     (``scoring.adaptive_temperature``; the seed used 0.98)."""
-    from pgolf_core.data import BOS_ID
+    from pgolf_core.stream.data import BOS_ID
 
     from .expert import NeuralExpert, check_vocab
 

@@ -281,11 +281,11 @@ def score_windows_split(model, tokens: np.ndarray, windows: list[Window], *, seq
                         timers: Optional[dict] = None, temperature: float = 1.0):
     """``score_windows`` with the windows shared across the torch.distributed ranks.
 
-    Rank r scores the contiguous share ``pgolf_core.distributed.share(len(windows), r, world)``;
+    Rank r scores the contiguous share ``pgolf_core.run.distributed.share(len(windows), r, world)``;
     the rows are gathered in rank order, which is stream order, so every rank returns what one
     process would (up to float rounding: a window's batch, hence its padded width, may differ).
     """
-    from pgolf_core.distributed import gather_rows, share, world
+    from pgolf_core.run.distributed import gather_rows, share, world
 
     rank, size = world()
     lo, hi = share(len(windows), rank, size)

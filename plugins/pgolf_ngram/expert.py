@@ -35,7 +35,7 @@ from typing import Optional
 import numpy as np
 
 from pgolf_core.api import Expert, SparseRows, StepKernel
-from pgolf_core.data import BOS_ID
+from pgolf_core.stream.data import BOS_ID
 from pgolf_core.errors import DataError, UsageError
 
 from .tables import CountTables, SparseBuffers

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from pgolf_core.data import BOS_ID
+from pgolf_core.stream.data import BOS_ID
 
 
 class ReferenceNgram:

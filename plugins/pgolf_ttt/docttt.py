@@ -183,7 +183,7 @@ class DocumentTTT:
         return lp, rows
 
     def _shared(self, model, ids, group, distributions):
-        from pgolf_core.distributed import gather_rows, share, world
+        from pgolf_core.run.distributed import gather_rows, share, world
 
         batches = [group[i:i + self.batch] for i in range(0, len(group), self.batch)]
         rank, size = world()

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pgolf_core.distributed import share, world
+from pgolf_core.run.distributed import share, world
 
 
 class GlobalPhase:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pgolf_core.distributed import share, sum_gradients, world
+from pgolf_core.run.distributed import share, sum_gradients, world
 from .windows import training_windows, window_arrays
 
 

@@ -125,7 +125,7 @@ def _artifact_oracle(table):
 
 
 def _double_byte_tables(ctx):
-    from pgolf_core.bytes import ByteTable
+    from pgolf_core.stream.bytes import ByteTable
 
     for obj in [ctx.byte_counts, *(o for o in gc.get_objects() if isinstance(o, ByteTable))]:
         obj.base_bytes.flags.writeable = True
@@ -133,15 +133,15 @@ def _double_byte_tables(ctx):
 
 
 def _patch_engine():
-    import pgolf_core.bytes
-    import pgolf_core.loop
+    import pgolf_core.stream.bytes
+    import pgolf_core.run.loop
 
-    real = pgolf_core.bytes.bits_per_byte
+    real = pgolf_core.stream.bytes.bits_per_byte
 
     def half(nll, n):
         return real(nll, n) / 2
 
-    pgolf_core.bytes.bits_per_byte = half
+    pgolf_core.stream.bytes.bits_per_byte = half
     for mod in list(sys.modules.values()):
         if getattr(mod, "bits_per_byte", None) is real:
             mod.bits_per_byte = half

@@ -1,4 +1,4 @@
-"""Experts that try to fool the live spot checks (``pgolf_core.spotcheck``), written against the
+"""Experts that try to fool the live spot checks (``pgolf_core.checks.spotcheck``), written against the
 public API: copy-aware ones, one that reads the checked positions from the engine's objects, and
 one that cheats only inside a region of the stream. ``tests/test_audit_adversarial.py`` runs them;
 ``benchmarks/bench_cheats.py`` packages them as a plugin to run them under every mode."""

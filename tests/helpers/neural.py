@@ -73,7 +73,7 @@ class TinyExpert(Expert):
         return torch.cat(rows) if rows else torch.zeros((0, self.vocab_size), dtype=torch.float64)
 
     def distributions(self, tokens, start, end):
-        from pgolf_core.distributed import gather_rows, share, world
+        from pgolf_core.run.distributed import gather_rows, share, world
 
         if self.log is not None:
             self.log.append((start, end, len(tokens)))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pgolf_core.data import load_tokens
+from pgolf_core.stream.data import load_tokens
 
 from .model import NanoConfig, NanoGPT, save
 

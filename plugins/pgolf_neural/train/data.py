@@ -18,14 +18,14 @@ from pgolf_core.errors import UsageError
 
 def load_train_tokens(path, vocab_size: int) -> np.ndarray:
     """Training tokens from .npy / shards (split "train"); validation files are refused."""
-    from pgolf_core.data import load_tokens
+    from pgolf_core.stream.data import load_tokens
 
     p = Path(path)
     if "val" in p.name.lower():
         raise UsageError(f"training data {path}: refusing a path named like validation data ('val' in {p.name!r})")
     tokens = load_tokens(p, vocab_size=vocab_size, split="train")
     if p.is_dir():
-        from pgolf_core.data import shard_paths
+        from pgolf_core.stream.data import shard_paths
 
         bad = [s.name for s in shard_paths(p, "train") if "val" in s.name.lower()]
         if bad:

@@ -86,7 +86,7 @@ def artifact_export_cmd(src, dst, fmt):
 def accounting_cmd(checkpoint, config, data, tokenizer, limit, seq_len, stride, as_json):
     """The seed's window-loop accounting (its tail re-scored) next to one-pass accounting, for the
     neural model alone: what part of a published number is counted more than once."""
-    from pgolf_core.session import resolve_stream
+    from pgolf_core.run.session import resolve_stream
 
     from ..accounting import compare
     from ..config import resolve_config
