@@ -25,7 +25,7 @@ Definition (what ``record`` measures):
   stop in a module that an earlier stop already visited. ``Walk`` reports the stops, their number,
   the number of distinct modules and the number of returns.
 - The *wing* granularity groups the modules before collapsing: the first two dotted parts inside
-  ``pgolf_core`` (``pgolf_core.run.spine`` -> ``pgolf_core.run``, ``pgolf_core.loop`` stays), the
+  ``pgolf_core`` (``pgolf_core.run.spine`` -> ``pgolf_core.run``, ``pgolf_core.evaluate`` stays), the
   top-level package for a plugin (``pgolf_ngram.bigram`` -> ``pgolf_ngram``).
 
 ``python -m tests.helpers.stream_walk [--tokens N] [MODE ...]`` (or ``python
@@ -68,6 +68,7 @@ class Stop:
 class Walk:
     calls: list  # (module, function) of every recorded call, in order
     stops: list = field(default_factory=list)
+    tree: Optional["Tree"] = None  # the call-tree measure of the same calls (``record`` fills it)
 
     def __post_init__(self):
         if not self.stops:
@@ -129,6 +130,84 @@ def wing(module: str) -> str:
     return parts[0]
 
 
+# -- the call-tree measure ------------------------------------------------------------------------------------------
+CHECK_HOOKS = ("open", "before", "loop_observers", "drive", "after")
+OBSERVER_HOOKS = ("before_step", "on_step")  # what the loop calls on the observers a check adds
+
+
+def _is_check(obj) -> bool:
+    """An object attached to the run as a check (``pgolf_core.checks.base.Check``)."""
+    return any(c.__name__ == "Check" and c.__module__.startswith("pgolf_core.checks") for c in type(obj).__mro__)
+
+
+def _is_check_part(obj) -> bool:
+    """An object of the checks' wing (a loop observer a check added)."""
+    return obj is not None and type(obj).__module__.startswith("pgolf_core.checks")
+
+
+def owner(frame) -> str:
+    """The wing a call belongs to: a method belongs to its object's class (an expert's inherited
+    ``Expert.update`` is the expert's plugin, a check's inherited hook is the check's), anything else
+    to the module of its code."""
+    me = frame.f_locals.get("self") if frame.f_code.co_argcount else None
+    module = frame.f_globals.get("__name__", "?")
+    if me is not None and frame.f_code.co_varnames[:1] == ("self",):
+        cls_module = type(me).__module__
+        if cls_module.split(".")[0].startswith(PREFIX):
+            module = cls_module
+    return module
+
+
+@dataclass(frozen=True)
+class Call:
+    owner: str  # the call's module (``owner``)
+    ancestors: tuple  # the modules of the pgolf frames above it, outermost first
+    check: Optional[str]  # the class of the check whose hook it runs under, or None (the spine)
+
+
+@dataclass
+class Tree:
+    """The walk as a call tree, per part of the run.
+
+    Modules are grouped by wing (``wing``; ``group`` picks another grouping). The *spine* is every recorded call not under a check's hook (``CHECK_HOOKS`` of a
+    ``pgolf_core.checks`` ``Check``, ``OBSERVER_HOOKS`` of a loop observer from that package); each
+    check (and observer) has its own part. In a part, the *stops* are the
+    wings that receive the stream, in the order they first do; a *return* is a call that hands the
+    stream back up to a wing above its caller (a wing among its ancestors, not its own caller's:
+    ``loop -> expert -> loop``), counted once per (caller, callee) pair. The loop calling the experts
+    chunk after chunk is one stop each and no return: the stream goes down, never back up.
+    """
+
+    calls: list
+
+    def parts(self) -> list:
+        return list(dict.fromkeys(c.check or "spine" for c in self.calls))
+
+    def part(self, name: str = "spine") -> list:
+        return [c for c in self.calls if (c.check or "spine") == name]
+
+    def stops(self, name: str = "spine", group: Callable = wing) -> list:
+        return list(dict.fromkeys(group(c.owner) for c in self.part(name)))
+
+    def returns(self, name: str = "spine", group: Callable = wing) -> list:
+        found = []
+        for c in self.part(name):
+            up = [group(m) for m in c.ancestors]
+            chain = [w for i, w in enumerate(up) if i == 0 or w != up[i - 1]]
+            me = group(c.owner)
+            if chain and me in chain[:-1] and chain[-1] != me:
+                found.append((chain[-1], me))
+        return list(dict.fromkeys(found))
+
+    def format(self) -> str:
+        lines = []
+        for name in self.parts():
+            stops, back = self.stops(name), self.returns(name)
+            lines.append(f"  {name}: {len(stops)} stops, {len(back)} returns: " + " -> ".join(stops)
+                         + "".join(f"\n      return {a} -> {b}" for a, b in back))
+        return "\n".join(lines)
+
+
 class _Recorder:
     def __init__(self, stream: np.ndarray, prefix: str = PREFIX):
         stream = np.asarray(stream)
@@ -142,6 +221,7 @@ class _Recorder:
         self.files: dict = {}  # co_filename -> whether its code is in a pgolf package
         self.starts: dict = {}  # generator code -> offset of its first RESUME
         self.calls: list = []
+        self.frames: list = []  # the Call of each recorded call
 
     # -- what is looked at ----------------------------------------------------------------------------------------
     def in_scope(self, frame) -> bool:
@@ -217,7 +297,24 @@ class _Recorder:
         for name in code.co_varnames[:n]:
             if self.holds(local.get(name)):  # *args and **kwargs: a tuple and a dict, looked into one level
                 self.calls.append((frame.f_globals.get("__name__", "?"), getattr(code, "co_qualname", code.co_name)))
+                self.frames.append(self.placed(frame))
                 return
+
+    def placed(self, frame) -> Call:
+        """The call's owner (``owner``), the owners of the pgolf frames above it (outermost first) and
+        the check whose hook it runs under."""
+        ancestors, check, f = [], None, frame
+        while f is not None:
+            if self.in_scope(f):
+                if f is not frame:
+                    ancestors.append(owner(f))
+                me = f.f_locals.get("self") if f.f_code.co_argcount else None
+                if check is None and f.f_code.co_name in CHECK_HOOKS and _is_check(me):
+                    check = type(me).__name__
+                elif check is None and f.f_code.co_name in OBSERVER_HOOKS and _is_check_part(me):
+                    check = type(me).__name__  # a check's loop observer (the spot checks), called by the loop
+            f = f.f_back
+        return Call(owner(frame), tuple(reversed(ancestors)), check)
 
 
 def _attributes(obj) -> list:
@@ -258,7 +355,7 @@ def _own_values(obj) -> list:
 
 def record(fn: Callable, stream, *args, prefix: str = PREFIX, **kwargs) -> tuple:
     """Run ``fn(*args, **kwargs)`` under ``sys.setprofile`` and return (its result, the ``Walk`` of
-    ``stream`` through the pgolf packages)."""
+    ``stream`` through the pgolf packages; its ``tree`` is the call-tree measure)."""
     rec = _Recorder(stream, prefix)
     previous = sys.getprofile()
     sys.setprofile(rec)
@@ -266,7 +363,7 @@ def record(fn: Callable, stream, *args, prefix: str = PREFIX, **kwargs) -> tuple
         result = fn(*args, **kwargs)
     finally:
         sys.setprofile(previous)
-    return result, Walk(rec.calls)
+    return result, Walk(rec.calls, tree=Tree(rec.frames))
 
 
 # -- the run modes of evaluate ------------------------------------------------------------------------------------
@@ -324,6 +421,8 @@ def main(argv=None) -> int:
         print(f"\n== {mode}: bpb {res.bpb:.6f}, level {getattr(res, 'level', '?')}")
         print(walk.format("modules"))
         print(walk.wings().format("wings"))
+        print("call tree (wings, per part of the run):")
+        print(walk.tree.format())
         if a.calls:
             for m, f in walk.calls:
                 print(f"    {m}:{f}")
