@@ -597,6 +597,32 @@ def capability(name: str, table: Sequence[Capability] = EXPERT_CAPABILITIES) -> 
     raise KeyError(f"no capability {name!r}; known: {', '.join(c.name for c in table)}")
 
 
+def missing(component, name: str) -> tuple:
+    """The methods ``component`` lacks for capability ``name`` (``()`` when it has it)."""
+    cap = capability(name, capability_table(component))
+    if getattr(component, cap.flag):
+        return ()
+    return tuple(m for m in cap.methods if not overrides(type(component), _base_of(component), m)) or cap.methods
+
+
+def _base_of(component) -> type:
+    return Mixer if isinstance(component, Mixer) else Expert
+
+
+def require(components: Sequence, labels: Sequence[str], name: str, why: str) -> None:
+    """Refuse, before anything is scored, a run in which a component lacks capability ``name`` that
+    ``why`` (the part of the configuration) needs: the error names the component, the capability and
+    the methods to write, instead of a failure deep in the loop or the coder."""
+    from .errors import UsageError
+
+    for comp, label in zip(components, labels):
+        lacks = missing(comp, name)
+        if lacks:
+            kind = "mixer" if isinstance(comp, Mixer) else "expert"
+            raise UsageError(f"{why} needs capability {name!r} from every {kind}; {kind} {label!r} lacks it "
+                             f"(implement {', '.join(m + '()' for m in lacks)}; see pgolf_core.api.{capability(name, capability_table(comp)).protocol.__name__})")
+
+
 # ----------------------------------------------------------------------------- rows only
 
 
