@@ -611,16 +611,31 @@ def _base_of(component) -> type:
 
 def require(components: Sequence, labels: Sequence[str], name: str, why: str) -> None:
     """Refuse, before anything is scored, a run in which a component lacks capability ``name`` that
-    ``why`` (the part of the configuration) needs: the error names the component, the capability and
-    the methods to write, instead of a failure deep in the loop or the coder."""
+    ``why`` (the part of the configuration that needs it, worded as the error's start) needs: the
+    error names the component, the capability and the methods to write, instead of a failure deep in the loop or the coder."""
     from .errors import UsageError
 
     for comp, label in zip(components, labels):
         lacks = missing(comp, name)
         if lacks:
             kind = "mixer" if isinstance(comp, Mixer) else "expert"
-            raise UsageError(f"{why} needs capability {name!r} from every {kind}; {kind} {label!r} lacks it "
-                             f"(implement {', '.join(m + '()' for m in lacks)}; see pgolf_core.api.{capability(name, capability_table(comp)).protocol.__name__})")
+            cap = capability(name, capability_table(comp))
+            raise UsageError(f"{why}: {kind} {label!r} lacks capability {name!r} (implement "
+                             f"{', '.join(m + '()' for m in lacks)}; see pgolf_core.api.{cap.protocol.__name__})")
+
+
+def refuse_missing_capabilities(comps, strict: bool) -> None:
+    """What a run's configuration needs of its components (``comps``: experts, labels, mixer):
+    strict scoring and a mixer that mixes full rows need ``distributions`` from every expert. Called
+    when the run is built and again by every ``Loop`` (loops are also made outside a run); the
+    round trip's need for decoding is refused where it attaches (``compress.refuse_undecodable``)."""
+    if strict:
+        require(comps.experts, comps.labels, "distributions",
+                "strict scoring (--strict, --audit, --prove) needs full distributions from every expert")
+    mixer = comps.mixer
+    if mixer is not None and mixer.needs_distributions:
+        require(comps.experts, comps.labels, "distributions",
+                f"mixer {getattr(mixer, 'name', '')!r} needs full distributions from every expert")
 
 
 # ----------------------------------------------------------------------------- rows only

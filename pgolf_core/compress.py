@@ -125,7 +125,8 @@ def refuse_undecodable(comps) -> None:
     """A usage error, before anything is coded, when a component cannot take part in the round trip."""
     from .api import require
 
-    require(comps.experts, comps.labels, "decodable", "the compressed round trip (compress, --prove)")
+    require(comps.experts, comps.labels, "decodable",
+            "the compressed round trip (compress, --prove) cannot decode without predict/observe from every expert")
     for a, lb in zip(comps.adapters, comps.adapter_labels or [a.name for a in comps.adapters]):
         if not getattr(a, "decodable", True):
             raise UsageError(f"adapter {lb!r} cannot take part in the compressed round trip: "

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..api import BuildContext, require
+from .. import api
+from ..api import BuildContext
 from ..build import ComponentSpec, as_components, build_components, build_twin, mixer_spec, refuse_repeats
 from ..errors import InvalidConfigurationError, UsageError
 from ..loop import Components, Guards, Loop
@@ -176,18 +177,7 @@ def _build(spec: RunSpec, plugins, stream: _Stream, *, strict: bool, dist, count
     if problems and not spec.allow_invalid:
         raise InvalidConfigurationError("; ".join(problems) + " (pass allow_invalid / --allow-invalid to run it "
                                         "anyway, scored as INVALID)")
-    refuse_missing_capabilities(comps, bool(strict))
+    api.refuse_missing_capabilities(comps, bool(strict))  # refused here, before any target is scored
     return Run(spec, plugins, stream.tokens, stream.n_tokens, stream.table, stream.tokenizer, stream.dataset,
                stream.counter, ctx, experts, mixer, adapters, comps, bool(strict), guards, dist, counted,
                build_seconds=time.perf_counter() - t_build)
-
-
-def refuse_missing_capabilities(comps, strict: bool) -> None:
-    """What the configuration needs of its components, refused when the run is built (before any
-    target is scored); the proof's need for decoding is refused when it attaches
-    (``compress.refuse_undecodable``)."""
-    if strict:
-        require(comps.experts, comps.labels, "distributions", "strict scoring (--strict, --audit, --prove)")
-    mixer = comps.mixer
-    if mixer is not None and mixer.needs_distributions:
-        require(comps.experts, comps.labels, "distributions", f"mixer {getattr(mixer, 'name', '')!r}")
