@@ -597,6 +597,47 @@ def capability(name: str, table: Sequence[Capability] = EXPERT_CAPABILITIES) -> 
     raise KeyError(f"no capability {name!r}; known: {', '.join(c.name for c in table)}")
 
 
+def missing(component, name: str) -> tuple:
+    """The methods ``component`` lacks for capability ``name`` (``()`` when it has it)."""
+    cap = capability(name, capability_table(component))
+    if getattr(component, cap.flag):
+        return ()
+    return tuple(m for m in cap.methods if not overrides(type(component), _base_of(component), m)) or cap.methods
+
+
+def _base_of(component) -> type:
+    return Mixer if isinstance(component, Mixer) else Expert
+
+
+def require(components: Sequence, labels: Sequence[str], name: str, why: str) -> None:
+    """Refuse, before anything is scored, a run in which a component lacks capability ``name`` that
+    ``why`` (the part of the configuration that needs it, worded as the error's start) needs: the
+    error names the component, the capability and the methods to write, instead of a failure deep in the loop or the coder."""
+    from .errors import UsageError
+
+    for comp, label in zip(components, labels):
+        lacks = missing(comp, name)
+        if lacks:
+            kind = "mixer" if isinstance(comp, Mixer) else "expert"
+            cap = capability(name, capability_table(comp))
+            raise UsageError(f"{why}: {kind} {label!r} lacks capability {name!r} (implement "
+                             f"{', '.join(m + '()' for m in lacks)}; see pgolf_core.api.{cap.protocol.__name__})")
+
+
+def refuse_missing_capabilities(comps, strict: bool) -> None:
+    """What a run's configuration needs of its components (``comps``: experts, labels, mixer):
+    strict scoring and a mixer that mixes full rows need ``distributions`` from every expert. Called
+    when the run is built and again by every ``Loop`` (loops are also made outside a run); the
+    round trip's need for decoding is refused where it attaches (``compress.refuse_undecodable``)."""
+    if strict:
+        require(comps.experts, comps.labels, "distributions",
+                "strict scoring (--strict, --audit, --prove) needs full distributions from every expert")
+    mixer = comps.mixer
+    if mixer is not None and mixer.needs_distributions:
+        require(comps.experts, comps.labels, "distributions",
+                f"mixer {getattr(mixer, 'name', '')!r} needs full distributions from every expert")
+
+
 # ----------------------------------------------------------------------------- rows only
 
 

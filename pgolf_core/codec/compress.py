@@ -123,10 +123,10 @@ class CodingReport:
 
 def refuse_undecodable(comps) -> None:
     """A usage error, before anything is coded, when a component cannot take part in the round trip."""
-    lacking = [lb for e, lb in zip(comps.experts, comps.labels) if not e.decodable]
-    if lacking:
-        raise UsageError(f"expert(s) {', '.join(map(repr, lacking))} cannot decode (no predict()): the stream cannot be "
-                         f"compressed with them; see 'Bit-exact prediction' in pgolf_core.api.Expert")
+    from .api import require
+
+    require(comps.experts, comps.labels, "decodable",
+            "the compressed round trip (compress, --prove) cannot decode without predict/observe from every expert")
     for a, lb in zip(comps.adapters, comps.adapter_labels or [a.name for a in comps.adapters]):
         if not getattr(a, "decodable", True):
             raise UsageError(f"adapter {lb!r} cannot take part in the compressed round trip: "

@@ -263,11 +263,9 @@ class Loop:
         self.saved = {"mixture": [], "experts": [], "bytes": []}
         self.last_recorded = 0
         self.loop_seconds = 0.0
-        lacking = [lb for e, lb in zip(comps.experts, comps.labels) if self.need_full and not e.provides_distributions]
-        if lacking:
-            why = "strict scoring" if self.strict else f"mixer {mixer.name!r}"
-            raise UsageError(f"{why} needs full distributions from every expert; {', '.join(map(repr, lacking))} "
-                             f"provides only score() (run without --strict/--audit, or give it distributions())")
+        from . import api
+
+        api.refuse_missing_capabilities(comps, self.strict)
         if self.strict:
             self.guards.add_check("C2: strict scoring: every score read from a full normalized mixture distribution")
 

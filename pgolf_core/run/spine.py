@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from .. import api
 from ..api import BuildContext
 from .build import ComponentSpec, as_components, build_components, build_twin, mixer_spec, refuse_repeats
 from ..errors import InvalidConfigurationError, UsageError
@@ -176,6 +177,7 @@ def _build(spec: RunSpec, plugins, stream: _Stream, *, strict: bool, dist, count
     if problems and not spec.allow_invalid:
         raise InvalidConfigurationError("; ".join(problems) + " (pass allow_invalid / --allow-invalid to run it "
                                         "anyway, scored as INVALID)")
+    api.refuse_missing_capabilities(comps, bool(strict))  # refused here, before any target is scored
     return Run(spec, plugins, stream.tokens, stream.n_tokens, stream.table, stream.tokenizer, stream.dataset,
                stream.counter, ctx, experts, mixer, adapters, comps, bool(strict), guards, dist, counted,
                build_seconds=time.perf_counter() - t_build)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pgolf_core import Expert
+from pgolf_core.api import RowsExpert
 
 
-class RecencyExpert(Expert):
+class RecencyExpert(RowsExpert):
     def __init__(self, vocab_size: int, decay: float = 0.995, alpha: float = 8.0):
         super().__init__(vocab_size)
         if not 0.0 < decay < 1.0:
@@ -33,8 +33,9 @@ class RecencyExpert(Expert):
         self.scale = 1.0
         self.total = 0.0  # sum of true counts
 
-    def _prob(self, y: int) -> float:
-        return (self.raw[y] * self.scale + self.alpha / self.vocab_size) / (self.total + self.alpha)
+    def _row(self) -> np.ndarray:
+        """The distribution of the next target from the counts as they are."""
+        return (self.raw * self.scale + self.alpha / self.vocab_size) / (self.total + self.alpha)
 
     def _absorb(self, y: int) -> None:
         self.scale *= self.decay
@@ -44,31 +45,14 @@ class RecencyExpert(Expert):
             self.raw *= self.scale
             self.scale = 1.0
 
-    def score(self, tokens, start, end):
-        out = np.empty(end - start, dtype=np.float64)
-        for i in range(start, end):
-            y = int(tokens[i])
-            out[i - start] = np.log(self._prob(y))  # score first ...
-            self._absorb(y)  # ... then learn from the scored token
-        return out
-
-    def _row(self) -> np.ndarray:
-        """The distribution of the next target from the counts as they are."""
-        return (self.raw * self.scale + self.alpha / self.vocab_size) / (self.total + self.alpha)
-
+    # The prediction, written once: RowsExpert derives score (the log of each row's entry at the
+    # target) and predict/observe (this over one-target spans), so scoring and decoding cannot drift.
     def distributions(self, tokens, start, end):
         out = np.empty((end - start, self.vocab_size), dtype=np.float64)
         for i in range(start, end):
-            out[i - start] = self._row()
-            self._absorb(int(tokens[i]))
+            out[i - start] = self._row()  # predict first ...
+            self._absorb(int(tokens[i]))  # ... then learn from the scored token
         return out
-
-    # Decoding target by target (pgolf_core.api.Expert): the same row and the same update as above.
-    def predict(self, tokens, t):
-        return self._row()
-
-    def observe(self, tokens, t):
-        self._absorb(int(tokens[t]))
 
     def state_fingerprint(self):
         return (self.raw * self.scale).tobytes()
