@@ -66,3 +66,26 @@ def test_the_example_plugin_meets_the_compressors_contract_and_is_proven(recency
     check_decodable(lambda: recency_plugins.experts.create("recency", ctx), demo_tokens("val")[:800])
     res = evaluate(["recency", "bigram"], plugins=recency_plugins, limit=1500, prove=True)
     assert res.level == PROOF_LEVEL, res.validity["violations"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pgolf_recency") is None, reason="the example plugin is not installed")
+def test_the_distributions_only_example_runs_plain_audited_and_proven():
+    """The tutorial's expert writes its prediction once (``RowsExpert.distributions``); its score and
+    its decoding are derived, so it runs at every level to the same BPB."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pgolf_core.cli import cli
+
+    docs = {}
+    for flag in ("", "--audit", "--prove"):
+        res = CliRunner().invoke(cli, ["eval", "--experts", "recency", "--limit", "3000", "--no-progress", "--json",
+                                       *([flag] if flag else [])], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        docs[flag] = json.loads(res.output)
+    assert docs[""]["level"] == "unchecked" and docs["--audit"]["level"] == "audited"
+    assert docs["--prove"]["level"] == PROOF_LEVEL
+    # strict scoring sums the same rows in another order: equal to every printed digit, not to the last bit
+    assert len({f"{d['metrics']['bpb']:.6f}" for d in docs.values()}) == 1
+    assert docs[""]["metrics"]["bpb"] == pytest.approx(docs["--prove"]["metrics"]["bpb"], rel=1e-12)

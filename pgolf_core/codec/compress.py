@@ -123,7 +123,7 @@ class CodingReport:
 
 def refuse_undecodable(comps) -> None:
     """A usage error, before anything is coded, when a component cannot take part in the round trip."""
-    from .api import require
+    from ..api import require
 
     require(comps.experts, comps.labels, "decodable",
             "the compressed round trip (compress, --prove) cannot decode without predict/observe from every expert")

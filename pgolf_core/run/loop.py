@@ -263,7 +263,7 @@ class Loop:
         self.saved = {"mixture": [], "experts": [], "bytes": []}
         self.last_recorded = 0
         self.loop_seconds = 0.0
-        from . import api
+        from .. import api
 
         api.refuse_missing_capabilities(comps, self.strict)
         if self.strict:
