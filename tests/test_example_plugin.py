@@ -9,6 +9,7 @@ import pytest
 
 from pgolf_core import evaluate
 from pgolf_core.api import BuildContext
+from pgolf_core.errors import UsageError
 from pgolf_core.plugins import load_plugins
 from helpers.proof import PROOF_LEVEL  # noqa: E402
 
@@ -48,8 +49,10 @@ def test_matches_a_naive_reference_and_is_normalized(recency_plugins):
 
 
 def test_bad_option_values_are_clear(recency_plugins):
-    with pytest.raises(ValueError, match="decay must be in"):
+    with pytest.raises(UsageError, match=r"expert 'recency': option decay must be a finite number > 0.0 and < 1.0"):
         recency_plugins.experts.create("recency", BuildContext(vocab_size=8), decay=1.5)
+    with pytest.raises(UsageError, match="option alpha must be a finite number > 0.0"):
+        recency_plugins.experts.create("recency", BuildContext(vocab_size=8), alpha="0")
 
 
 def test_eval_with_the_example_plugin(recency_plugins):

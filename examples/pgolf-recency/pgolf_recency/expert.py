@@ -17,12 +17,9 @@ from pgolf_core.api import RowsExpert
 
 
 class RecencyExpert(RowsExpert):
-    def __init__(self, vocab_size: int, decay: float = 0.995, alpha: float = 8.0):
+    # decay in (0, 1) and alpha > 0 are declared (and checked) with the factory's options in plugin.py.
+    def __init__(self, vocab_size: int, decay: float, alpha: float):
         super().__init__(vocab_size)
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"recency: decay must be in (0, 1), got {decay}")
-        if alpha <= 0.0:
-            raise ValueError(f"recency: alpha must be positive, got {alpha}")
         self.decay, self.alpha = decay, alpha
         self.reset()
 
