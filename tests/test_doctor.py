@@ -95,3 +95,21 @@ def test_shared_data_beside_the_working_folder_is_found(bare):
     assert r["shared"] == [{"path": str((bare / "shared" / "data").resolve()),
                             "found_from": "../shared/data from the working folder"}]
     assert r["data"][0]["tokens"] == 100 and r["data"][0]["path"].endswith("corpus/head.npy")
+
+
+def test_doctor_reports_a_plugin_module_that_fails_to_import(bare, monkeypatch, capsys):
+    # through `main`, which loads --plugin modules first to add their subcommands: that load fails,
+    # and doctor must still run and show the failure as a finding rather than die before it
+    import pgolf_core.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_COMMANDS_ADDED", [])
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main(["doctor", "-p", "no_such_plugin_module"])
+    out = capsys.readouterr()
+    assert stop.value.code == 0, out.err
+    assert "plugins    FAILED to load" in out.out and "no_such_plugin_module" in out.out
+    # a command that is not built in still stops at the import error, which says what went wrong
+    monkeypatch.setattr(cli_module, "_COMMANDS_ADDED", [])
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main(["-p", "no_such_plugin_module", "a-plugins-command"])
+    assert stop.value.code != 0 and "no_such_plugin_module" in capsys.readouterr().err

@@ -75,19 +75,24 @@ def test_resume_options_are_checked():
         _eval(resume="x.resume", audit=True)
 
 
-def test_neural_with_ttt_resumes_to_the_same_bpb(tmp_path, monkeypatch):
+def _neural_whole_and_resumed(point, monkeypatch, adapter="", neural=None):
+    """The demo GPT with bigram (and ``adapter``), run whole and run interrupted after one chunk and
+    resumed from ``point``: both results."""
     from pgolf_neural.artifact import demo_checkpoint_path
 
-    kw = dict(tokens=TOKENS[:1200], tokenizer=demo_tokenizer_path(), chunk_size=300, adapters=["ttt"],
-              expert_options={"neural": {"checkpoint": str(demo_checkpoint_path())}},
-              adapter_options={"ttt": {"chunk_tokens": "300", "epochs": "1"}})
+    kw = dict(tokens=TOKENS[:1200], tokenizer=demo_tokenizer_path(), chunk_size=300, adapters=[adapter] if adapter else [],
+              expert_options={"neural": {"checkpoint": str(demo_checkpoint_path()), **(neural or {})}},
+              adapter_options={adapter: {"chunk_tokens": "300", "epochs": "1"}} if adapter else {})
     whole = evaluate(["neural", "bigram"], **kw)
-    point = tmp_path / "ttt.resume"
     with monkeypatch.context() as m:
         _StopAfter(m, 1)
         with pytest.raises(Interrupted):
             evaluate(["neural", "bigram"], resume=point, **kw)
-    resumed = evaluate(["neural", "bigram"], resume=point, **kw)
+    return whole, evaluate(["neural", "bigram"], resume=point, **kw)
+
+
+def test_neural_with_ttt_resumes_to_the_same_bpb(tmp_path, monkeypatch):
+    whole, resumed = _neural_whole_and_resumed(tmp_path / "ttt.resume", monkeypatch, "ttt")
     assert resumed.bpb == whole.bpb
     assert resumed.adapters["ttt"]["chunks_trained"] == whole.adapters["ttt"]["chunks_trained"] >= 2
 
@@ -100,15 +105,5 @@ def test_neural_with_ttt_resumes_to_the_same_bpb(tmp_path, monkeypatch):
     ("ttt", {"scorer": "cache"}),  # with ttt they change after the stamp (adopting the cache would be wrong)
 ], ids=["lora-ttt", "cache", "cache+ttt"])
 def test_other_adapters_and_the_cached_scorer_resume_to_the_same_bpb(tmp_path, monkeypatch, adapter, neural):
-    from pgolf_neural.artifact import demo_checkpoint_path
-
-    kw = dict(tokens=TOKENS[:1200], tokenizer=demo_tokenizer_path(), chunk_size=300, adapters=[adapter] if adapter else [],
-              expert_options={"neural": {"checkpoint": str(demo_checkpoint_path()), **neural}},
-              adapter_options={adapter: {"chunk_tokens": "300", "epochs": "1"}} if adapter else {})
-    whole = evaluate(["neural", "bigram"], **kw)
-    point = tmp_path / "run.resume"
-    with monkeypatch.context() as m:
-        _StopAfter(m, 1)
-        with pytest.raises(Interrupted):
-            evaluate(["neural", "bigram"], resume=point, **kw)
-    assert evaluate(["neural", "bigram"], resume=point, **kw).bpb == whole.bpb
+    whole, resumed = _neural_whole_and_resumed(tmp_path / "run.resume", monkeypatch, adapter, neural)
+    assert resumed.bpb == whole.bpb

@@ -355,8 +355,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         _add_plugin_commands(argv)
     except PgolfError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        # A built-in command loads the plugins itself and reports this failure in its own terms
+        # (`doctor` lists it as a finding); only a command that a plugin would have added cannot run.
+        if not any(arg in cli.commands for arg in argv if not arg.startswith("-")):
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
     cli.main(args=argv, prog_name="pgolf-core")
 
 

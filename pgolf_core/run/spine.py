@@ -70,19 +70,29 @@ class RunSpec:
 
 
 @dataclass
-class Run:
-    """An opened run: its stream, byte counter, context and built components (adapters not yet set
-    up: a check may copy the components first). ``tokens`` is None in a decoder, which has only
-    their count."""
+class _Stream:
+    """What a run scores, resolved once: the tokens (None in a decoder, which has only their count),
+    the byte table and counter, the tokenizer's path and the dataset's name."""
 
-    spec: RunSpec
-    plugins: Any
     tokens: Optional[np.ndarray]
     n_tokens: int
     table: Any
     tokenizer: str
     dataset: str
     counter: Any
+
+    def stream(self) -> "_Stream":
+        """These fields alone (of a ``Run``: the stream it was opened on)."""
+        return _Stream(*(getattr(self, f.name) for f in dataclasses.fields(_Stream)))
+
+
+@dataclass
+class Run(_Stream):
+    """An opened run: its stream, context and built components (adapters not yet set up: a check
+    may copy the components first)."""
+
+    spec: RunSpec
+    plugins: Any
     ctx: BuildContext
     experts: list  # ComponentSpec of each expert, adapter and the mixer, as requested
     mixer: Optional[ComponentSpec]
@@ -102,8 +112,7 @@ class Run:
     def rebuilt(self) -> "Run":
         """The same run with fresh components, built from the specs with a fresh context (what the
         compressor codes with after an evaluation has advanced this run's components)."""
-        return _build(self.spec, self.plugins, _Stream(self.tokens, self.n_tokens, self.table, self.tokenizer,
-                                                       self.dataset, self.counter), strict=self.strict, dist=None)
+        return _build(self.spec, self.plugins, self.stream(), strict=self.strict, dist=None)
 
     def loop(self, observers: Sequence = ()) -> Loop:
         """The loop over this run's components, adapters set up first."""
@@ -123,16 +132,6 @@ class Run:
                 "adapters": [(c.name, c.label, c.options) for c in self.adapters],
                 "chunk": s.chunk_size, "strict": self.strict, "sparse_rows": s.sparse_rows, "seed": s.seed,
                 "device": s.device, "keep_logprobs": s.keep_logprobs, "bytes": self.counter.describe()}
-
-
-@dataclass
-class _Stream:
-    tokens: Optional[np.ndarray]
-    n_tokens: int
-    table: Any
-    tokenizer: str
-    dataset: str
-    counter: Any
 
 
 def open_run(spec: RunSpec, *, strict: bool = False, distributed: bool = True) -> Run:
@@ -178,6 +177,6 @@ def _build(spec: RunSpec, plugins, stream: _Stream, *, strict: bool, dist, count
         raise InvalidConfigurationError("; ".join(problems) + " (pass allow_invalid / --allow-invalid to run it "
                                         "anyway, scored as INVALID)")
     api.refuse_missing_capabilities(comps, bool(strict))  # refused here, before any target is scored
-    return Run(spec, plugins, stream.tokens, stream.n_tokens, stream.table, stream.tokenizer, stream.dataset,
-               stream.counter, ctx, experts, mixer, adapters, comps, bool(strict), guards, dist, counted,
-               build_seconds=time.perf_counter() - t_build)
+    return Run(**vars(stream.stream()), spec=spec, plugins=plugins, ctx=ctx, experts=experts, mixer=mixer,
+               adapters=adapters, comps=comps, strict=bool(strict), guards=guards, dist=dist,
+               bytes_before_build=counted, build_seconds=time.perf_counter() - t_build)
