@@ -49,6 +49,9 @@ def test_eval_table_and_plugin_flag(run, tmp_path, tokenizer_path):
 @pytest.mark.parametrize("args,code,message", [
     (["eval", "--experts", "unifrm"], 2, "Did you mean 'uniform'"),
     (["eval", "--experts", "uniform", "--data", "missing.npy", "--tokenizer", "x.model"], 1, "no such file"),
+    # a mistyped data path is named before the missing tokenizer is asked for
+    (["eval", "--experts", "uniform", "--data", "missing.npy"], 1, "token file missing.npy: no such file"),
+    (["eval", "--experts", "uniform", "--data", "missing_shards/"], 1, "data missing_shards/: no such file"),
     (["eval", "--experts", "uniform", "--expert-opt", "uniform"], 2, "expected NAME.key=value"),
     (["eval", "--experts", "uniform", "--expert-opt", "uniform.k=1"], 2, "has no option 'k'"),
     (["eval", "-p", "no_such_module_here"], 1, "failed to import"),

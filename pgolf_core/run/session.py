@@ -42,6 +42,10 @@ def resolve_stream(tokens, tokenizer, limit: Optional[int] = None, trim_seq_len:
 
         tokens, tokenizer, dataset = demo_tokens("val"), demo_tokenizer_path(), "demo"
     if tokenizer is None:
+        if isinstance(tokens, (str, Path)):  # a mistyped data path is the first thing to hear about
+            from ..stream.data import check_data_path
+
+            check_data_path(tokens)
         raise UsageError("the tokenizer is needed to count bytes: pass tokenizer=PATH (--tokenizer)")
     from ..tokenizers import load_tokenizer
 

@@ -153,6 +153,16 @@ def shard_paths(path, split: str = "val") -> list:
     return found
 
 
+def check_data_path(path, split: str = "val") -> None:
+    """Fail as ``load_tokens`` would when ``path`` names no token data, without reading any."""
+    p = Path(path)
+    if p.suffix == ".npy":
+        if not p.is_file():
+            raise DataError(f"token file {p}: no such file")
+        return
+    shard_paths(path, split)
+
+
 def load_tokens(path, vocab_size: Optional[int] = None, split: str = "val") -> np.ndarray:
     """Load a token stream from a .npy file, a shard, a shard directory or a glob of shards."""
     p = Path(path)
