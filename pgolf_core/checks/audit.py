@@ -1,7 +1,7 @@
 """The audit behind ``pgolf-core audit``: rules C1-C4 and no hypercompression, per component and for
 the whole configuration, with the evidence of each verdict.
 
-Per expert it runs ``pgolf_core.testing``'s checks on a short stream (the built-in demo by default);
+Per expert it runs the contract checks (``pgolf_core.testing``, defined in ``checks.contract``) on a short stream (the built-in demo by default);
 per mixer, the mixer checks on synthetic expert outputs; for the configuration, the evaluator's own
 loop (``pgolf_core.run.loop``) instrumented: strict passes with changed futures (C1, C3) and the
 mixture's full distributions (C2), every expert and adapter wrapped in a recorder (C4, and adapters
@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from . import audit_engine as E
-from .. import testing as T
+from . import contract as T  # the contract checks, published to authors as pgolf_core.testing
 from ..api import BuildContext
 from ..errors import PgolfError
 from ..run.loop import Components
