@@ -177,6 +177,6 @@ def _build(spec: RunSpec, plugins, stream: _Stream, *, strict: bool, dist, count
         raise InvalidConfigurationError("; ".join(problems) + " (pass allow_invalid / --allow-invalid to run it "
                                         "anyway, scored as INVALID)")
     api.refuse_missing_capabilities(comps, bool(strict))  # refused here, before any target is scored
-    return Run(**vars(stream.stream()), spec=spec, plugins=plugins, ctx=ctx, experts=experts, mixer=mixer,
+    return Run(**vars(stream), spec=spec, plugins=plugins, ctx=ctx, experts=experts, mixer=mixer,
                adapters=adapters, comps=comps, strict=bool(strict), guards=guards, dist=dist,
                bytes_before_build=counted, build_seconds=time.perf_counter() - t_build)
