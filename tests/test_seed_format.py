@@ -33,6 +33,11 @@ def test_the_seed_defaults_are_pr700_and_its_switches_map():
         from_seed_env({"DTG_ENABLED": "1"})
     with pytest.raises(UsageError, match="NUM_LAYERS"):
         from_seed_env({"NUM_LAYERS": "four"})
+    # the layer lists and counts are parsed like options: one line naming the setting, no traceback
+    with pytest.raises(UsageError, match=r"VE_LAYERS must be a comma-separated list of integers >= 0, got '9,x'"):
+        from_seed_env({"VE_LAYERS": "9,x"})
+    with pytest.raises(UsageError, match="XSA_LAST_N must be an integer >= 0, got 'abc'"):
+        from_seed_env({"XSA_LAST_N": "abc"})
     with pytest.raises(UsageError, match="value-embedding projection"):
         seed_env(PRESETS["tiny"])  # ve_dim == kv_dim with a projection: not a seed model
 
@@ -48,7 +53,9 @@ def test_config_option_specs(tmp_path, monkeypatch):
     for k, v in SMALL_SEED.items():
         monkeypatch.setenv(k, v)
     assert resolve_config("seed") == from_seed_env(SMALL_SEED)
-    for bad in ("nothing-like-this", "tiny:layers=2", "tiny:num_layers=x", "tiny:ln_scale=maybe"):
+    assert resolve_config("tiny:ve_layers=1,3").ve_layers == (1, 3)
+    for bad in ("nothing-like-this", "tiny:layers=2", "tiny:num_layers=x", "tiny:ln_scale=maybe", "tiny:ve_layers=1,,3",
+                "tiny:ve_layers=1,a"):
         with pytest.raises(UsageError):
             resolve_config(bad)
 

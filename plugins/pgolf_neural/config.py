@@ -12,8 +12,13 @@ import difflib
 from dataclasses import dataclass, fields
 
 from pgolf_core.errors import UsageError
+from pgolf_core.options import Option
 
 _TUPLE_FIELDS = ("ve_layers", "xsa_layers")
+# layer lists (VE_LAYERS=9,10, ve_layers=2,3) and counts, parsed like any option: a bad value is one
+# clear line, never a traceback; an empty list is allowed (no value-embedding layers)
+_LAYERS = Option("list", (), item="int", low=0, min_items=0)
+_LAST_N = Option("int", 11, low=0)
 
 
 @dataclass(frozen=True)
@@ -158,10 +163,11 @@ def from_seed_env(env) -> GPTConfig:
         raise UsageError("seed setting DTG_ENABLED=1 (the dynamic residual gate) is not supported by this model")
     cfg = {**base, **values}
     layers = cfg["num_layers"]
-    xsa = int(str(env.get("XSA_LAST_N", 11)).strip())
+    xsa = _LAST_N.parse(str(env.get("XSA_LAST_N", 11)), "seed setting", "XSA_LAST_N")
     cfg["xsa_layers"] = list(range(max(0, layers - xsa), layers)) if xsa > 0 else []
     ve_on = str(env.get("VE_ENABLED", "1")).strip() not in ("0", "")
-    cfg["ve_layers"] = [int(x) for x in str(env.get("VE_LAYERS", "9,10")).split(",") if x.strip()] if ve_on else []
+    ve_layers = _LAYERS.parse(str(env.get("VE_LAYERS", "9,10")), "seed setting", "VE_LAYERS")
+    cfg["ve_layers"] = list(ve_layers) if ve_on else []
     cfg["rope_train_seq_len"] = 1024  # the seed's Rotary reference length, whatever TRAIN_SEQ_LEN is
     kv_dim = cfg["num_kv_heads"] * (cfg["model_dim"] // cfg["num_heads"])
     cfg["bigram_proj"] = cfg["bigram_dim"] != cfg["model_dim"]
@@ -241,7 +247,7 @@ def apply_overrides(base: dict, items, who: str) -> dict:
                     raise ValueError(value)
                 out[key] = value.lower() in ("1", "true")
             elif isinstance(old, (list, tuple)):
-                out[key] = [int(v) for v in value.split(",") if v]
+                out[key] = list(_LAYERS.parse(value, who, key))
             else:
                 out[key] = type(old)(value)
         except ValueError:
