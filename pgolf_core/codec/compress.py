@@ -468,7 +468,7 @@ def decompress(path, *, tokenizer=None, expert_options: Optional[Mapping] = None
     """Decode ``path`` in this process from its header and payload alone; returns (tokens, report).
 
     This is the decoder's engine, not a proof: plugins run in this process, where the data may be
-    in reach. ``pgolf_core.proof.prove_file`` (``pgolf-core decompress``, ``eval --prove``) runs the
+    in reach. ``pgolf_core.proof.prove.prove_file`` (``pgolf-core decompress``, ``eval --prove``) runs the
     same decoder in a sandbox. Only pgolf-core's builtins and ``plugin_modules`` are loaded (or the
     given ``plugins``); never a module the header names. ``tokenizer`` and ``expert_options``/
     ``adapter_options`` may point files named in the header to another place (sha256 checked).

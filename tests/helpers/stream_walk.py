@@ -26,7 +26,7 @@ Definition (what ``record`` measures):
   the number of distinct modules and the number of returns.
 - The *wing* granularity groups the modules before collapsing: the first two dotted parts inside
   ``pgolf_core`` (``pgolf_core.run.spine`` -> ``pgolf_core.run``, ``pgolf_core.evaluate`` stays), the
-  top-level package for a plugin (``pgolf_ngram.bigram`` -> ``pgolf_ngram``).
+  top-level package for a plugin (``pgolf_ngram.expert`` -> ``pgolf_ngram``).
 
 ``python -m tests.helpers.stream_walk [--tokens N] [MODE ...]`` (or ``python
 tests/helpers/stream_walk.py``) prints the walks of the run modes ``plain``, ``audit``, ``prove``
