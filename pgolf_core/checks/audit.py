@@ -1,9 +1,10 @@
 """The audit behind ``pgolf-core audit``: rules C1-C4 and no hypercompression, per component and for
 the whole configuration, with the evidence of each verdict.
 
-Per expert it runs the contract checks (``pgolf_core.testing``, defined in ``checks.contract``) on a short stream (the built-in demo by default);
-per mixer, the mixer checks on synthetic expert outputs; for the configuration, the evaluator's own
-loop (``pgolf_core.run.loop``) instrumented: strict passes with changed futures (C1, C3) and the
+Per expert it runs the contract checks (``checks.contract``, published to authors as
+``pgolf_core.testing``) on a short stream (the built-in demo by default); per mixer, the mixer
+checks on synthetic expert outputs; for the configuration, the evaluator's own loop
+(``pgolf_core.run.loop``) instrumented: strict passes with changed futures (C1, C3) and the
 mixture's full distributions (C2), every expert and adapter wrapped in a recorder (C4, and adapters
 only ever see scored tokens), and a uniform random stream (no hypercompression, for the mixture and
 for each expert alone). ``eval --audit`` runs it on deep copies of the run's own components, built
