@@ -290,7 +290,10 @@ class Expert(ABC):
         document: ``pgolf_ttt.phased``): from now on ``score``/``distributions`` return
         ``scorer(model, tokens, start, end, distributions)`` for ``adaptable_model()``'s model. The
         scorer is then bound by this contract like the expert itself (target ``t`` from
-        ``tokens[:t]`` and state built from earlier targets only). The default refuses."""
+        ``tokens[:t]`` and state built from earlier targets only). A scorer with ``decodable = True``
+        also has ``predict_row(model, tokens, t)`` (a float64 log row) and ``observe(model, tokens,
+        t)``, which the expert's ``predict``/``observe`` hand on, so the run stays decodable. The
+        default refuses."""
         from .errors import UsageError
 
         raise UsageError(f"expert {self.name!r} cannot hand its scoring to an adapter (Expert.delegate_scoring)")

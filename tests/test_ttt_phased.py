@@ -241,17 +241,46 @@ PHASED = ["-a", "phased-ttt", *[x for k, v in {"chunk": "16", "rank": "4", "lr":
                                 for x in ("--adapter-opt", f"phased-ttt.{k}={v}")]]
 
 
-def test_prove_is_refused_before_anything_is_scored():
-    from pgolf_core.evaluate import evaluate
+def test_target_by_target_is_the_span_scoring_with_its_steps_and_a_phase(plugins):
+    # what the coder and the decoder do: predict target t from tokens[:t], then observe it
+    tokens = demo_stream(720)  # document 0 ends at 686: the phase runs before target 687
+    want, _, _ = _run(plugins, tokens, spans=[(1, 400), (400, 720)], phases="1", distributions=True)
+    want_rows = _run.rows
+    expert = _expert()
+    adapter = plugins.adapters.create("phased-ttt", _ctx(len(tokens)), **{**OPTS, "phases": "1"})
+    adapter.setup({"neural": expert})
+    assert expert.decodable and adapter.decodable
+    rows = []
+    for t in range(1, len(tokens)):
+        before = adapter.state_fingerprint()
+        rows.append(expert.predict(tokens[:t], t))
+        assert adapter.state_fingerprint() == before, t  # predict changes nothing (the phase included)
+        expert.observe(tokens[:t + 1], t)
+        if t + 1 in (400, 720):
+            adapter.after_chunk(tokens[:t + 1], 400 if t + 1 == 720 else 1, t + 1, t + 1 == 720)
+    assert np.array_equal(np.array(rows), want_rows)
+    stats = adapter.stats()
+    assert [p["after_documents"] for p in stats["phases"]] == [1] and stats["lora_steps"] > 40
 
-    with pytest.raises(UsageError, match="adapter 'phased-ttt' cannot take part in the compressed round trip"):
-        evaluate(["neural"], adapters=["phased-ttt"], limit=200, prove=True,
-                 expert_options={"neural": {"preset": "tiny", "init_seed": "0", "seq_len": "64", "isolate_docs": "1"}},
-                 adapter_options={"phased-ttt": {"chunk": "16"}})
+
+def test_phased_ttt_is_proven(plugins):
+    from pgolf_core.evaluate import evaluate
+    from helpers.proof import PROOF_LEVEL
+
+    kw = dict(limit=760, chunk_size=250, adapters=["phased-ttt"],
+              expert_options={"neural": {"preset": "tiny", "init_seed": "0", "seq_len": "64", "isolate_docs": "1"}},
+              adapter_options={"phased-ttt": {"chunk": "16", "rank": "4", "lr": "1e-2", "phases": "1",
+                                              "global_chunk": "256", "global_lr": "1e-2"}})
+    res = evaluate(["neural"], prove=True, **kw)
+    assert res.level == PROOF_LEVEL, res.validity["violations"]
+    # the coder's rows, target by target, give the printed (span-scored) BPB to the last bits
+    assert res.validity["proof"]["ideal_bpb"] == pytest.approx(res.bpb, abs=1e-12)
+    assert [p["after_documents"] for p in res.adapters["phased-ttt"]["phases"]] == [1]
 
 
 def _eval(nproc: int, *extra) -> dict:
-    args = ["eval", *NEURAL, *PHASED, "--limit", "2500", "--chunk-size", "300", *extra]
+    # 1,400 tokens: documents end at 686, 1179 and 1343, so both phases (after 1 and 3) run
+    args = ["eval", *NEURAL, *PHASED, "--limit", "1400", "--chunk-size", "300", *extra]
     return eval_json(args, nproc, timeout=600)
 
 

@@ -118,22 +118,29 @@ class NeuralExpert(Expert):
         the batch path's. Cached scorer: the block holding input ``t - 1``, whole, with the inputs
         from ``t`` on set to 0; its keys and values are kept once the block is complete, as in the
         batch path. ``observe`` stays a no-op: the weights (and the cache, built from ``tokens``
-        alone) are the only state."""
+        alone) are the only state. An adapter's scorer (``delegate_scoring``) that is ``decodable``
+        predicts and observes itself (``predict_row``/``observe``)."""
         t = int(t)
-        if self.delegate is not None:
+        if self.delegate is not None and not self.decodable:
             raise UsageError(f"expert {self.name!r}: its scoring was handed to an adapter, which cannot predict "
                              f"target by target")
         self._check_tokens(tokens, t, t)
-        if self.cache is not None:
+        if self.delegate is not None:
+            row = self.delegate.predict_row(self.model, tokens, t).exp().numpy()
+        elif self.cache is not None:
             row = self._score_cached(tokens[:t], t, t + 1, distributions=True)[1][0]
         else:
             row = predict_row(self.model, tokens, t, seq_len=self.seq_len, stride=self.stride, device=self.device,
                               dtype=self.dtype, bos=self.bos, temperature=self.temperature)
         return row if row.dtype == self.dist_dtype else row.astype(self.dist_dtype)
 
+    def observe(self, tokens: np.ndarray, t: int) -> None:
+        if self.delegate is not None and self.decodable:  # the scorer's state moves target by target
+            self.delegate.observe(self.model, tokens, int(t))
+
     @property
     def decodable(self) -> bool:
-        return self.delegate is None
+        return self.delegate is None or bool(getattr(self.delegate, "decodable", False))
 
     def adaptable_model(self):
         return self.model, self.seq_len

@@ -204,8 +204,9 @@ class DocumentTTT:
                 rw = gather_rows(rw, counts)
         return lp, rw
 
-    def _lockstep(self, model, ids, pieces, bank: Bank, distributions):
-        """Score ``pieces`` (all at the same chunk index) chunk by chunk, stepping each one's LoRA.
+    def _lockstep(self, model, ids, pieces, bank: Bank, distributions, step: bool = True):
+        """Score ``pieces`` (all at the same chunk index) chunk by chunk, stepping each one's LoRA
+        (``step=False``: rows only, the bank and the counters left as they are).
 
         Returns the log-probabilities of their targets (piece after piece), their float64 log rows
         (or None) and the bank of the piece left open (scored alone), else None."""
@@ -233,7 +234,7 @@ class DocumentTTT:
                 y[s, :top - c * C] = ids[p.d + c * C + 1: p.d + top + 1]
                 full = (c + 1) * C <= p.b
                 goes_on = not (p.complete and p.b == (c + 1) * C)
-                train[s] = self.trains and full and goes_on
+                train[s] = step and self.trains and full and goes_on
             xt = torch.from_numpy(x).to(device)
             yt = torch.from_numpy(y).to(device)
             mask = torch.from_numpy(train)
@@ -246,7 +247,7 @@ class DocumentTTT:
                 got_lp[k].append(r.gather(1, yt[s, lo - c * C: top - c * C, None])[:, 0].cpu().numpy())
                 if distributions:
                     got_rows[k].append(r.cpu())
-            self.stats["chunks"] += len(live)
+            self.stats["chunks"] += len(live) if step else 0
             if train.any():
                 for g in range(self.grad_steps):
                     if g > 0:
@@ -283,6 +284,38 @@ class DocumentTTT:
         with torch.set_grad_enabled(self.trains), autocast(xt.device, self.dtype), \
                 Attached(model, self.sites, bank, self.scale) as att:
             return lora_logits(model, xt, slice(W - self.C, W), att, self.L)
+
+    # ------------------------------------------------------------------ target by target (the coder)
+
+    decodable = True  # the neural expert's predict/observe go through predict_row/observe below
+
+    def predict_row(self, model, tokens, t: int) -> torch.Tensor:
+        """The float64 log row of target ``t`` from ``tokens[:t]``: the window and LoRA that a span
+        starting at ``t`` would score it with. Nothing changes (a phase due before ``t``'s document
+        ran when its last document's closing BOS was observed)."""
+        if self.next_target is not None and t != self.next_target:
+            raise PgolfError(f"internal: phased-ttt observed up to target {self.next_target - 1}, then was asked "
+                             f"to predict {t}")
+        ids = np.zeros(t + 1, dtype=np.int64)
+        ids[:t] = tokens[:t]  # target t is unknown: a placeholder no input of its window reads
+        (p,) = self._pieces(ids, t, t + 1)
+        with _eval(model):
+            bank = self.carry.bank if p.a > 0 else Bank.fresh(1, self.a0, self.sites)
+            _, rows, _ = self._lockstep(model, ids, [p], bank, True, step=False)
+        return rows[0]
+
+    def observe(self, model, tokens, t: int) -> None:
+        """Absorb target ``t`` (``tokens[:t + 1]``): exactly the span ``[t, t + 1)``, whose steps (the
+        document's LoRA at a chunk's end, a new document's fresh LoRA) are what every later row of
+        the stream is scored with, in the evaluation and in the decoder alike. A phase due after
+        the document that ``t`` closes runs now, so that ``predict_row`` changes nothing: the weights
+        of the next document's first row are the ones a span would give it (the span runs the phase
+        just before that row; at the very end of a stream this runs one phase no row uses)."""
+        ids = np.asarray(tokens[:t + 1])
+        self(model, ids, t, t + 1, None)
+        if int(ids[t]) == self.bos:
+            with _eval(model):
+                self._phase_if_due(model, ids, t)
 
     # ------------------------------------------------------------------ state
 

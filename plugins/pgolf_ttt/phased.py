@@ -23,8 +23,14 @@ ranks. ``after_chunk`` only checks that every scored span went through the score
 Legality, as checked by ``tests/test_ttt_phased.py`` and ``--audit``: no token is trained on before it
 is scored (C3); a chunk's window is placed from its nominal end, so no target's context depends on a
 later token (C1); the LoRA of a document never sees another document; a phase trains only on
-documents whose every target is scored. The compressed round trip (``--prove``) is refused: decoding
-predicts one target at a time and would have to replay the per-document steps target by target.
+documents whose every target is scored.
+
+The compressed round trip (``--prove``): the coder and the decoder predict one target at a time, so
+the scorer also works target by target (``DocumentTTT.predict_row``, ``observe``): a target's row is
+the one a span starting there would give (the scores do not depend on where spans are cut, above),
+and observing it is the one-target span itself, with its LoRA step at a chunk's end and a phase
+before the next document. Both sides make the same calls on the same tokens, so they agree bit for
+bit; the cost is two forwards of a window per target, so proofs of long streams are slow.
 
 Differences from the record, on purpose: documents are taken in stream order (the record sorts them
 by length and lets ranks claim batches first-come, which makes its result depend on timing); every
@@ -45,9 +51,7 @@ from .base import adapted_model
 
 
 class PhasedTTTAdapter(Adapter):
-    decodable = False
-    decode_refusal = ("phased-ttt steps a LoRA per document inside the expert's scoring; the decoder predicts one "
-                      "target at a time and cannot replay that (run without --prove, or audit with --audit)")
+    decodable = True  # the scorer replays its steps target by target (docttt.DocumentTTT.predict_row/observe)
 
     def __init__(self, ctx, *, target, lora, rank, alpha, lr, beta1, beta2, eps, weight_decay, chunk, seq_len,
                  batch, grad_steps, phases, global_lr, global_momentum, global_chunk, global_seq_len, global_batch,
