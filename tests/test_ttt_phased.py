@@ -259,6 +259,8 @@ def test_target_by_target_is_the_span_scoring_with_its_steps_and_a_phase(plugins
         if t + 1 in (400, 720):
             adapter.after_chunk(tokens[:t + 1], 400 if t + 1 == 720 else 1, t + 1, t + 1 == 720)
     assert np.array_equal(np.array(rows), want_rows)
+    _, spans_adapter, _ = _run(plugins, tokens, phases="1")
+    assert adapter.state_fingerprint() == spans_adapter.state_fingerprint()  # the same state at the end
     stats = adapter.stats()
     assert [p["after_documents"] for p in stats["phases"]] == [1] and stats["lora_steps"] > 40
 

@@ -296,6 +296,8 @@ class DocumentTTT:
         if self.next_target is not None and t != self.next_target:
             raise PgolfError(f"internal: phased-ttt observed up to target {self.next_target - 1}, then was asked "
                              f"to predict {t}")
+        if self.phases_done < len(self.phases) and self.docs_done >= self.phases[self.phases_done]:
+            raise PgolfError(f"internal: phased-ttt has a phase due at target {t} that observe() did not run")
         ids = np.zeros(t + 1, dtype=np.int64)
         ids[:t] = tokens[:t]  # target t is unknown: a placeholder no input of its window reads
         (p,) = self._pieces(ids, t, t + 1)
@@ -312,10 +314,27 @@ class DocumentTTT:
         of the next document's first row are the ones a span would give it (the span runs the phase
         just before that row; at the very end of a stream this runs one phase no row uses)."""
         ids = np.asarray(tokens[:t + 1])
-        self(model, ids, t, t + 1, None)
+        p = self._pieces(ids, t, t + 1)[0] if self.next_target in (None, t) else None
+        # the LoRA steps after a full chunk of a document that goes on (``_lockstep``'s rule for one
+        # target); any other target needs the span's bookkeeping only, not its forward
+        if p is not None and not (self.trains and p.b % self.C == 0 and not p.complete):
+            self._absorb(p)
+        else:
+            self(model, ids, t, t + 1, None)  # (which also refuses a target out of order)
         if int(ids[t]) == self.bos:
             with _eval(model):
                 self._phase_if_due(model, ids, t)
+
+    def _absorb(self, p: Piece) -> None:
+        """What the one-target span of ``p`` leaves behind when it takes no step (``_solo`` /
+        ``_shared`` and ``_lockstep`` for one target): a document begun gets its fresh LoRA, an
+        open one keeps its own, a closed one leaves nothing."""
+        bank = self.carry.bank if p.a > 0 else Bank.fresh(1, self.a0, self.sites)
+        self.carry = None if p.complete else Carry(p.d, p.b, bank)
+        self.stats["chunks"] += 1
+        self.stats["documents"] += p.a == 0
+        self.docs_done += p.complete
+        self.next_target = p.d + p.b + 1
 
     # ------------------------------------------------------------------ state
 

@@ -30,7 +30,8 @@ the scorer also works target by target (``DocumentTTT.predict_row``, ``observe``
 the one a span starting there would give (the scores do not depend on where spans are cut, above),
 and observing it is the one-target span itself, with its LoRA step at a chunk's end and a phase
 before the next document. Both sides make the same calls on the same tokens, so they agree bit for
-bit; the cost is two forwards of a window per target, so proofs of long streams are slow.
+bit; the cost is a window's forward per target (and one more where a chunk's LoRA steps), on
+each side, so proofs of long streams are slow.
 
 Differences from the record, on purpose: documents are taken in stream order (the record sorts them
 by length and lets ranks claim batches first-come, which makes its result depend on timing); every
