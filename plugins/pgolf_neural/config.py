@@ -18,7 +18,7 @@ _TUPLE_FIELDS = ("ve_layers", "xsa_layers")
 # layer lists (VE_LAYERS=9,10, ve_layers=2,3) and counts, parsed like any option: a bad value is one
 # clear line, never a traceback; an empty list is allowed (no value-embedding layers)
 _LAYERS = Option("list", (), item="int", low=0, min_items=0)
-_LAST_N = Option("int", 11, low=0)
+_LAST_N = Option("int", 11, low=0)  # XSA on the last n blocks; the seed's default is all 11
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def from_seed_env(env) -> GPTConfig:
         raise UsageError("seed setting DTG_ENABLED=1 (the dynamic residual gate) is not supported by this model")
     cfg = {**base, **values}
     layers = cfg["num_layers"]
-    xsa = _LAST_N.parse(str(env.get("XSA_LAST_N", 11)), "seed setting", "XSA_LAST_N")
+    xsa = _LAST_N.parse(str(env.get("XSA_LAST_N", _LAST_N.default)), "seed setting", "XSA_LAST_N")
     cfg["xsa_layers"] = list(range(max(0, layers - xsa), layers)) if xsa > 0 else []
     ve_on = str(env.get("VE_ENABLED", "1")).strip() not in ("0", "")
     ve_layers = _LAYERS.parse(str(env.get("VE_LAYERS", "9,10")), "seed setting", "VE_LAYERS")

@@ -86,9 +86,7 @@ class DocumentTTT:
     # ------------------------------------------------------------------ the span
 
     def __call__(self, model, tokens, start: int, end: int, distributions):
-        if self.next_target is not None and start != self.next_target:
-            raise PgolfError(f"internal: phased-ttt scored up to target {self.next_target - 1}, then was asked "
-                             f"for [{start}, {end})")
+        self._check_order(start, f"[{start}, {end})")
         ids = np.asarray(tokens)
         pieces = self._pieces(ids, start, end)
         logp, rows = [], [] if distributions else None
@@ -123,6 +121,12 @@ class DocumentTTT:
         if distributions == "log":
             return out, cat.to(torch.float32).numpy()
         return out, cat.exp().numpy()
+
+    def _check_order(self, start: int, what: str) -> None:
+        """Spans, rows and observations come in stream order, each starting where the last ended."""
+        if self.next_target is not None and start != self.next_target:
+            raise PgolfError(f"internal: phased-ttt scored up to target {self.next_target - 1}, then was asked "
+                             f"for {what}")
 
     def _room(self) -> int:
         """How many more documents may be scored before the next phase must run."""
@@ -293,9 +297,7 @@ class DocumentTTT:
         """The float64 log row of target ``t`` from ``tokens[:t]``: the window and LoRA that a span
         starting at ``t`` would score it with. Nothing changes (a phase due before ``t``'s document
         ran when its last document's closing BOS was observed)."""
-        if self.next_target is not None and t != self.next_target:
-            raise PgolfError(f"internal: phased-ttt observed up to target {self.next_target - 1}, then was asked "
-                             f"to predict {t}")
+        self._check_order(t, f"the row of target {t}")
         if self.phases_done < len(self.phases) and self.docs_done >= self.phases[self.phases_done]:
             raise PgolfError(f"internal: phased-ttt has a phase due at target {t} that observe() did not run")
         ids = np.zeros(t + 1, dtype=np.int64)
@@ -313,14 +315,15 @@ class DocumentTTT:
         the document that ``t`` closes runs now, so that ``predict_row`` changes nothing: the weights
         of the next document's first row are the ones a span would give it (the span runs the phase
         just before that row; at the very end of a stream this runs one phase no row uses)."""
+        self._check_order(t, f"target {t} to observe")
         ids = np.asarray(tokens[:t + 1])
-        p = self._pieces(ids, t, t + 1)[0] if self.next_target in (None, t) else None
+        (p,) = self._pieces(ids, t, t + 1)
         # the LoRA steps after a full chunk of a document that goes on (``_lockstep``'s rule for one
         # target); any other target needs the span's bookkeeping only, not its forward
-        if p is not None and not (self.trains and p.b % self.C == 0 and not p.complete):
-            self._absorb(p)
+        if self.trains and p.b % self.C == 0 and not p.complete:
+            self(model, ids, t, t + 1, None)
         else:
-            self(model, ids, t, t + 1, None)  # (which also refuses a target out of order)
+            self._absorb(p)
         if int(ids[t]) == self.bos:
             with _eval(model):
                 self._phase_if_due(model, ids, t)
